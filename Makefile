@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make run` and `make test`. Nothing else to install.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BENCH_VENV := .venv-bench
+APPS   ?= apps.customer.app
+
+.PHONY: install run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/streamkit dev $(APPS)
+
+test: $(STAMP)
+	STREAMKIT_TEST_CWD=$(CURDIR) $(BIN)/python -m pytest
+
+$(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -e . -r bench/requirements.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/w1.py --out bench/results/latest.json
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) .run streamkit-data

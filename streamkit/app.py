@@ -1,0 +1,113 @@
+"""streamkit.App: a faust.App with streamkit's defaults and its processing path."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import faust
+from mode import ServiceT
+
+from . import codec
+from .config import Settings
+from .errors import ConfigError
+from .processing.dsl import Stream, Table, source_stream, table_from_topic
+from .processing.runner import Runner
+from .processing.topology import Topology
+from .serde import SerdeSpec
+
+log = logging.getLogger(__name__)
+
+
+def _require_rocksdict() -> None:
+    try:
+        import rocksdict  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("streamkit keeps state in RocksDB: pip install rocksdict") from exc
+
+
+def _credentials(settings: Settings) -> Any:
+    sec = settings.security
+    if sec.sasl_mechanism:
+        return faust.SASLCredentials(username=sec.sasl_username, password=sec.sasl_password,
+                                     mechanism=sec.sasl_mechanism,
+                                     ssl_context=sec.client_kwargs().get("ssl_context"))
+    if sec.protocol == "SSL":
+        return faust.SSLCredentials(sec.client_kwargs()["ssl_context"])
+    return None
+
+
+class App(faust.App):
+    """A Faust app with streamkit defaults: broker and web address from the environment,
+    RocksDB state, orjson, /health and /ready, and the batched processing path."""
+
+    def __init__(self, id: str, *, settings: Settings | None = None, **options: Any) -> None:
+        _require_rocksdict()
+        codec.install()
+        self.settings = settings = settings or Settings.from_env()
+        defaults: dict[str, Any] = dict(
+            broker=",".join(f"kafka://{s}" for s in settings.bootstrap_servers),
+            store="rocksdb://",
+            datadir=str(Path(settings.data_dir) / id / "faust"),
+            web_bind=settings.web_host,
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            broker_session_timeout=settings.session_timeout_ms / 1000,
+            broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            consumer_auto_offset_reset="earliest",
+            producer_linger=0.005,
+            key_serializer="json",
+            value_serializer="json",
+        )
+        credentials = _credentials(settings)
+        if credentials is not None:
+            defaults["broker_credentials"] = credentials
+        defaults.update(options)
+        super().__init__(id, **defaults)
+        self.topology = Topology(id)
+        self.processors = Runner(id, self.topology, settings, beacon=self.beacon)
+        self._route_installers: list[Callable[[Any], None]] = []
+
+    # the processing DSL ---------------------------------------------------------
+    def stream(self, topic: str, keys: SerdeSpec = "str", values: SerdeSpec = "json",
+               timestamp: Callable[[Any], int] | None = None, on_error: str | None = None) -> Stream:
+        """The records of a topic, on the batched path. `timestamp(value)` gives event time
+        in ms (default: the record timestamp); `on_error` is 'continue' (dead-letter the
+        record, the default) or 'stop'."""
+        if on_error not in (None, "continue", "stop"):
+            raise ConfigError(f"on_error must be 'continue' or 'stop', not {on_error!r}")
+        return source_stream(self.topology, topic, keys, values, timestamp, on_error)
+
+    def table(self, name: str, topic: str, keys: SerdeSpec = "str", values: SerdeSpec = "json",
+              expose: bool = True) -> Table:
+        """Table `name` holding the latest value of each key of `topic`."""
+        return table_from_topic(self.topology, name, topic, keys, values, expose)
+
+    # Faust integration ---------------------------------------------------------------
+    async def on_first_start(self) -> None:
+        Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+        await super().on_first_start()
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        # The runner starts with Faust's consumer, so that both groups form together.
+        return [*super().on_init_dependencies(), self.processors]
+
+    def on_webserver_init(self, web: Any) -> None:
+        super().on_webserver_init(web)
+        from .web import install_routes
+
+        install_routes(self, web.web_app)
+        for installer in self._route_installers:
+            installer(web.web_app)
+
+    def add_routes(self, installer: Callable[[Any], None]) -> None:
+        """Call installer(aiohttp_app) when the web server starts, to add routes."""
+        self._route_installers.append(installer)
+
+    @property
+    def is_ready(self) -> bool:
+        """Partitions assigned and every table recovered."""
+        return (self.processors.ready and not self.rebalancing
+                and self.processors.failed is None and self.started)

@@ -1,0 +1,158 @@
+"""Task assignment for the processors' consumer group, in the manner of Kafka Streams.
+
+Each member sends its web address and the tasks it held; the leader gives every task
+(sub-topology, partition) to one member, sticky where it can and balanced, picks
+standby members for each task, and sends every member the whole map, so that any
+worker can say which worker owns which partition of which table.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+import orjson
+from aiokafka.cluster import ClusterMetadata
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.protocol import (ConsumerProtocolMemberAssignment,
+                                           ConsumerProtocolMemberMetadata)
+
+log = logging.getLogger(__name__)
+
+TaskId = tuple[int, int]  # (sub-topology, partition)
+
+
+@dataclass
+class ClusterMap:
+    """Who owns what, as the last assignment said."""
+
+    generation: int = -1
+    active: dict[TaskId, str] = field(default_factory=dict)     # task -> url
+    standby: dict[TaskId, list[str]] = field(default_factory=dict)
+    partitions: dict[int, int] = field(default_factory=dict)    # group -> partition count
+
+    def hosts(self) -> dict[str, dict[str, list[TaskId]]]:
+        out: dict[str, dict[str, list[TaskId]]] = defaultdict(lambda: {"active": [], "standby": []})
+        for task, url in sorted(self.active.items()):
+            out[url]["active"].append(task)
+        for task, urls in sorted(self.standby.items()):
+            for url in urls:
+                out[url]["standby"].append(task)
+        return dict(out)
+
+
+def _encode_tasks(tasks: Iterable[TaskId]) -> list[list[int]]:
+    return [list(t) for t in sorted(tasks)]
+
+
+def _decode_tasks(raw: Iterable[Iterable[int]]) -> set[TaskId]:
+    return {(int(g), int(p)) for g, p in raw}
+
+
+class TaskAssignor(AbstractPartitionAssignor):
+    name = "streamkit-tasks"
+    version = 1
+
+    def __init__(self, url: str, topics_of_group: Callable[[], dict[int, list[str]]],
+                 standby_replicas: int, held: Callable[[], tuple[set[TaskId], set[TaskId]]],
+                 on_map: Callable[[ClusterMap, set[TaskId], set[TaskId]], None]) -> None:
+        self.url = url
+        self._topics_of_group = topics_of_group
+        self._standby_replicas = standby_replicas
+        self._held = held
+        self._on_map = on_map
+        self._generation = 0
+
+    def metadata(self, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
+        active, standby = self._held()
+        data = {"url": self.url, "active": _encode_tasks(active), "standby": _encode_tasks(standby)}
+        return ConsumerProtocolMemberMetadata(self.version, sorted(topics), orjson.dumps(data))
+
+    def assign(self, cluster: ClusterMetadata,
+               members: Mapping[str, ConsumerProtocolMemberMetadata]
+               ) -> dict[str, ConsumerProtocolMemberAssignment]:
+        info = {m: orjson.loads(meta.user_data) for m, meta in members.items()}
+        groups = self._topics_of_group()
+        partitions: dict[int, int] = {}
+        for g, topics in groups.items():
+            counts = {t: len(cluster.partitions_for_topic(t) or ()) for t in topics}
+            partitions[g] = min(counts.values()) if counts else 0
+        tasks = [(g, p) for g in sorted(partitions) for p in range(partitions[g])]
+        order = sorted(members)
+        prev_active = {m: _decode_tasks(info[m]["active"]) for m in order}
+        prev_standby = {m: _decode_tasks(info[m]["standby"]) for m in order}
+
+        active = self._place_active(tasks, order, prev_active, prev_standby)
+        standby = self._place_standby(tasks, order, active, prev_active, prev_standby)
+
+        by_member: dict[str, list[TaskId]] = defaultdict(list)
+        for task, m in active.items():
+            by_member[m].append(task)
+        cmap = {
+            "partitions": {str(g): n for g, n in partitions.items()},
+            "active": [[g, p, info[m]["url"]] for (g, p), m in sorted(active.items())],
+            "standby": [[g, p, [info[m]["url"] for m in ms]] for (g, p), ms in sorted(standby.items())],
+        }
+        out = {}
+        for m in order:
+            assignment: dict[str, list[int]] = defaultdict(list)
+            for g, p in by_member[m]:
+                for topic in groups[g]:
+                    assignment[topic].append(p)
+            user = {"map": cmap,
+                    "active": _encode_tasks(by_member[m]),
+                    "standby": _encode_tasks(t for t, ms in standby.items() if m in ms)}
+            out[m] = ConsumerProtocolMemberAssignment(
+                self.version, sorted((t, sorted(ps)) for t, ps in assignment.items()),
+                orjson.dumps(user))
+        return out
+
+    @staticmethod
+    def _place_active(tasks, order, prev_active, prev_standby) -> dict[TaskId, str]:
+        capacity = math.ceil(len(tasks) / len(order)) if order else 0
+        load = {m: 0 for m in order}
+        placed: dict[TaskId, str] = {}
+        for task in tasks:  # sticky: keep a task where it ran, within the balance limit
+            for m in order:
+                if task in prev_active[m] and load[m] < capacity:
+                    placed[task] = m
+                    load[m] += 1
+                    break
+        for task in tasks:  # then warm standbys, then the least loaded member
+            if task in placed:
+                continue
+            best = min(order, key=lambda m: (load[m] >= capacity, task not in prev_standby[m],
+                                             load[m], m))
+            placed[task] = best
+            load[best] += 1
+        return placed
+
+    def _place_standby(self, tasks, order, active, prev_active, prev_standby
+                       ) -> dict[TaskId, list[str]]:
+        load = {m: 0 for m in order}
+        out: dict[TaskId, list[str]] = {}
+        for task in tasks:
+            candidates = [m for m in order if m != active[task]]
+            candidates.sort(key=lambda m: (task not in prev_standby[m] and task not in prev_active[m],
+                                           load[m], m))
+            chosen = candidates[: self._standby_replicas]
+            for m in chosen:
+                load[m] += 1
+            if chosen:
+                out[task] = chosen
+        return out
+
+    def on_assignment(self, assignment: ConsumerProtocolMemberAssignment) -> None:
+        user = orjson.loads(assignment.user_data) if assignment.user_data else {}
+        raw = user.get("map", {})
+        self._generation += 1
+        cmap = ClusterMap(
+            generation=self._generation,
+            active={(g, p): url for g, p, url in raw.get("active", [])},
+            standby={(g, p): urls for g, p, urls in raw.get("standby", [])},
+            partitions={int(g): n for g, n in raw.get("partitions", {}).items()},
+        )
+        self._on_map(cmap, _decode_tasks(user.get("active", [])),
+                     _decode_tasks(user.get("standby", [])))

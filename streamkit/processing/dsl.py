@@ -1,0 +1,163 @@
+"""The stream DSL: what users write to declare a processing graph.
+
+Functions passed to operators take the record value (`map` takes key and value), run
+once per record on the batched path, and must not block.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import TopologyError
+from ..serde import Serde, SerdeSpec, resolve
+from .nodes import (AggregateNode, BranchNode, FilterNode, MapNode, MapValuesNode, Node,
+                    PeekNode, SinkNode, SourceNode, UpsertNode)
+from .topology import Group, InternalTopic, TableSpec, Topology
+
+
+class Stream:
+    """An unbounded sequence of (key, value, timestamp) records."""
+
+    def __init__(self, topology: Topology, node: Node, group: Group, keys: Serde, values: Serde):
+        self._topology, self._node, self._group = topology, node, group
+        self.keys, self.values = keys, values
+
+    def _then(self, node: Node, keys: Serde | None = None, values: Serde | None = None) -> "Stream":
+        if self._topology.finalized:
+            raise TopologyError("the topology is already running; declare streams at import time")
+        self._node.children.append(node)
+        return Stream(self._topology, node, self._group, keys or self.keys, values or self.values)
+
+    def map_values(self, fn: Callable[[Any], Any], values: SerdeSpec = None) -> "Stream":
+        """A stream of fn(value), same key."""
+        return self._then(MapValuesNode(f"map_values:{_name(fn)}", fn),
+                          values=resolve(values) if values else None)
+
+    def map(self, fn: Callable[[Any, Any], tuple[Any, Any]], keys: SerdeSpec = None,
+            values: SerdeSpec = None) -> "Stream":
+        """A stream of fn(key, value) -> (new key, new value). Changing the key does not move
+        the record to another partition: use group_by for that."""
+        return self._then(MapNode(f"map:{_name(fn)}", fn), resolve(keys) if keys else None,
+                          resolve(values) if values else None)
+
+    def filter(self, pred: Callable[[Any], bool]) -> "Stream":
+        """The records whose value satisfies pred."""
+        return self._then(FilterNode(f"filter:{_name(pred)}", pred))
+
+    def peek(self, fn: Callable[[Any, Any], None]) -> "Stream":
+        """Calls fn(key, value) for each record and passes the record on."""
+        return self._then(PeekNode(f"peek:{_name(fn)}", fn))
+
+    def branch(self, *preds: Callable[[Any], bool], default: bool = False) -> list["Stream"]:
+        """One stream per predicate: each record goes to the first that holds. With
+        default=True a last stream gets the records no predicate took; otherwise they drop."""
+        if not preds:
+            raise TopologyError("branch needs at least one predicate")
+        node = BranchNode(f"branch:{len(preds)}", list(preds))
+        self._then(node)
+        outs = [Stream(self._topology, b, self._group, self.keys, self.values) for b in node.branches]
+        if default:
+            outs.append(Stream(self._topology, node.default, self._group, self.keys, self.values))
+        return outs
+
+    def merge(self, *others: "Stream") -> "Stream":
+        """One stream of the records of this and the other streams."""
+        node = Node("merge")
+        out = self._then(node)
+        for other in others:
+            other._then(node)
+            self._group.union(other._group)
+        return out
+
+    def to(self, topic: str, keys: SerdeSpec = None, values: SerdeSpec = None) -> None:
+        """Writes each record to topic, partitioned by murmur2 of the key bytes."""
+        self._topology.sinks.add(topic)
+        self._then(SinkNode(topic, resolve(keys) if keys else self.keys,
+                            resolve(values) if values else self.values))
+
+    def group_by(self, key_fn: Callable[[Any], Any], name: str, keys: SerdeSpec = "str") -> "GroupedStream":
+        """Re-keys by key_fn(value) through the repartition topic `<app>-<name>-repartition`,
+        so that records with the same new key meet in one partition."""
+        key_serde = resolve(keys)
+        topic = self._topology.repartition_topic(name)
+        if topic in self._topology.sources:
+            raise TopologyError(f"a repartition named {name!r} already exists")
+        rekey = self._then(MapNode(f"select_key:{_name(key_fn)}", lambda k, v: (key_fn(v), v)),
+                           keys=key_serde)
+        rekey._then(SinkNode(topic, key_serde, self.values))
+        self._topology.internal[topic] = InternalTopic(topic, compact=False,
+                                                      partitions_from=self._group)
+        source = SourceNode(topic, key_serde, self.values, None, None)
+        group = Group()
+        source.group = group
+        self._topology.sources[topic] = source
+        return GroupedStream(Stream(self._topology, source, group, key_serde, self.values))
+
+    def group_by_key(self) -> "GroupedStream":
+        """Groups by the current key, without repartitioning."""
+        return GroupedStream(self)
+
+
+class GroupedStream:
+    """Records grouped by key, ready to aggregate into a table."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    def aggregate(self, name: str, initial: Any, add: Callable[[Any, Any], Any],
+                  values: SerdeSpec = "json", expose: bool = True) -> "Table":
+        """Table `name`: per key, add(aggregate, value) folded from initial (a value, or a
+        callable that returns a fresh one)."""
+        s = self._stream
+        spec = s._topology.add_table(name, s.keys, resolve(values), s._group, expose)
+        node = AggregateNode(name, initial, add)
+        return Table(spec, s._then(node, values=spec.values))
+
+    def count(self, name: str, expose: bool = True) -> "Table":
+        """Table `name`: the number of records per key."""
+        return self.aggregate(name, 0, lambda acc, _v: acc + 1, expose=expose)
+
+    def reduce(self, name: str, fn: Callable[[Any, Any], Any], values: SerdeSpec = "json",
+               expose: bool = True) -> "Table":
+        """Table `name`: per key, fn(previous, value); the first value is kept as it is."""
+        first = object()
+        return self.aggregate(name, first, lambda acc, v: v if acc is first else fn(acc, v),
+                              values, expose)
+
+
+class Table:
+    """A changelog-backed RocksDB table, partitioned like the stream that feeds it."""
+
+    def __init__(self, spec: TableSpec, changes: Stream) -> None:
+        self.spec = spec
+        self._changes = changes
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def changes(self) -> Stream:
+        """A stream of (key, new value) for every update of the table."""
+        return self._changes
+
+
+def source_stream(topology: Topology, topic: str, keys: SerdeSpec, values: SerdeSpec,
+                  timestamp: Callable[[Any], int] | None, on_error: str | None) -> Stream:
+    """The stream of a topic (one source node per topic, shared by its streams)."""
+    source = topology.sources.get(topic)
+    if source is None:
+        source = SourceNode(topic, resolve(keys, "str"), resolve(values), timestamp, on_error)
+        source.group = Group()
+        topology.sources[topic] = source
+    return Stream(topology, source, source.group, source.keys, source.values)
+
+
+def table_from_topic(topology: Topology, name: str, topic: str, keys: SerdeSpec,
+                     values: SerdeSpec, expose: bool = True) -> Table:
+    """Table `name`: the latest value of each key of topic (a None value deletes the key)."""
+    stream = source_stream(topology, topic, keys, values, None, None)
+    spec = topology.add_table(name, stream.keys, stream.values, stream._group, expose)
+    return Table(spec, stream._then(UpsertNode(name)))
+
+
+def _name(fn: Callable) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)

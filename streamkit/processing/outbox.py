@@ -1,0 +1,78 @@
+"""Records waiting to be produced, sent as whole batches at commit time.
+
+Sending through BatchBuilder rather than producer.send() avoids a future and a
+metadata look-up per record; the commit waits for every batch to be acknowledged
+before it commits input offsets.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+Header = tuple[str, bytes]
+_Pending = tuple[bytes | None, bytes | None, int | None, Sequence[Header] | None]
+
+
+class Partitioner:
+    """Kafka's default partitioner (murmur2 of the key bytes), with a bounded memo."""
+
+    def __init__(self, memo_size: int = 100_000) -> None:
+        self._memo: dict[bytes, int] = {}
+        self._memo_size = memo_size
+
+    def __call__(self, key: bytes, partitions: int) -> int:
+        h = self._memo.get(key)
+        if h is None:
+            if len(self._memo) >= self._memo_size:
+                self._memo.clear()
+            h = self._memo[key] = murmur2(key) & 0x7FFFFFFF
+        return h % partitions
+
+
+partition_for = Partitioner()
+
+
+class Outbox:
+    """Per topic-partition queues of encoded records."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.pending: dict[tuple[str, int], list[_Pending]] = defaultdict(list)
+        self.count = 0
+
+    def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
+            timestamp_ms: int | None = None, headers: Sequence[Header] | None = None) -> None:
+        self.pending[(topic, partition)].append((key, value, timestamp_ms, headers))
+        self.count += 1
+
+    async def flush(self) -> dict[tuple[str, int], int]:
+        """Send everything queued; return the last offset written per topic-partition."""
+        if not self.pending:
+            return {}
+        pending, self.pending, self.count = self.pending, defaultdict(list), 0
+        results = await asyncio.gather(*(self._send(tp, recs) for tp, recs in pending.items()))
+        return dict(zip(pending, results))
+
+    async def _send(self, tp: tuple[str, int], records: list[_Pending]) -> int:
+        topic, partition = tp
+        futures, counts = [], []
+        batch, n = self.producer.create_batch(), 0
+        for key, value, ts, headers in records:
+            if batch.append(key=key, value=value, timestamp=ts, headers=headers or []) is None:
+                batch.close()
+                futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+                counts.append(n)
+                batch, n = self.producer.create_batch(), 0
+                if batch.append(key=key, value=value, timestamp=ts, headers=headers or []) is None:
+                    raise ValueError(f"a record for {topic} is larger than the producer's batch size")
+            n += 1
+        batch.close()
+        futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+        counts.append(n)
+        metas = await asyncio.gather(*futures)
+        # A batch's metadata carries its base offset; its last record is base + count - 1.
+        return metas[-1].offset + counts[-1] - 1

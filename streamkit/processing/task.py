@@ -1,0 +1,75 @@
+"""A task: partition p of one sub-topology, with its table partitions and input offsets."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Sequence
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from ..errors import DecodeError, ProcessingStopped
+from ..state.store import PartitionStore
+from .nodes import current
+from .topology import Topology
+
+log = logging.getLogger(__name__)
+
+DeadLetter = Callable[[ConsumerRecord, str, BaseException], None]
+
+
+class Task:
+    def __init__(self, topology: Topology, group: int, partition: int, state_dir: Path) -> None:
+        self.group, self.partition = group, partition
+        self.topology = topology
+        self.stores: dict[str, PartitionStore] = {
+            spec.name: PartitionStore(state_dir / spec.name / str(partition), spec.key_codec,
+                                      spec.values)
+            for spec in topology.tables_of_group(group)
+        }
+        self.changelogs = {TopicPartition(self.topology.tables[name].changelog, partition): store
+                           for name, store in self.stores.items()}
+        self.offsets: dict[TopicPartition, int] = {}  # next input offset to commit
+        self.processed = 0
+
+    @property
+    def id(self) -> tuple[int, int]:
+        return (self.group, self.partition)
+
+    def open(self) -> None:
+        for store in self.stores.values():
+            if not store.is_open:
+                store.open()
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+
+    def process(self, tp: TopicPartition, records: Sequence[ConsumerRecord],
+                dead_letter: DeadLetter, default_on_error: str) -> None:
+        """Push records through the graph; a failing record goes to dead letters."""
+        source = self.topology.sources[tp.topic]
+        kdec, vdec, ts_of = source.keys.decode, source.values.decode, source.timestamp
+        forward = source.forward
+        current.task = self
+        for rec in records:
+            try:
+                try:
+                    key = None if rec.key is None else kdec(rec.key)
+                    value = None if rec.value is None else vdec(rec.value)
+                    ts = rec.timestamp if ts_of is None else int(ts_of(value))
+                except Exception as exc:
+                    raise DecodeError(str(exc)) from exc
+                forward(key, value, ts)
+            except Exception as exc:
+                on_error = source.on_error or default_on_error
+                stage = "decode" if isinstance(exc, DecodeError) else "process"
+                if on_error == "stop":
+                    raise ProcessingStopped(
+                        f"{stage} failed at {tp.topic}[{tp.partition}]@{rec.offset}: {exc!r}") from exc
+                dead_letter(rec, stage, exc)
+        self.offsets[tp] = records[-1].offset + 1
+        self.processed += len(records)
+
+    def dirty_count(self) -> int:
+        return sum(len(s.dirty) for s in self.stores.values())

@@ -1,0 +1,71 @@
+"""Rebuild table partitions from their changelog topics.
+
+Reading stops at the high watermark that each fetch response carries, never at the
+offset ListOffsets(latest) reports: some Kafka-protocol brokers answer that one wrongly
+for multi-record batches, and the fetch response is what the log really holds.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Mapping
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
+
+from .store import PartitionStore
+
+log = logging.getLogger(__name__)
+
+
+async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, PartitionStore],
+                  progress_every_s: float = 5.0) -> int:
+    """Read each changelog partition from its store's checkpoint up to the high watermark;
+    return the number of records applied. The consumer must have no group."""
+    if not stores:
+        return 0
+    tps = list(stores)
+    consumer.assign(tps)
+    for tp, store in stores.items():
+        await _seek(consumer, tp, store)
+    pending = set(tps)
+    applied = 0
+    last_log = time.monotonic()
+    while pending:
+        try:
+            batches = await consumer.getmany(*pending, timeout_ms=200, max_records=20000)
+        except OffsetOutOfRangeError as exc:
+            # The checkpoint points past the log (the topic was recreated): start over.
+            for tp in exc.args[0] if exc.args and isinstance(exc.args[0], dict) else pending:
+                log.warning("changelog %s is behind the local store; rebuilding it", tp)
+                stores[tp].wipe()
+                await consumer.seek_to_beginning(tp)
+            continue
+        for tp, records in batches.items():
+            stores[tp].write(((r.key, r.value) for r in records), records[-1].offset + 1)
+            applied += len(records)
+        for tp in list(pending):
+            hw = consumer.highwater(tp)
+            if hw is None:
+                continue
+            position = await consumer.position(tp)
+            if position >= hw:
+                if stores[tp].checkpoint is not None and stores[tp].checkpoint > hw:
+                    log.warning("changelog %s ends at %s before the local checkpoint %s; rebuilding",
+                                tp, hw, stores[tp].checkpoint)
+                    stores[tp].wipe()
+                    await consumer.seek_to_beginning(tp)
+                    continue
+                pending.discard(tp)
+        if time.monotonic() - last_log >= progress_every_s:
+            last_log = time.monotonic()
+            log.info("restoring: %d records applied, %d partitions left", applied, len(pending))
+    consumer.assign([])
+    return applied
+
+
+async def _seek(consumer: AIOKafkaConsumer, tp: TopicPartition, store: PartitionStore) -> None:
+    if store.checkpoint is None:
+        await consumer.seek_to_beginning(tp)
+    else:
+        consumer.seek(tp, store.checkpoint)

@@ -1,0 +1,136 @@
+"""One partition of a table: a RocksDB database (rocksdict), a write-back cache of the
+updates since the last commit, and the changelog offset the database reflects.
+
+The checkpoint (next changelog offset to read on recovery) is written in the same
+WriteBatch as the data it covers, so the database and its checkpoint never disagree.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import shutil
+import struct
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from rocksdict import Options, Rdict, WriteBatch
+
+from ..serde import Serde
+from .keys import KeyCodec
+
+log = logging.getLogger(__name__)
+
+_META_CF = "streamkit-meta"
+_CHECKPOINT = b"changelog-offset"
+_OFFSET = struct.Struct(">q")
+MISSING = object()
+TOMBSTONE = object()
+
+
+def _options() -> Options:
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.create_missing_column_families(True)
+    # Small memtables: a worker holds one database per table partition, and the
+    # changelog (not the memtable) is what makes the data durable.
+    opts.set_write_buffer_size(8 << 20)
+    opts.set_max_write_buffer_number(2)
+    return opts
+
+
+class PartitionStore:
+    """Key-value state of one table partition."""
+
+    def __init__(self, path: Path, keys: KeyCodec, values: Serde) -> None:
+        self.path = Path(path)
+        self.keys = keys
+        self.values = values
+        self.dirty: dict[Any, Any] = {}
+        self._db: Rdict | None = None
+        self._meta_handle = None
+        self.checkpoint: int | None = None
+
+    # lifecycle -----------------------------------------------------------
+    def open(self) -> "PartitionStore":
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._db = Rdict(str(self.path), options=_options(), column_families={_META_CF: _options()})
+        self._meta_handle = self._db.get_column_family_handle(_META_CF)
+        meta = self._db.get_column_family(_META_CF)
+        raw = meta.get(_CHECKPOINT)
+        del meta  # a live column-family object keeps the database lock after close
+        self.checkpoint = _OFFSET.unpack(raw)[0] if raw is not None else None
+        return self
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._meta_handle = None
+            self._db.close()
+            self._db = None
+            gc.collect()
+        self.dirty.clear()
+
+    def wipe(self) -> None:
+        """Delete the local database (it will be rebuilt from the changelog)."""
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.checkpoint = None
+        self.open()
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    # reads and writes ------------------------------------------------------
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = self.dirty.get(key, MISSING)
+        if value is MISSING:
+            raw = self._db.get(self.keys.encode(key))
+            return default if raw is None else self.values.decode(raw)
+        return default if value is TOMBSTONE else value
+
+    def put(self, key: Any, value: Any) -> None:
+        self.dirty[key] = TOMBSTONE if value is None else value
+
+    def delete(self, key: Any) -> None:
+        self.dirty[key] = TOMBSTONE
+
+    def items(self, start: Any = None, end: Any = None, prefix: bytes | None = None
+              ) -> Iterator[tuple[Any, Any]]:
+        """Committed entries in key order, start inclusive, end exclusive."""
+        for kb, vb in self.raw_items(
+                None if start is None else self.keys.encode(start),
+                None if end is None else self.keys.encode(end), prefix):
+            yield self.keys.decode(kb), self.values.decode(vb)
+
+    def raw_items(self, start: bytes | None = None, end: bytes | None = None,
+                  prefix: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        lower = start if prefix is None else max(start or b"", prefix)
+        it = self._db.items(from_key=lower) if lower else self._db.items()
+        for kb, vb in it:
+            if end is not None and kb >= end:
+                return
+            if prefix is not None and not kb.startswith(prefix):
+                return
+            yield kb, vb
+
+    def count(self) -> int:
+        return sum(1 for _ in self._db.keys())
+
+    # commit protocol ------------------------------------------------------
+    def encode_dirty(self) -> list[tuple[bytes, bytes | None]]:
+        """The pending updates, encoded for the changelog and the database."""
+        enc_k, enc_v = self.keys.encode, self.values.encode
+        return [(enc_k(k), None if v is TOMBSTONE else enc_v(v)) for k, v in self.dirty.items()]
+
+    def write(self, items: Iterable[tuple[bytes, bytes | None]], checkpoint: int | None) -> None:
+        """Apply encoded updates and move the checkpoint, atomically."""
+        batch = WriteBatch(raw_mode=True)
+        for kb, vb in items:
+            if vb is None:
+                batch.delete(kb)
+            else:
+                batch.put(kb, vb)
+        if checkpoint is not None:
+            batch.put(_CHECKPOINT, _OFFSET.pack(checkpoint), self._meta_handle)
+            self.checkpoint = checkpoint
+        self._db.write(batch)

@@ -1,0 +1,73 @@
+"""Produce to and read from topics in tests (blocking helpers over aiokafka)."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Iterable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+
+def _bytes(x: Any) -> bytes | None:
+    if x is None or isinstance(x, bytes):
+        return x
+    if isinstance(x, str):
+        return x.encode()
+    return orjson.dumps(x)
+
+
+async def produce_async(bootstrap: str, topic: str, records: Iterable[tuple[Any, Any]],
+                        linger_ms: int = 5) -> int:
+    """Send (key, value) pairs (str keys as UTF-8, other values as JSON); return the count."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, _bytes(v), key=_bytes(k)) for k, v in records]
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[Any, Any]]) -> int:
+    return asyncio.run(produce_async(bootstrap, topic, records))
+
+
+async def read_topic_async(bootstrap: str, topic: str, timeout: float = 10.0
+                           ) -> list[ConsumerRecord]:
+    """Every record of every partition, up to the high watermark of each fetch."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=100)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()  # the topic may be new
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[ConsumerRecord] = []
+        pending = set(tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while pending and loop.time() < deadline:
+            batches = await consumer.getmany(*pending, timeout_ms=200)
+            for recs in batches.values():
+                out.extend(recs)
+            for tp in list(pending):
+                hw = consumer.highwater(tp)
+                if hw is not None and await consumer.position(tp) >= hw:
+                    pending.discard(tp)
+        if pending:
+            raise TimeoutError(f"could not read {sorted(pending)} to their end in {timeout}s")
+        return out
+    finally:
+        await consumer.stop()
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[ConsumerRecord]:
+    return asyncio.run(read_topic_async(bootstrap, topic, timeout))

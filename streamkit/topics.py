@@ -1,0 +1,89 @@
+"""Creation of the topics streamkit needs, with explicit partitions and cleanup policy.
+
+Internal topics (changelogs, repartition, dead letters, late events) are never left to
+a broker's auto-creation: their partition count must match the sources they serve,
+and changelogs must be compacted.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compact: bool = False
+
+
+def dead_letter_topic(app_id: str) -> str:
+    return f"{app_id}-dead-letters"
+
+
+def late_events_topic(app_id: str) -> str:
+    return f"{app_id}-late-events"
+
+
+class TopicAdmin:
+    """Creates missing topics and reports partition counts."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def __aenter__(self) -> "TopicAdmin":
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers,
+                                          **self.settings.security.client_kwargs())
+        await self._admin.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._admin.close()
+
+    async def partition_counts(self, names: list[str]) -> dict[str, int]:
+        """Partition count of each named topic that exists."""
+        existing = set(await self._admin.list_topics())
+        wanted = [n for n in names if n in existing]
+        if not wanted:
+            return {}
+        out = {}
+        for desc in await self._admin.describe_topics(wanted):
+            if desc.get("error_code", 0) == 0 and desc.get("partitions"):
+                out[desc["topic"]] = len(desc["partitions"])
+        return out
+
+    async def ensure(self, specs: list[TopicSpec]) -> dict[str, int]:
+        """Create the topics that do not exist; return every topic's partition count."""
+        counts = await self.partition_counts([s.name for s in specs])
+        missing = [s for s in specs if s.name not in counts]
+        if missing:
+            new = [NewTopic(s.name, s.partitions, self.settings.replication_factor,
+                            topic_configs={"cleanup.policy": "compact" if s.compact else "delete"})
+                   for s in missing]
+            response = await self._admin.create_topics(new)
+            for topic, code, message in _errors(response):
+                if code not in (0, _ALREADY_EXISTS):
+                    raise RuntimeError(f"could not create topic {topic}: {message} (error {code})")
+            for s in missing:
+                log.info("created topic %s partitions=%d compact=%s", s.name, s.partitions, s.compact)
+            counts.update(await self.partition_counts([s.name for s in missing]))
+        return counts
+
+
+def _errors(response) -> list[tuple[str, int, str | None]]:
+    out = []
+    for entry in response.topic_errors:
+        topic, code = entry[0], entry[1]
+        message = entry[2] if len(entry) > 2 else None
+        out.append((topic, code, message))
+    return out

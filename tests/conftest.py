@@ -1,0 +1,1 @@
+pytest_plugins = ["streamkit.testing.pytest_plugin"]

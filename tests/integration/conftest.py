@@ -1,0 +1,42 @@
+"""Helpers for tests that run the counter app in worker processes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamkit.devbroker import free_port
+
+COUNTER = "tests.integration.apps.counter"
+ROOT = str(Path(__file__).resolve().parents[2])
+
+
+@pytest.fixture
+def counter_env(broker, app_id, tmp_path):
+    """env(name, **extra) -> the environment of one counter worker of this test."""
+
+    def env(name: str = "w0", **extra: str) -> dict[str, str]:
+        return {
+            "STREAMKIT_BROKER": f"kafka://{broker}",
+            "STREAMKIT_PROFILE": "dev",
+            "STREAMKIT_DATA_DIR": str(tmp_path / f"data-{name}"),
+            "STREAMKIT_WEB_PORT": str(free_port()),
+            "COUNTER_APP_ID": app_id,
+            "COUNTER_SOURCE": f"{app_id}-events",
+            "PYTHONPATH": ROOT,
+            **extra,
+        }
+
+    return env
+
+
+def totals(worker, keys) -> dict[str, dict]:
+    """Every key's value in the totals table, read over HTTP from one worker."""
+    out = {}
+    for key in keys:
+        status, body = worker.get(f"/tables/totals/keys/{key}")
+        if status == 200:
+            out[key] = body["value"]
+        elif status != 404:
+            raise AssertionError(f"GET {key}: {status} {body}")
+    return out

@@ -1,0 +1,158 @@
+"""Changelog tables on the real dev broker: restarts, lost disks, crashes, two workers,
+and dead letters."""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from streamkit.testing.kafka import produce, read_topic
+
+from .conftest import COUNTER, totals
+
+KEYS = [f"k{i}" for i in range(50)]
+
+
+def events(n: int, start: int = 0):
+    return [(KEYS[i % len(KEYS)], {"amount": i % 7 + 1}) for i in range(start, start + n)]
+
+
+def expected(n: int) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for key, ev in events(n):
+        acc = out.setdefault(key, {"count": 0, "sum": 0})
+        acc["count"] += 1
+        acc["sum"] += ev["amount"]
+    return out
+
+
+def wait_for(fn, timeout: float = 30.0, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"condition not met in {timeout}s; last value {last!r}")
+
+
+def settled(worker, want: dict) -> bool:
+    return totals(worker, KEYS) == want  # keys absent from want must be absent (404) too
+
+
+def start_counter(workers, env, name="w0"):
+    w = workers(COUNTER, env, name)
+    w.wait_ready()
+    return w
+
+
+def test_counting_table_keeps_exact_values_across_restart(broker, app_id, workers, counter_env):
+    env = counter_env()
+    produce(broker, f"{app_id}-events", events(2000))
+    w = start_counter(workers, env)
+    wait_for(lambda: settled(w, expected(2000)))
+    assert w.stop() == 0
+    produce(broker, f"{app_id}-events", events(1000, start=2000))
+    w2 = start_counter(workers, env, "w0-again")
+    wait_for(lambda: settled(w2, expected(3000)))
+
+
+def test_lost_rocksdb_directory_is_rebuilt_from_changelog(broker, app_id, workers, counter_env):
+    env = counter_env()
+    produce(broker, f"{app_id}-events", events(3000))
+    w = start_counter(workers, env)
+    wait_for(lambda: settled(w, expected(3000)))
+    assert w.stop() == 0
+    table_dir = Path(env["STREAMKIT_DATA_DIR"]) / app_id / "totals"
+    assert table_dir.is_dir()
+    shutil.rmtree(table_dir)
+    w2 = start_counter(workers, env, "w0-again")
+    # No new input: every value comes from the changelog alone.
+    assert totals(w2, KEYS) == expected(3000)
+    assert "changelog records" in w2.log_tail(20000)
+
+
+def test_sigkill_mid_stream_loses_no_update(broker, app_id, workers, counter_env):
+    commit_max, fetch_max = 400, 100
+    env = counter_env(STREAMKIT_COMMIT_MAX_RECORDS=str(commit_max),
+                      STREAMKIT_FETCH_MAX_RECORDS=str(fetch_max),
+                      STREAMKIT_COMMIT_INTERVAL_MS="60000")
+    total = 12000
+    w = start_counter(workers, env)
+    done = threading.Event()
+
+    def trickle():
+        for start in range(0, total, 500):
+            produce(broker, f"{app_id}-events", events(500, start))
+            time.sleep(0.05)
+        done.set()
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    try:
+        wait_for(lambda: sum(v["count"] for v in totals(w, KEYS).values()) > 2000, every=0.05)
+        w.kill()
+        assert not done.is_set(), "the worker must die while records are still arriving"
+    finally:
+        t.join()
+    w2 = start_counter(workers, env, "w0-again")
+    want = expected(total)
+
+    def caught_up():
+        got = totals(w2, KEYS)
+        return got if len(got) == len(KEYS) and all(
+            got[k]["count"] >= want[k]["count"] for k in KEYS) else None
+
+    got = wait_for(caught_up)
+    time.sleep(1.5)  # let any trailing commit land before the final read
+    got = totals(w2, KEYS)
+    extra = sum(got[k]["count"] for k in KEYS) - total
+    # At-least-once: nothing lost; what was applied twice is at most what was processed
+    # since the last commit (the commit bound plus one fetch).
+    assert all(got[k]["count"] >= want[k]["count"] for k in KEYS)
+    assert 0 <= extra <= commit_max + fetch_max
+    # A duplicate repeats an event whole: the sum moves by that event's amount only.
+    assert sum(got[k]["sum"] for k in KEYS) >= sum(want[k]["sum"] for k in KEYS)
+
+
+def test_two_workers_split_partitions_and_survivor_serves_every_key(
+        broker, app_id, workers, counter_env):
+    produce(broker, f"{app_id}-events", events(4000))
+    a = start_counter(workers, counter_env("a"), "a")
+    b = workers(COUNTER, counter_env("b"), "b")
+    b.wait_ready()
+    # Both workers hold some tasks once the second one has joined.
+    wait_for(lambda: a.get("/ready")[0] == 200 and b.get("/ready")[0] == 200
+             and a.get("/ready")[1]["tasks"] and b.get("/ready")[1]["tasks"])
+    tasks_a, tasks_b = a.get("/ready")[1]["tasks"], b.get("/ready")[1]["tasks"]
+    assert sorted(tasks_a + tasks_b) == [[0, p] for p in range(4)]
+    assert not set(map(tuple, tasks_a)) & set(map(tuple, tasks_b))
+    want = expected(4000)
+    wait_for(lambda: settled(a, want))
+    assert totals(b, KEYS) == want  # half of these are forwarded to a
+    a.kill()
+    wait_for(lambda: b.get("/ready")[0] == 200 and len(b.get("/ready")[1]["tasks"]) == 4)
+    assert totals(b, KEYS) == want
+
+
+def test_malformed_record_goes_to_dead_letters_and_processing_continues(
+        broker, app_id, workers, counter_env):
+    topic = f"{app_id}-events"
+    produce(broker, topic, events(10))
+    produce(broker, topic, [("k0", b"{not json"), ("k1", {"no_amount": 1})])
+    produce(broker, topic, events(10, start=10))
+    w = start_counter(workers, counter_env())
+    wait_for(lambda: settled(w, expected(20)))
+    dead = wait_for(lambda: read_topic(broker, f"{app_id}-dead-letters"))
+    assert len(dead) == 2
+    by_value = {r.value: dict(r.headers) for r in dead}
+    bad_json = by_value[b"{not json"]
+    assert bad_json["streamkit.stage"] == b"decode"
+    assert bad_json["streamkit.topic"] == topic.encode()
+    assert b"JSON" in bad_json["streamkit.error"]
+    missing = by_value[b'{"no_amount":1}']
+    assert missing["streamkit.stage"] == b"process"
+    assert b"KeyError" in missing["streamkit.error"]
+    assert int(missing["streamkit.offset"]) >= 0

@@ -1,0 +1,62 @@
+import orjson
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
+
+from streamkit.processing.assignor import TaskAssignor
+
+
+class Cluster:
+    def __init__(self, topics):
+        self.topics = topics
+
+    def partitions_for_topic(self, topic):
+        return set(range(self.topics[topic]))
+
+
+def member(url, active=(), standby=()):
+    data = {"url": url, "active": [list(t) for t in active], "standby": [list(t) for t in standby]}
+    return ConsumerProtocolMemberMetadata(1, ["a", "b"], orjson.dumps(data))
+
+
+def make(standbys=0):
+    seen = {}
+    assignor = TaskAssignor("http://x", lambda: {0: ["a"], 1: ["b"]}, standbys,
+                            lambda: (set(), set()), lambda m, a, s: seen.update(map=m, active=a))
+    return assignor, seen
+
+
+def decode(out):
+    return {m: orjson.loads(a.user_data) for m, a in out.items()}
+
+
+def test_tasks_are_balanced_and_copartitioned():
+    assignor, _ = make()
+    out = assignor.assign(Cluster({"a": 4, "b": 4}), {"m1": member("u1"), "m2": member("u2")})
+    users = decode(out)
+    assert sorted(len(u["active"]) for u in users.values()) == [4, 4]
+    for m, a in out.items():
+        mine = {tuple(t) for t in users[m]["active"]}
+        topics = dict(a.assignment)
+        assert set(topics.get("a", [])) == {p for g, p in mine if g == 0}
+        assert set(topics.get("b", [])) == {p for g, p in mine if g == 1}
+
+
+def test_assignment_is_sticky():
+    assignor, _ = make()
+    prev = [(0, 0), (0, 3), (1, 1)]
+    out = assignor.assign(Cluster({"a": 4, "b": 4}),
+                          {"m1": member("u1", active=prev), "m2": member("u2"), "m3": member("u3")})
+    assert {tuple(t) for t in decode(out)["m1"]["active"]} >= set(prev)
+
+
+def test_standbys_never_sit_with_their_active_and_the_map_reaches_every_member():
+    assignor, seen = make(standbys=1)
+    out = assignor.assign(Cluster({"a": 4, "b": 4}), {"m1": member("u1"), "m2": member("u2")})
+    for m, a in out.items():
+        user = orjson.loads(a.user_data)
+        assert not {tuple(t) for t in user["active"]} & {tuple(t) for t in user["standby"]}
+        assert len(user["standby"]) == 4
+    assignor.on_assignment(out["m1"])
+    cmap = seen["map"]
+    assert len(cmap.active) == 8 and set(cmap.active.values()) == {"u1", "u2"}
+    assert all(cmap.standby[t] != [cmap.active[t]] for t in cmap.active)
+    assert cmap.partitions == {0: 4, 1: 4}

@@ -1,0 +1,51 @@
+import pytest
+
+from streamkit import ConfigError, Settings
+
+
+def test_defaults_work_on_a_fresh_machine():
+    s = Settings.from_env({})
+    assert s.bootstrap_servers == ["127.0.0.1:9092"]
+    assert s.profile == "dev"
+    assert s.web_host == "127.0.0.1"
+    assert s.session_timeout_ms == 4000
+
+
+def test_a_real_cluster_gets_the_production_profile():
+    s = Settings.from_env({"STREAMKIT_BROKER": "kafka://k1:9092,kafka://k2:9093"})
+    assert s.profile == "production"
+    assert s.bootstrap_servers == ["k1:9092", "k2:9093"]
+    # Apache Kafka rejects session timeouts under group.min.session.timeout.ms (6 s).
+    assert s.session_timeout_ms >= 6000
+    assert s.replication_factor == 3
+
+
+def test_profile_and_numbers_can_be_overridden():
+    s = Settings.from_env({"STREAMKIT_BROKER": "kafka://k1:9092", "STREAMKIT_PROFILE": "dev",
+                           "STREAMKIT_PARTITIONS": "8", "STREAMKIT_WEB_PORT": "7000"})
+    assert (s.profile, s.partitions, s.web_port, s.session_timeout_ms) == ("dev", 8, 7000, 4000)
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({"STREAMKIT_WEB_PORT": "http"}, "STREAMKIT_WEB_PORT"),
+    ({"STREAMKIT_WEB_PORT": "70000"}, "STREAMKIT_WEB_PORT"),
+    ({"STREAMKIT_PARTITIONS": "0"}, "partitions"),
+    ({"STREAMKIT_PROFILE": "staging"}, "STREAMKIT_PROFILE"),
+    ({"STREAMKIT_BROKER": "redis://x:1"}, "scheme"),
+    ({"STREAMKIT_BROKER": "kafka://nohost"}, "host:port"),
+    ({"STREAMKIT_ON_ERROR": "ignore"}, "STREAMKIT_ON_ERROR"),
+    ({"STREAMKIT_SECURITY_PROTOCOL": "TLS"}, "STREAMKIT_SECURITY_PROTOCOL"),
+])
+def test_bad_values_are_clear_startup_errors(env, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Settings.from_env(env)
+
+
+def test_sasl_settings_pass_to_clients():
+    s = Settings.from_env({"STREAMKIT_BROKER": "kafka://k1:9092",
+                           "STREAMKIT_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                           "STREAMKIT_SASL_MECHANISM": "PLAIN",
+                           "STREAMKIT_SASL_USERNAME": "u", "STREAMKIT_SASL_PASSWORD": "p"})
+    kw = s.security.client_kwargs()
+    assert kw == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+                  "sasl_plain_username": "u", "sasl_plain_password": "p"}

@@ -1,0 +1,33 @@
+from streamkit.serde import resolve
+from streamkit.state.keys import StrKeys
+from streamkit.state.store import PartitionStore
+
+
+def test_updates_reach_disk_with_their_checkpoint_and_survive_reopen(tmp_path):
+    store = PartitionStore(tmp_path / "t", StrKeys(), resolve("json")).open()
+    store.put("a", {"n": 1})
+    store.put("b", 2)
+    store.delete("c")
+    assert store.get("a") == {"n": 1} and store.get("c") is None
+    items = store.encode_dirty()
+    assert (b"c", None) in items
+    store.write(items, checkpoint=42)
+    store.dirty.clear()
+    store.close()
+    again = PartitionStore(tmp_path / "t", StrKeys(), resolve("json")).open()
+    assert again.checkpoint == 42
+    assert again.get("a") == {"n": 1} and again.get("b") == 2
+    assert list(again.items()) == [("a", {"n": 1}), ("b", 2)]
+    again.wipe()
+    assert again.checkpoint is None and again.get("a") is None
+    again.close()
+
+
+def test_ranges_and_prefixes_follow_key_order(tmp_path):
+    store = PartitionStore(tmp_path / "t", StrKeys(), resolve("json")).open()
+    store.write([(k.encode(), b"1") for k in ["b1", "a2", "b2", "c1", "a1"]], checkpoint=5)
+    assert [k for k, _ in store.items()] == ["a1", "a2", "b1", "b2", "c1"]
+    assert [k for k, _ in store.items(start="a2", end="c1")] == ["a2", "b1", "b2"]
+    assert [k for k, _ in store.items(prefix=b"b")] == ["b1", "b2"]
+    assert store.count() == 5
+    store.close()
