@@ -19,7 +19,8 @@ def install_routes(app: "App", web_app: web.Application) -> None:
     async def ready(request: web.Request) -> web.Response:
         if app.is_ready:
             return json_response({"ready": True, "app": app.conf.id,
-                                  "tasks": sorted(app.processors.tasks)})
+                                  "tasks": sorted(app.processors.tasks),
+                                  "standby": sorted(app.processors.standbys)})
         return unavailable("partitions are being assigned or tables recovered")
 
     web_app.router.add_get("/health", health)

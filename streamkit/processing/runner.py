@@ -25,7 +25,7 @@ from ..config import Settings
 from ..errors import TopologyError
 from ..state.restore import restore
 from ..state.store import PartitionStore
-from ..topics import TopicAdmin, TopicSpec, dead_letter_topic
+from ..topics import TopicAdmin, TopicSpec, dead_letter_topic, late_events_topic
 from .assignor import ClusterMap, TaskAssignor, TaskId
 from .nodes import current
 from .outbox import Outbox
@@ -128,7 +128,9 @@ class Runner(Service):
         async with TopicAdmin(s) as admin:
             external = [TopicSpec(t, s.partitions) for t in topo.sources if t not in internal]
             external += [TopicSpec(t, s.partitions) for t in topo.sinks if t not in internal]
-            counts = await admin.ensure(external + [TopicSpec(self.dead_letter_topic, s.partitions)])
+            counts = await admin.ensure(external + [
+                TopicSpec(self.dead_letter_topic, s.partitions),
+                TopicSpec(late_events_topic(self.app_id), s.partitions)])
             # Internal topics take the partition count of the sub-topology they serve,
             # which for a repartition chain is known only once its upstream is.
             todo = dict(internal)

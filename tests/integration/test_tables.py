@@ -2,6 +2,7 @@
 and dead letters."""
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -156,3 +157,35 @@ def test_malformed_record_goes_to_dead_letters_and_processing_continues(
     assert missing["streamkit.stage"] == b"process"
     assert b"KeyError" in missing["streamkit.error"]
     assert int(missing["streamkit.offset"]) >= 0
+
+
+def test_standby_replica_takes_over_without_replaying_the_whole_changelog(
+        broker, app_id, workers, counter_env):
+    produce(broker, f"{app_id}-events", events(6000))
+    a = start_counter(workers, counter_env("a", STREAMKIT_STANDBY_REPLICAS="1"), "a")
+    b = start_counter(workers, counter_env("b", STREAMKIT_STANDBY_REPLICAS="1"), "b")
+
+    def split():
+        ra, rb = a.get("/ready"), b.get("/ready")
+        if ra[0] != 200 or rb[0] != 200:
+            return None
+        return ra[1] if ra[1]["tasks"] and rb[1]["tasks"] else None
+
+    ready_a = wait_for(split)
+    ready_b = b.get("/ready")[1]
+    # Each worker is standby for exactly the tasks the other runs.
+    assert sorted(ready_a["standby"]) == sorted(ready_b["tasks"])
+    assert sorted(ready_b["standby"]) == sorted(ready_a["tasks"])
+    want = expected(6000)
+    wait_for(lambda: settled(a, want))
+    time.sleep(1.0)  # the standby tails the changelog
+    moved = [p for _, p in ready_a["tasks"]]
+    changelog = read_topic(broker, f"{app_id}-totals-changelog")
+    replay_cold = sum(1 for r in changelog if r.partition in moved)
+    a.kill()
+    wait_for(lambda: b.get("/ready")[0] == 200 and len(b.get("/ready")[1]["tasks"]) == 4)
+    assert totals(b, KEYS) == want
+    restored = [int(n) for n in re.findall(r"restored \d+ tasks \((\d+) changelog records\)",
+                                           b.log_tail(50000))]
+    assert restored, b.log_tail()
+    assert replay_cold > 0 and restored[-1] < replay_cold
