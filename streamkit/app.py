@@ -1,6 +1,7 @@
 """streamkit.App: a faust.App with streamkit's defaults and its processing path."""
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -20,10 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def _require_rocksdict() -> None:
-    try:
-        import rocksdict  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError("streamkit keeps state in RocksDB: pip install rocksdict") from exc
+    if importlib.util.find_spec("rocksdict") is None:
+        raise ConfigError("streamkit keeps state in RocksDB: pip install rocksdict")
 
 
 def _credentials(settings: Settings) -> Any:
@@ -60,6 +59,12 @@ class App(faust.App):
             producer_linger=0.005,
             key_serializer="json",
             value_serializer="json",
+            # Lines and headers up to 64 KiB reach streamkit's middleware, which answers an
+            # over-long URL with a JSON 414 instead of aiohttp's plain-text 400.
+            web_application_options={
+                "client_max_size": settings.max_body_bytes,
+                "handler_args": {"max_line_size": 65536, "max_field_size": 65536},
+            },
         )
         credentials = _credentials(settings)
         if credentials is not None:
@@ -109,5 +114,4 @@ class App(faust.App):
     @property
     def is_ready(self) -> bool:
         """Partitions assigned and every table recovered."""
-        return (self.processors.ready and not self.rebalancing
-                and self.processors.failed is None and self.started)
+        return self.processors.ownership.ready and not self.rebalancing

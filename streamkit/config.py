@@ -70,6 +70,9 @@ class Settings:
     standby_replicas: int = 0
     on_error: OnError = "continue"
     query_timeout_ms: int = 5000
+    scan_max_limit: int = 1000
+    max_url_bytes: int = 8192
+    max_body_bytes: int = 1 << 20
     security: Security = field(default_factory=Security)
 
     def __post_init__(self) -> None:
@@ -79,7 +82,7 @@ class Settings:
             raise ConfigError(f"STREAMKIT_ON_ERROR must be continue or stop, not {self.on_error!r}")
         for name in ("partitions", "replication_factor", "commit_interval_ms", "commit_max_records",
                      "fetch_max_records", "session_timeout_ms", "heartbeat_interval_ms",
-                     "query_timeout_ms"):
+                     "query_timeout_ms", "scan_max_limit", "max_url_bytes", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.standby_replicas < 0:
@@ -162,5 +165,8 @@ class Settings:
             standby_replicas=num("STREAMKIT_STANDBY_REPLICAS", 0),
             on_error=env.get("STREAMKIT_ON_ERROR", "continue"),  # type: ignore[arg-type]
             query_timeout_ms=num("STREAMKIT_QUERY_TIMEOUT_MS", 5000),
+            scan_max_limit=num("STREAMKIT_SCAN_MAX_LIMIT", 1000),
+            max_url_bytes=num("STREAMKIT_MAX_URL_BYTES", 8192),
+            max_body_bytes=num("STREAMKIT_MAX_BODY_BYTES", 1 << 20),
             security=security,
         )

@@ -8,7 +8,6 @@ worker can say which worker owns which partition of which table.
 from __future__ import annotations
 
 import logging
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
@@ -111,22 +110,38 @@ class TaskAssignor(AbstractPartitionAssignor):
 
     @staticmethod
     def _place_active(tasks, order, prev_active, prev_standby) -> dict[TaskId, str]:
-        capacity = math.ceil(len(tasks) / len(order)) if order else 0
-        load = {m: 0 for m in order}
+        """Each sub-topology is spread evenly on its own (so one table does not end up on
+        one worker), sticky within that balance, and the total load breaks ties."""
+        total = {m: 0 for m in order}
         placed: dict[TaskId, str] = {}
-        for task in tasks:  # sticky: keep a task where it ran, within the balance limit
-            for m in order:
-                if task in prev_active[m] and load[m] < capacity:
-                    placed[task] = m
-                    load[m] += 1
-                    break
-        for task in tasks:  # then warm standbys, then the least loaded member
-            if task in placed:
-                continue
-            best = min(order, key=lambda m: (load[m] >= capacity, task not in prev_standby[m],
-                                             load[m], m))
-            placed[task] = best
-            load[best] += 1
+        by_group: dict[int, list[TaskId]] = defaultdict(list)
+        for task in tasks:
+            by_group[task[0]].append(task)
+        for group_tasks in by_group.values():
+            # Quotas: every member gets n // M tasks of the group, and n % M of them one more.
+            base, extra = divmod(len(group_tasks), len(order)) if order else (0, 0)
+            load = {m: 0 for m in order}
+            room = {"extra": extra}
+
+            def fits(m: str) -> bool:
+                return load[m] < base or (load[m] == base and room["extra"] > 0)
+
+            def take(task: TaskId, m: str) -> None:
+                if load[m] == base:
+                    room["extra"] -= 1
+                placed[task] = m
+                load[m] += 1
+                total[m] += 1
+
+            for task in group_tasks:  # sticky: keep a task where it ran
+                for m in order:
+                    if task in prev_active[m] and fits(m):
+                        take(task, m)
+                        break
+            for task in group_tasks:  # then warm standbys, then the least loaded member
+                if task not in placed:
+                    take(task, min((m for m in order if fits(m)),
+                                   key=lambda m: (task not in prev_standby[m], load[m], total[m], m)))
         return placed
 
     def _place_standby(self, tasks, order, active, prev_active, prev_standby

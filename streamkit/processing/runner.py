@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -25,6 +25,9 @@ from ..config import Settings
 from ..errors import TopologyError
 from ..state.restore import restore
 from ..state.store import PartitionStore
+from ..registry import REGISTRY_TOPIC, registry_record
+from ..serde import dumps
+from ..state.ownership import Ownership
 from ..topics import TopicAdmin, TopicSpec, dead_letter_topic, late_events_topic
 from .assignor import ClusterMap, TaskAssignor, TaskId
 from .nodes import current
@@ -55,6 +58,11 @@ class Runner(Service):
         self.first_record_at: float | None = None  # time.monotonic() of the first batch
         self.last_commit_at: float | None = None
         self._task_of_tp: dict[TopicPartition, Task] = {}
+        self.ownership = Ownership(self, settings.web_url)
+        # Called with (table, partition, encoded items) after each commit reached RocksDB,
+        # and with the task ids this worker stops running.
+        self.commit_listeners: list[Callable[[str, int, list[tuple[bytes, bytes | None]]], None]] = []
+        self.revoke_listeners: list[Callable[[set[TaskId]], None]] = []
         self._lock = asyncio.Lock()
         self._generation = 0
         self._uncommitted = 0
@@ -116,6 +124,7 @@ class Runner(Service):
                     log.warning("final commit failed: %r", exc)
             for task in self.tasks.values():
                 task.close()
+            self._notify_revoked(set(self.tasks))
             self._close_standbys(set(self.standbys))
             self.tasks.clear()
         for client in reversed(self._clients):
@@ -130,7 +139,8 @@ class Runner(Service):
             external += [TopicSpec(t, s.partitions) for t in topo.sinks if t not in internal]
             counts = await admin.ensure(external + [
                 TopicSpec(self.dead_letter_topic, s.partitions),
-                TopicSpec(late_events_topic(self.app_id), s.partitions)])
+                TopicSpec(late_events_topic(self.app_id), s.partitions),
+                TopicSpec(REGISTRY_TOPIC, 1, compact=True)])
             # Internal topics take the partition count of the sub-topology they serve,
             # which for a repartition chain is known only once its upstream is.
             todo = dict(internal)
@@ -196,10 +206,13 @@ class Runner(Service):
                 await self.crash(exc)
                 return
             self.ready = True
+        await self._publish_registry()
 
     async def _reassign(self, active: set[TaskId], standby: set[TaskId]) -> None:
-        for tid in set(self.tasks) - active:
+        gone = set(self.tasks) - active
+        for tid in gone:
             self.tasks.pop(tid).close()
+        self._notify_revoked(gone)
         self._close_standbys(set(self.standbys) - standby | (set(self.standbys) & active))
         new = [Task(self.topology, g, p, self.state_dir) for g, p in sorted(active - set(self.tasks))]
         for task in new:
@@ -215,6 +228,19 @@ class Runner(Service):
                             for t in self.tasks.values()
                             for topic in self.topology.topics_of_group(t.group)}
         await self._open_standbys(standby - set(self.standbys))
+
+    def _notify_revoked(self, gone: set[TaskId]) -> None:
+        if gone:
+            for listener in self.revoke_listeners:
+                listener(gone)
+
+    async def _publish_registry(self) -> None:
+        """Tell gateways and other apps where this app's tables live."""
+        record = registry_record(self.app_id, self.ownership)
+        try:
+            await self.producer.send_and_wait(REGISTRY_TOPIC, dumps(record), key=self.app_id.encode())
+        except KafkaError as exc:  # discovery is best effort; processing goes on
+            log.warning("could not publish to %s: %r", REGISTRY_TOPIC, exc)
 
     async def _open_standbys(self, new: set[TaskId]) -> None:
         for g, p in new:
@@ -292,16 +318,19 @@ class Runner(Service):
         """Changelog and outputs first, then RocksDB with the changelog offsets, then inputs."""
         flushed = []
         for task in self.tasks.values():
-            for ctp, store in task.changelogs.items():
+            for name, store in task.stores.items():
                 if store.dirty:
                     items = store.encode_dirty()
+                    ctp = (self.topology.tables[name].changelog, task.partition)
                     for kb, vb in items:
-                        self.outbox.add(ctp.topic, ctp.partition, kb, vb)
-                    flushed.append((store, items, (ctp.topic, ctp.partition)))
+                        self.outbox.add(ctp[0], ctp[1], kb, vb)
+                    flushed.append((name, task.partition, store, items, ctp))
         last = await self.outbox.flush()
-        for store, items, ctp in flushed:
+        for name, partition, store, items, ctp in flushed:
             store.write(items, last[ctp] + 1)
             store.dirty.clear()
+            for listener in self.commit_listeners:
+                listener(name, partition, items)
         offsets = {tp: off for task in self.tasks.values() for tp, off in task.offsets.items()}
         if offsets:
             await self.consumer.commit(offsets)
@@ -328,19 +357,6 @@ class Runner(Service):
         for stores in self.standbys.values():
             if tp in stores:
                 return stores[tp]
-        return None
-
-    # ownership: the one interface the query layer and /ready read -----------------
-    def store_for(self, table: str, partition: int, allow_standby: bool = False
-                  ) -> PartitionStore | None:
-        """The local store of a table partition, if this worker holds it."""
-        spec = self.topology.tables[table]
-        gid = spec.group.root().id
-        task = self.tasks.get((gid, partition))
-        if task is not None:
-            return task.stores[table]
-        if allow_standby:
-            return self.standbys.get((gid, partition), {}).get(TopicPartition(spec.changelog, partition))
         return None
 
 

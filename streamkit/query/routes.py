@@ -1,110 +1,263 @@
-"""HTTP views of tables: reads served by the worker that owns the key, forwarded otherwise."""
+"""HTTP views of tables, right with any number of workers.
+
+A read of one key is served by the worker that owns the key's partition (other workers
+forward it, keeping method, query and body); scans and counts gather from every owner.
+While partitions move or a table recovers the answer is 503 with Retry-After, never a
+wrong or default value.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-import aiohttp
-import orjson
 from aiohttp import web
 
-from ..http import JSON, error, json_response, unavailable
-from ..processing.outbox import partition_for
+from ..http import error, json_response, unavailable
 from ..processing.topology import TableSpec
+from .forward import FORWARDED, SERVED_BY, STALE, Forwarder, PeerError
+from .keys import BadKey, b64, parse_key, unb64
+from .scan import local_count, local_scan, merge_pages
+from .waiters import PartitionMoved, Waiters
 
 if TYPE_CHECKING:
     from ..app import App
 
 log = logging.getLogger(__name__)
 
-FORWARDED = "X-Streamkit-Forwarded"
-SERVED_BY = "X-Streamkit-Served-By"
-
-
-class BadKey(ValueError):
-    pass
-
-
-def parse_key(spec: TableSpec, raw: str) -> Any:
-    """The key in the table's key type, from its URL text."""
-    kind = spec.keys.name
-    if kind == "str":
-        return raw
-    if kind == "int":
-        try:
-            return int(raw)
-        except ValueError:
-            raise BadKey(f"key {raw!r} is not an integer") from None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw
+RETRY_MOVED_S = 1
 
 
 class TableRoutes:
     def __init__(self, app: "App") -> None:
         self.app = app
-        self.runner = app.processors
-        self._session: aiohttp.ClientSession | None = None
+        self.own = app.processors.ownership
+        self.settings = app.settings
+        self.forwarder = Forwarder(app.settings.query_timeout_ms)
+        topo = app.topology
+        self.waiters = Waiters(lambda t, vb: topo.tables[t].values.decode(vb),
+                               lambda t: topo.tables[t].group.root().id)
+        app.processors.commit_listeners.append(self.waiters.on_commit)
+        app.processors.revoke_listeners.append(self.waiters.on_revoke)
+        self.counters = {"forwarded": 0}
 
     def install(self, web_app: web.Application) -> None:
-        web_app.router.add_get("/tables/{table}/keys/{key}", self.get_key)
-        web_app.on_cleanup.append(self._close)
+        r = web_app.router
+        r.add_get("/tables", self.list_tables)
+        r.add_get("/metadata", self.metadata)
+        r.add_get("/tables/{table}", self.scan)
+        r.add_get("/tables/{table}/count", self.count)
+        r.add_get("/tables/{table}/keys/{key}", self.get_key)
+        r.add_get("/tables/{table}/_local/scan", self.local_scan)
+        r.add_get("/tables/{table}/_local/count", self.local_count)
+        web_app.on_cleanup.append(lambda _app: self.forwarder.close())
 
-    async def _close(self, _app: web.Application) -> None:
-        if self._session is not None:
-            await self._session.close()
+    # helpers -----------------------------------------------------------------
+    def _spec(self, request: web.Request) -> TableSpec | None:
+        return self.own.tables().get(request.match_info["table"])
 
-    def _table(self, name: str) -> TableSpec | None:
-        spec = self.app.topology.tables.get(name)
-        return spec if spec is not None and spec.exposed else None
+    def _unknown(self, request: web.Request) -> web.Response:
+        return error(404, "unknown_table", f"no table named {request.match_info['table']!r}")
+
+    def _not_ready(self) -> web.Response:
+        return unavailable("partitions are being assigned or tables recovered")
+
+    # routes ------------------------------------------------------------------------
+    async def list_tables(self, request: web.Request) -> web.Response:
+        return json_response({"tables": [
+            {"name": name, "kind": "key-value", "partitions": self.own.partitions(name),
+             "keys": spec.keys.name, "values": spec.values.name}
+            for name, spec in sorted(self.own.tables().items())]})
+
+    async def metadata(self, request: web.Request) -> web.Response:
+        return json_response({"app": self.app.conf.id, "ready": self.own.ready,
+                              **self.own.describe()})
 
     async def get_key(self, request: web.Request) -> web.Response:
-        spec = self._table(request.match_info["table"])
+        spec = self._spec(request)
         if spec is None:
-            return error(404, "unknown_table", f"no table named {request.match_info['table']!r}")
+            return self._unknown(request)
         try:
             key = parse_key(spec, request.match_info["key"])
+            predicate = _wait_predicate(request.query.get("wait_for"))
+            timeout_s = _int_param(request, "timeout_ms", 10_000, 1, 600_000) / 1000
         except BadKey as exc:
-            return error(400, "bad_key", str(exc))
-        if not self.app.is_ready:
-            return unavailable("partitions are being assigned or tables recovered")
-        runner = self.runner
-        gid = spec.group.root().id
-        n = runner.cluster.partitions.get(gid)
-        if not n:
-            return unavailable("table partitions are not known yet")
-        partition = partition_for(spec.keys.encode(key), n)
-        owner = runner.cluster.active.get((gid, partition))
-        me = self.app.settings.web_url
-        store = runner.store_for(spec.name, partition)
+            return error(400, "bad_request", str(exc))
+        me = self.own.url
+        partition = self.own.partition_of(spec.name, key)
+        if partition is None:
+            return self._not_ready()
+        if request.query.get("allow_stale") == "true" and predicate is None:
+            store = self.own.local_store(spec.name, partition, allow_standby=True)
+            if store is not None:
+                return self._value(spec, key, partition, store.get(key),
+                                   {SERVED_BY: me, STALE: "true"})
+        if not self.own.ready:
+            return self._not_ready()
+        store = self.own.local_store(spec.name, partition)
         if store is not None:
-            value = store.get(key)
-            if value is None:
-                return error(404, "unknown_key", f"no key {key!r} in {spec.name}",
-                             {SERVED_BY: me})
-            return json_response({"key": key, "value": value, "partition": partition},
-                                 headers={SERVED_BY: me})
+            if predicate is not None:
+                return await self._wait(spec, key, partition, store, predicate, timeout_s)
+            return self._value(spec, key, partition, store.get(key), {SERVED_BY: me})
+        owner = self.own.owner(spec.name, partition)
         if owner is None or owner == me or request.headers.get(FORWARDED):
-            # The map and the local tasks disagree: a rebalance is under way.
+            # The assignment map and the local tasks disagree: a rebalance is under way.
             return unavailable(f"partition {partition} of {spec.name} is moving", owner=owner)
-        return await self._forward(request, owner)
+        self.counters["forwarded"] += 1
+        return await self.forwarder.forward(request, owner)
 
-    async def _forward(self, request: web.Request, owner: str) -> web.Response:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        timeout = aiohttp.ClientTimeout(total=self.app.settings.query_timeout_ms / 1000)
-        body = await request.read()
-        headers = {FORWARDED: "1", "Content-Type": request.headers.get("Content-Type", JSON)}
+    def _value(self, spec: TableSpec, key: Any, partition: int, value: Any,
+               headers: dict[str, str]) -> web.Response:
+        if value is None:
+            return error(404, "unknown_key", f"no key {key!r} in {spec.name}", headers)
+        return json_response({"key": key, "value": value, "partition": partition}, headers=headers)
+
+    async def _wait(self, spec: TableSpec, key: Any, partition: int, store,
+                    predicate: Callable[[Any], bool], timeout_s: float) -> web.Response:
+        headers = {SERVED_BY: self.own.url}
+        current = store.get_committed(key)
+        if current is not None and predicate(current):
+            return self._value(spec, key, partition, current, headers)
         try:
-            async with self._session.request(request.method, owner + request.rel_url.path_qs,
-                                             data=body or None, headers=headers,
-                                             timeout=timeout) as resp:
-                payload = await resp.read()
-                out_headers = {k: v for k, v in resp.headers.items()
-                               if k in (SERVED_BY, "Retry-After")}
-                return web.Response(body=payload, status=resp.status,
-                                    content_type=resp.content_type, headers=out_headers)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return unavailable(f"the owner {owner} did not answer: {exc!r}", owner=owner)
+            value = await self.waiters.wait(spec.name, partition, spec.key_codec.encode(key),
+                                            predicate, timeout_s)
+        except asyncio.TimeoutError:
+            return error(504, "timeout", f"{spec.name}[{key!r}] did not reach the state in time")
+        except PartitionMoved:
+            return unavailable(f"partition {partition} of {spec.name} moved", RETRY_MOVED_S)
+        return self._value(spec, key, partition, value, headers)
+
+    async def scan(self, request: web.Request) -> web.Response:
+        spec = self._spec(request)
+        if spec is None:
+            return self._unknown(request)
+        try:
+            params = self._scan_params(spec, request)
+        except BadKey as exc:
+            return error(400, "bad_request", str(exc))
+        if not self.own.ready:
+            return self._not_ready()
+        limit = params.pop("limit")
+        try:
+            pages = await self._gather(spec, "scan", {**params, "limit": str(limit + 1)})
+        except PeerError as exc:
+            return unavailable(str(exc), owner=exc.owner)
+        items, more = merge_pages(pages, limit)
+        return json_response({"items": [{"key": k, "value": v} for _, k, v in items],
+                              "next": b64(items[-1][0]) if more else None})
+
+    async def count(self, request: web.Request) -> web.Response:
+        spec = self._spec(request)
+        if spec is None:
+            return self._unknown(request)
+        if not self.own.ready:
+            return self._not_ready()
+        try:
+            counts = await self._gather(spec, "count", {})
+        except PeerError as exc:
+            return unavailable(str(exc), owner=exc.owner)
+        return json_response({"table": spec.name, "count": sum(counts)})
+
+    def _scan_params(self, spec: TableSpec, request: web.Request) -> dict[str, Any]:
+        q = request.query
+        codec = spec.key_codec
+        out: dict[str, Any] = {"limit": _int_param(request, "limit", 100, 1,
+                                                   self.settings.scan_max_limit)}
+        for name in ("start", "end"):
+            if q.get(name) is not None:
+                out[name] = b64(codec.encode(parse_key(spec, q[name])))
+        if q.get("prefix") is not None:
+            if spec.keys.name != "str":
+                raise BadKey("prefix scans need string keys")
+            out["prefix"] = b64(q["prefix"].encode())
+        if q.get("cursor"):
+            unb64(q["cursor"])
+            out["after"] = q["cursor"]
+        return out
+
+    async def _gather(self, spec: TableSpec, what: str, params: dict[str, str]) -> list[Any]:
+        """Run the local `what` on every owner for its partitions."""
+        owners = self.own.owners_of(spec.name)
+        missing = [p for p, o in owners.items() if o is None]
+        if missing or not owners:
+            raise PeerError("", f"partitions {missing} of {spec.name} have no owner yet")
+        by_owner: dict[str, list[int]] = {}
+        for p, o in owners.items():
+            by_owner.setdefault(o, []).append(p)
+        jobs = []
+        for owner, parts in by_owner.items():
+            if owner == self.own.url:
+                jobs.append(self._local(spec, what, parts, params))
+            else:
+                jobs.append(self._remote(spec, what, owner, parts, params))
+        return list(await asyncio.gather(*jobs))
+
+    async def _local(self, spec: TableSpec, what: str, parts: list[int], params: dict[str, str]):
+        stores = []
+        for p in parts:
+            store = self.own.local_store(spec.name, p)
+            if store is None:
+                raise PeerError(self.own.url, f"partition {p} of {spec.name} is moving")
+            stores.append(store)
+        if what == "count":
+            return local_count(stores)
+        return local_scan(stores, *(_opt_bytes(params, k) for k in ("start", "end", "prefix", "after")),
+                          int(params["limit"]))
+
+    async def _remote(self, spec, what, owner, parts, params):
+        body = await self.forwarder.get_json(owner, f"/tables/{spec.name}/_local/{what}",
+                                             {**params, "partitions": ",".join(map(str, parts))})
+        if what == "count":
+            return body["count"]
+        return [(unb64(kb), k, v) for kb, k, v in body["items"]]
+
+    async def local_scan(self, request: web.Request) -> web.Response:
+        return await self._local_route(request, "scan")
+
+    async def local_count(self, request: web.Request) -> web.Response:
+        return await self._local_route(request, "count")
+
+    async def _local_route(self, request: web.Request, what: str) -> web.Response:
+        """A peer's share of a scan or count: only partitions this worker runs."""
+        spec = self._spec(request)
+        if spec is None:
+            return self._unknown(request)
+        try:
+            parts = [int(p) for p in request.query.get("partitions", "").split(",") if p]
+            params = dict(request.query)
+            result = await self._local(spec, what, parts, params)
+        except (ValueError, BadKey) as exc:
+            return error(400, "bad_request", str(exc))
+        except PeerError as exc:
+            return unavailable(str(exc))
+        if what == "count":
+            return json_response({"count": result})
+        return json_response({"items": [[b64(kb), k, v] for kb, k, v in result]})
+
+
+def _opt_bytes(params: dict[str, str], name: str) -> bytes | None:
+    return unb64(params[name]) if params.get(name) else None
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadKey(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise BadKey(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _wait_predicate(spec: str | None) -> Callable[[Any], bool] | None:
+    """`field:V1,V2` -> value[field] in {V1, V2}."""
+    if not spec:
+        return None
+    field, sep, values = spec.partition(":")
+    if not sep or not field or not values:
+        raise BadKey("wait_for takes field:VALUE[,VALUE...]")
+    wanted = set(values.split(","))
+    return lambda v: isinstance(v, dict) and str(v.get(field)) in wanted

@@ -88,6 +88,11 @@ class PartitionStore:
             return default if raw is None else self.values.decode(raw)
         return default if value is TOMBSTONE else value
 
+    def get_committed(self, key: Any) -> Any:
+        """The value as of the last commit (not the uncommitted cache)."""
+        raw = self._db.get(self.keys.encode(key))
+        return None if raw is None else self.values.decode(raw)
+
     def put(self, key: Any, value: Any) -> None:
         self.dirty[key] = TOMBSTONE if value is None else value
 

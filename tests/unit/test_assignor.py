@@ -60,3 +60,25 @@ def test_standbys_never_sit_with_their_active_and_the_map_reaches_every_member()
     assert len(cmap.active) == 8 and set(cmap.active.values()) == {"u1", "u2"}
     assert all(cmap.standby[t] != [cmap.active[t]] for t in cmap.active)
     assert cmap.partitions == {0: 4, 1: 4}
+
+
+def test_each_sub_topology_is_spread_over_the_members_even_when_one_held_everything():
+    assignor, _ = make()
+    everything = [(g, p) for g in (0, 1) for p in range(4)]
+    out = assignor.assign(Cluster({"a": 4, "b": 4}),
+                          {"m1": member("u1", active=everything), "m2": member("u2")})
+    for m, user in decode(out).items():
+        groups = [g for g, _ in user["active"]]
+        assert groups.count(0) == 2 and groups.count(1) == 2, (m, user["active"])
+
+
+def test_a_new_member_gets_its_share_even_when_the_others_could_keep_everything():
+    assignor, _ = make()
+    a = [(g, p) for g in (0, 1) for p in (0, 1)]
+    b = [(g, p) for g in (0, 1) for p in (2, 3)]
+    out = assignor.assign(Cluster({"a": 4, "b": 4}), {"m1": member("u1", active=a),
+                                                      "m2": member("u2", active=b),
+                                                      "m3": member("u3")})
+    users = decode(out)
+    assert all(users[m]["active"] for m in ("m1", "m2", "m3"))
+    assert sum(len(u["active"]) for u in users.values()) == 8

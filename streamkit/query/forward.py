@@ -1,0 +1,65 @@
+"""Requests to other workers: forwarding a read to a key's owner, gathering from peers."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from ..http import JSON, unavailable
+
+FORWARDED = "X-Streamkit-Forwarded"
+SERVED_BY = "X-Streamkit-Served-By"
+STALE = "X-Streamkit-Stale"
+_PASS_BACK = (SERVED_BY, STALE, "Retry-After")
+
+
+class PeerError(Exception):
+    def __init__(self, owner: str, message: str) -> None:
+        super().__init__(message)
+        self.owner = owner
+
+
+class Forwarder:
+    def __init__(self, timeout_ms: int) -> None:
+        self.timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def forward(self, request: web.Request, owner: str) -> web.Response:
+        """The owner's answer to the same method, path, query and body."""
+        body = await request.read()
+        headers = {FORWARDED: "1", "Content-Type": request.headers.get("Content-Type", JSON)}
+        try:
+            async with self.session.request(request.method, owner + request.rel_url.path_qs,
+                                            data=body or None, headers=headers) as resp:
+                payload = await resp.read()
+                return web.Response(body=payload, status=resp.status,
+                                    content_type=resp.content_type,
+                                    headers={k: v for k, v in resp.headers.items() if k in _PASS_BACK})
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return unavailable(f"the owner {owner} did not answer: {type(exc).__name__}",
+                               owner=owner)
+
+    async def get_json(self, owner: str, path: str, params: dict[str, str]) -> Any:
+        """GET a peer's internal route; PeerError when it fails or is not ready."""
+        try:
+            async with self.session.get(owner + path, params=params,
+                                        headers={FORWARDED: "1"}) as resp:
+                payload = await resp.read()
+                if resp.status != 200:
+                    raise PeerError(owner, f"{owner} answered {resp.status}")
+                return orjson.loads(payload)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise PeerError(owner, f"{owner} did not answer: {type(exc).__name__}") from None

@@ -1,0 +1,68 @@
+"""Requests waiting for a table entry to reach a state (the event-driven gateway variant).
+
+A waiter is registered on the worker that owns the key and answered from committed
+state: after each commit, the keys that changed are checked against their waiters.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..processing.assignor import TaskId
+
+
+class PartitionMoved(Exception):
+    """The partition left this worker while the request waited: retry on its new owner."""
+
+
+@dataclass
+class _Waiter:
+    predicate: Callable[[Any], bool]
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Waiters:
+    def __init__(self, decode_value: Callable[[str, bytes], Any], group_of: Callable[[str], int]):
+        self._decode = decode_value
+        self._group_of = group_of
+        self._by_key: dict[tuple[str, int, bytes], list[_Waiter]] = defaultdict(list)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_key.values())
+
+    async def wait(self, table: str, partition: int, key_bytes: bytes,
+                   predicate: Callable[[Any], bool], timeout_s: float) -> Any:
+        """The value once predicate(value) holds; TimeoutError or PartitionMoved otherwise."""
+        waiter = _Waiter(predicate)
+        slot = (table, partition, key_bytes)
+        self._by_key[slot].append(waiter)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout_s)
+        finally:
+            waiters = self._by_key.get(slot)
+            if waiters is not None:
+                if waiter in waiters:
+                    waiters.remove(waiter)
+                if not waiters:
+                    del self._by_key[slot]
+
+    def on_commit(self, table: str, partition: int, items: list[tuple[bytes, bytes | None]]) -> None:
+        if not self._by_key:
+            return
+        for kb, vb in items:
+            waiters = self._by_key.get((table, partition, kb))
+            if not waiters or vb is None:
+                continue
+            value = self._decode(table, vb)
+            for w in waiters:
+                if not w.future.done() and w.predicate(value):
+                    w.future.set_result(value)
+
+    def on_revoke(self, tasks: set[TaskId]) -> None:
+        for (table, partition, _), waiters in list(self._by_key.items()):
+            if (self._group_of(table), partition) in tasks:
+                for w in waiters:
+                    if not w.future.done():
+                        w.future.set_exception(PartitionMoved(f"{table}[{partition}] moved"))

@@ -1,0 +1,86 @@
+"""The one interface that says which worker owns which partition of which table, and
+gives the local store when this worker holds it. The query layer, /ready, /metadata and
+the registry read ownership only through here."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import TopicPartition
+
+from ..processing.outbox import partition_for
+from ..processing.topology import TableSpec
+from .store import PartitionStore
+
+if TYPE_CHECKING:
+    from ..processing.runner import Runner
+
+
+class Ownership:
+    def __init__(self, runner: "Runner", url: str) -> None:
+        self.runner = runner
+        self.url = url
+
+    @property
+    def ready(self) -> bool:
+        """Partitions assigned and every active table partition restored."""
+        return self.runner.ready and self.runner.failed is None
+
+    def tables(self, exposed_only: bool = True) -> dict[str, TableSpec]:
+        return {n: t for n, t in self.runner.topology.tables.items() if t.exposed or not exposed_only}
+
+    def _group(self, table: str) -> int:
+        return self.runner.topology.tables[table].group.root().id
+
+    def partitions(self, table: str) -> int | None:
+        """The table's partition count, once an assignment has said it."""
+        return self.runner.cluster.partitions.get(self._group(table)) or None
+
+    def partition_of(self, table: str, key: Any) -> int | None:
+        """Where Kafka's default partitioner puts key (serialized as the table's key type)."""
+        n = self.partitions(table)
+        if n is None:
+            return None
+        return partition_for(self.runner.topology.tables[table].keys.encode(key), n)
+
+    def owner(self, table: str, partition: int) -> str | None:
+        return self.runner.cluster.active.get((self._group(table), partition))
+
+    def standbys(self, table: str, partition: int) -> list[str]:
+        return list(self.runner.cluster.standby.get((self._group(table), partition), []))
+
+    def local_store(self, table: str, partition: int, allow_standby: bool = False
+                    ) -> PartitionStore | None:
+        """The store of this table partition if this worker holds it (active, or standby
+        when allowed)."""
+        runner = self.runner
+        gid = self._group(table)
+        task = runner.tasks.get((gid, partition))
+        if task is not None:
+            return task.stores[table]
+        if allow_standby:
+            spec = runner.topology.tables[table]
+            store = runner.standbys.get((gid, partition), {}).get(
+                TopicPartition(spec.changelog, partition))
+            return store if store is not None and store.is_open else None
+        return None
+
+    def owners_of(self, table: str) -> dict[int, str | None]:
+        """partition -> owner url, for every partition of the table."""
+        n = self.partitions(table) or 0
+        return {p: self.owner(table, p) for p in range(n)}
+
+    def describe(self) -> dict[str, Any]:
+        """Every table's partitions with their active and standby workers."""
+        tables = {}
+        for name, spec in self.tables().items():
+            n = self.partitions(name) or 0
+            tables[name] = {
+                "partitions": n,
+                "keys": spec.keys.name,
+                "values": spec.values.name,
+                "active": {str(p): self.owner(name, p) for p in range(n)},
+                "standby": {str(p): self.standbys(name, p) for p in range(n)},
+            }
+        hosts = sorted({u for t in tables.values() for u in t["active"].values() if u}
+                       | {u for t in tables.values() for us in t["standby"].values() for u in us})
+        return {"self": self.url, "hosts": hosts, "tables": tables}

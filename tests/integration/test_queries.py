@@ -1,0 +1,205 @@
+"""Interactive queries over HTTP with several real workers: routing, scatter-gather scans,
+rebalances, waits and bad input."""
+from __future__ import annotations
+
+import random
+import struct
+import threading
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from streamkit.devbroker import free_port
+from streamkit.testing.kafka import produce
+from streamkit.testing.worker import WorkerProcess
+
+from .conftest import ROOT
+from .test_tables import wait_for
+
+CATALOG = "tests.integration.apps.catalog"
+N = 1000
+
+
+def item(i: int) -> dict:
+    return {"name": f"item-{i}", "price": i * 3 % 101}
+
+
+def env_for(broker, app_id, tmp_path, name):
+    return {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_PROFILE": "dev",
+            "STREAMKIT_DATA_DIR": str(tmp_path / f"data-{name}"),
+            "STREAMKIT_WEB_PORT": str(free_port()), "CATALOG_APP_ID": app_id, "PYTHONPATH": ROOT}
+
+
+def start(workers, broker, app_id, tmp_path, name):
+    w = workers(CATALOG, env_for(broker, app_id, tmp_path, name), name)
+    w.wait_ready()
+    return w
+
+
+def fill(broker, app_id):
+    produce(broker, f"{app_id}-items", [(f"i{i:04d}", item(i)) for i in range(N)])
+    produce(broker, f"{app_id}-ranks", [(struct.pack(">q", r), {"rank": r}) for r in
+                                        [-300, -2, 0, 5, 17, 1000, 2**40]])
+
+
+def all_served(w) -> bool:
+    status, body = w.get(f"/tables/items/keys/i{N - 1:04d}")
+    return status == 200
+
+
+@pytest.fixture(scope="module")
+def catalog_id():
+    return f"t-catalog-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def three(broker, catalog_id, tmp_path_factory):
+    """Three workers of one app, shared by the read-only tests of this module."""
+    tmp = tmp_path_factory.mktemp("catalog")
+    fill(broker, catalog_id)
+    ws = []
+    try:
+        for name in ("a", "b", "c"):
+            w = WorkerProcess(CATALOG, env_for(broker, catalog_id, tmp, name), tmp / f"{name}.log",
+                              cwd=ROOT)
+            ws.append(w.start())
+            w.wait_ready()
+        wait_for(lambda: all(w.get("/ready")[0] == 200 and w.get("/ready")[1]["tasks"]
+                             for w in ws), timeout=60)
+        wait_for(lambda: all_served(ws[0]), timeout=30)
+        time.sleep(1.2)  # one commit interval: scans read committed state
+        yield ws
+    finally:
+        for w in ws:
+            w.kill()
+
+
+def test_every_worker_serves_every_key_with_the_produced_value(three):
+    for w in three:
+        served_by = set()
+        for i in range(N):
+            status, body = w.get(f"/tables/items/keys/i{i:04d}")
+            assert status == 200, (i, status, body)
+            assert body["value"] == item(i)
+        # Each worker answered locally for some keys and forwarded the others.
+        with urllib.request.urlopen(w.url + "/tables/items/keys/i0001") as resp:
+            served_by.add(resp.headers["X-Streamkit-Served-By"])
+        assert served_by
+    meta = three[0].get("/metadata")[1]
+    owners = set(meta["tables"]["items"]["active"].values())
+    assert owners == {w.url for w in three}
+    assert three[1].get("/tables/items/count")[1]["count"] == N
+
+
+def test_scan_from_any_worker_returns_every_key_once_in_order_across_pages(three):
+    want = [f"i{i:04d}" for i in range(N)]
+    for w in three:
+        got, cursor = [], None
+        while True:
+            path = "/tables/items?limit=137" + (f"&cursor={cursor}" if cursor else "")
+            status, body = w.get(path)
+            assert status == 200, body
+            got += [it["key"] for it in body["items"]]
+            assert all(it["value"] == item(int(it["key"][1:])) for it in body["items"])
+            cursor = body["next"]
+            if cursor is None:
+                break
+        assert got == want
+    status, body = three[2].get("/tables/items?prefix=i00&limit=1000")
+    assert [it["key"] for it in body["items"]] == want[:100]
+    status, body = three[0].get("/tables/items?start=i0990&end=i0995")
+    assert [it["key"] for it in body["items"]] == want[990:995]
+    # Integer keys come back in numeric order, negatives first.
+    status, body = three[1].get("/tables/ranks")
+    assert [it["key"] for it in body["items"]] == [-300, -2, 0, 5, 17, 1000, 2**40]
+    assert three[1].get("/tables/ranks/keys/-2")[1]["value"] == {"rank": -2}
+
+
+def test_tables_lists_exposed_tables_only(three):
+    status, body = three[0].get("/tables")
+    assert status == 200
+    assert {t["name"]: (t["keys"], t["partitions"]) for t in body["tables"]} == {
+        "items": ("str", 4), "ranks": ("int", 4)}
+    assert three[0].get("/tables/secret/keys/x")[0] == 404
+
+
+def test_bad_requests_get_json_errors(three):
+    w = three[0]
+    status, body = w.get("/tables/nope/keys/x")
+    assert (status, body["error"]["code"]) == (404, "unknown_table")
+    status, body = w.get("/tables/ranks/keys/abc")
+    assert (status, body["error"]["code"]) == (400, "bad_request")
+    status, body = w.get("/tables/items/keys/absent")
+    assert (status, body["error"]["code"]) == (404, "unknown_key")
+    status, body = w.get("/tables/items?limit=0")
+    assert status == 400 and "limit" in body["error"]["message"]
+    status, body = w.get("/tables/items?cursor=%%%")
+    assert status == 400
+    status, body = w.get("/tables/items?prefix=" + "x" * 20000)
+    assert (status, body["error"]["code"]) == (414, "uri_too_long")
+    status, body = w.get("/no/such/route")
+    assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+def test_wait_for_answers_when_the_entry_reaches_the_state_and_times_out_otherwise(
+        broker, catalog_id, three):
+    # Runs after the read-only tests above: it adds a key to the shared table.
+    produce(broker, f"{catalog_id}-items", [("order-1", {"state": "CREATED"})])
+    result = {}
+
+    def waiter():
+        result["resp"] = three[2].get(
+            "/tables/items/keys/order-1?wait_for=state:VALIDATED,FAILED&timeout_ms=20000", timeout=30)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.5)
+    assert "resp" not in result  # still parked: CREATED is not a wanted state
+    produce(broker, f"{catalog_id}-items", [("order-1", {"state": "VALIDATED", "n": 1})])
+    t.join(30)
+    status, body = result["resp"]
+    assert status == 200 and body["value"] == {"state": "VALIDATED", "n": 1}
+    status, body = three[0].get("/tables/items/keys/order-1?wait_for=state:PAID&timeout_ms=300")
+    assert (status, body["error"]["code"]) == (504, "timeout")
+
+
+def test_rebalance_gives_only_right_values_or_503(broker, app_id, workers, tmp_path):
+    fill(broker, app_id)
+    a = start(workers, broker, app_id, tmp_path, "a")
+    b = start(workers, broker, app_id, tmp_path, "b")
+    wait_for(lambda: all_served(a) and all_served(b), timeout=30)
+    log: list[tuple[float, int, bool]] = []
+    stop = threading.Event()
+
+    def reader():
+        rng = random.Random(7)
+        while not stop.is_set():
+            i = rng.randrange(N)
+            status, body = a.get(f"/tables/items/keys/i{i:04d}", timeout=5)
+            log.append((time.monotonic(), status, status == 200 and body["value"] == item(i)))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        t_join = time.monotonic()
+        c = start(workers, broker, app_id, tmp_path, "c")       # a worker added
+        wait_for(lambda: all(w.get("/ready")[0] == 200 for w in (a, c)), timeout=60)
+        t_kill = time.monotonic()
+        b.kill()                                                # a worker killed
+        # 3 tables of 4 partitions: 12 tasks, all on a and c once b's session expired.
+        wait_for(lambda: a.get("/ready")[0] == 200 and c.get("/ready")[0] == 200 and
+                 len(a.get("/ready")[1]["tasks"]) + len(c.get("/ready")[1]["tasks"]) == 12,
+                 timeout=60)
+        t_done = time.monotonic()
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        t.join()
+    assert {s for _, s, _ in log} <= {200, 503}, {s for _, s, _ in log}
+    assert all(ok for _, s, ok in log if s == 200), "a 200 carried a wrong value"
+    during = [s for ts, s, _ in log if t_join <= ts < t_done]
+    after = [s for ts, s, _ in log if ts >= t_done]
+    assert 200 in during and 200 in after
+    assert any(t_kill <= ts < t_done for ts, _, _ in log)
