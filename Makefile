@@ -4,9 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_VENV := .venv-bench
-APPS   ?= apps.customer.app
+APPS   ?= apps.customer.app apps.basket.app apps.orders.app
+GATEWAY ?= apps.gateway
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean browser demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +18,17 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/streamkit dev $(APPS)
+	$(BIN)/streamkit dev $(APPS) --gateway $(GATEWAY)
 
-test: $(STAMP)
+# A user's journey with curl against `make run` (in another terminal).
+demo:
+	bash apps/demo.sh
+
+# The UI test drives a real headless browser: Debian's chromium.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
 	STREAMKIT_TEST_CWD=$(CURDIR) $(BIN)/python -m pytest
 
 $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt

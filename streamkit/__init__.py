@@ -3,11 +3,18 @@ from .app import App
 from .config import Settings
 from .errors import (BrokerStartError, ConfigError, DecodeError, ProcessingStopped,
                      StoreMigrated, StoreUnavailable, StreamkitError, TopologyError)
-from .processing.dsl import GroupedStream, Stream, Table
+from .gateway import GatewayApp, Reply, ServiceError, ServiceRequest, create_gateway, service
+from .joins.global_table import GlobalTable
+from .plugins import Plugin, PluginError, plugin
+from .processing.dsl import GroupedStream, Stream, Table, WindowedStream, WindowedTable
+from .windows import Hopping, Session, Sliding, Tumbling, WindowedKey
 
 __all__ = [
     "App", "Settings", "Stream", "GroupedStream", "Table",
     "StreamkitError", "ConfigError", "TopologyError", "BrokerStartError", "DecodeError",
     "StoreUnavailable", "StoreMigrated", "ProcessingStopped",
+    "create_gateway", "GatewayApp", "service", "ServiceRequest", "Reply", "ServiceError",
+    "Tumbling", "Hopping", "Sliding", "Session", "WindowedStream", "WindowedTable",
+    "WindowedKey", "GlobalTable", "Plugin", "PluginError", "plugin",
 ]
 __version__ = "0.1.0"

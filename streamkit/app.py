@@ -3,17 +3,22 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import faust
 from mode import ServiceT
 
-from . import codec
+from . import codec, plugins
 from .config import Settings
 from .errors import ConfigError
-from .processing.dsl import Stream, Table, source_stream, table_from_topic
+from .joins.global_table import GlobalTable
+from .processing.dsl import Stream, Table, global_table, source_stream, table_from_topic
+from .ops.metrics import registry_for
 from .processing.runner import Runner
+from .query.reader import TableReader
 from .processing.topology import Topology
 from .serde import SerdeSpec
 
@@ -40,7 +45,8 @@ class App(faust.App):
     """A Faust app with streamkit defaults: broker and web address from the environment,
     RocksDB state, orjson, /health and /ready, and the batched processing path."""
 
-    def __init__(self, id: str, *, settings: Settings | None = None, **options: Any) -> None:
+    def __init__(self, id: str, *, settings: Settings | None = None,
+                 service_name: str | None = None, **options: Any) -> None:
         _require_rocksdict()
         codec.install()
         self.settings = settings = settings or Settings.from_env()
@@ -74,6 +80,17 @@ class App(faust.App):
         self.topology = Topology(id)
         self.processors = Runner(id, self.topology, settings, beacon=self.beacon)
         self._route_installers: list[Callable[[Any], None]] = []
+        self.limit_breaches: Counter[str] = Counter()   # HTTP requests refused, per limit
+        self.query_counters: dict[str, int] = {}         # filled by the query routes
+        self.metrics_registry = registry_for(self)
+        self.openapi_paths: dict[str, Any] = {}          # routes that add_routes installers add
+        # Plugins name the service they extend; several app ids (tests, tenants) may run
+        # the same service.
+        self.service_name = service_name or id
+        self.plugins: list[str] | None = None
+        # More conditions for /ready (e.g. a service consumer's assignment), ANDed together.
+        self.readiness_checks: list[Callable[[], bool]] = []
+        self._reader: TableReader | None = None
 
     # the processing DSL ---------------------------------------------------------
     def stream(self, topic: str, keys: SerdeSpec = "str", values: SerdeSpec = "json",
@@ -90,9 +107,37 @@ class App(faust.App):
         """Table `name` holding the latest value of each key of `topic`."""
         return table_from_topic(self.topology, name, topic, keys, values, expose)
 
+    def global_table(self, name: str, topic: str, keys: SerdeSpec = "str",
+                     values: SerdeSpec = "json", expose: bool = True) -> GlobalTable:
+        """Global table `name`: every worker holds every key of `topic` (latest value per
+        key, None deletes); join streams to it with `stream.join_global(...)`."""
+        return global_table(self.topology, name, topic, keys, values, expose)
+
     # Faust integration ---------------------------------------------------------------
+    async def topology_view(self) -> dict[str, Any]:
+        """What GET /topology answers: this app's processing graph."""
+        return {"app": self.conf.id, **self.topology.describe()}
+
+    async def read(self, table: str, key: Any) -> Any:
+        """A table's value for key, read where it lives (this worker or its owner); None
+        when absent; StoreUnavailable while partitions move (retry)."""
+        if self._reader is None:
+            self._reader = TableReader(self)
+        return await self._reader.read(table, key)
+
+    def load_plugins(self) -> list[str]:
+        """Install the plugins that name this app (once); see streamkit.plugins."""
+        if self.plugins is None:
+            self.plugins = plugins.install(self, os.environ)
+        return self.plugins
+
+    def worker_init_post_autodiscover(self) -> None:
+        super().worker_init_post_autodiscover()
+        self.load_plugins()
+
     async def on_first_start(self) -> None:
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+        self.load_plugins()  # for workers started without the faust command
         await super().on_first_start()
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
@@ -114,4 +159,5 @@ class App(faust.App):
     @property
     def is_ready(self) -> bool:
         """Partitions assigned and every table recovered."""
-        return self.processors.ownership.ready and not self.rebalancing
+        return (self.processors.ownership.ready and not self.rebalancing
+                and all(check() for check in self.readiness_checks))

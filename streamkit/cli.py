@@ -32,7 +32,8 @@ def _broker(args: argparse.Namespace) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from .devrun import run
 
-    return run(args.apps, base_port=args.base_port)
+    return run(args.apps, base_port=args.base_port, gateway=args.gateway,
+               gateway_port=args.gateway_port)
 
 
 def _produce(args: argparse.Namespace) -> int:
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("dev", help="run the dev broker and a worker per app module until Ctrl-C")
     d.add_argument("apps", nargs="+", help="app modules, e.g. apps.customer.app")
     d.add_argument("--base-port", type=int, default=6066)
+    d.add_argument("--gateway", help="gateway app module, started last")
+    d.add_argument("--gateway-port", type=int, default=8080)
     d.set_defaults(func=_dev)
     p = sub.add_parser("produce", help="send one record (key, JSON value) to a topic")
     p.add_argument("topic")

@@ -16,9 +16,13 @@ OnError = Literal["continue", "stop"]
 # session timeout, so a short timeout is what makes a dev worker ready in seconds.
 # Apache Kafka rejects session timeouts below group.min.session.timeout.ms (6 s by
 # default), so the production profile stays well above it.
+# The dev broker also answers a fetch only when the fetch wait runs out, even with records
+# waiting, so the dev profile waits 10 ms (Kafka answers as soon as records arrive).
 _PROFILE_DEFAULTS: dict[str, dict[str, int]] = {
-    "dev": {"session_timeout_ms": 4000, "heartbeat_interval_ms": 1000, "replication_factor": 1},
-    "production": {"session_timeout_ms": 30000, "heartbeat_interval_ms": 3000, "replication_factor": 3},
+    "dev": {"session_timeout_ms": 4000, "heartbeat_interval_ms": 1000, "replication_factor": 1,
+            "fetch_max_wait_ms": 10},
+    "production": {"session_timeout_ms": 30000, "heartbeat_interval_ms": 3000,
+                   "replication_factor": 3, "fetch_max_wait_ms": 500},
 }
 
 
@@ -67,12 +71,16 @@ class Settings:
     commit_interval_ms: int = 1000
     commit_max_records: int = 20000
     fetch_max_records: int = 2000
+    fetch_max_wait_ms: int = 10
     standby_replicas: int = 0
     on_error: OnError = "continue"
     query_timeout_ms: int = 5000
     scan_max_limit: int = 1000
     max_url_bytes: int = 8192
     max_body_bytes: int = 1 << 20
+    max_header_bytes: int = 16384
+    max_wait_ms: int = 60000
+    api_token: str | None = None
     security: Security = field(default_factory=Security)
 
     def __post_init__(self) -> None:
@@ -82,7 +90,8 @@ class Settings:
             raise ConfigError(f"STREAMKIT_ON_ERROR must be continue or stop, not {self.on_error!r}")
         for name in ("partitions", "replication_factor", "commit_interval_ms", "commit_max_records",
                      "fetch_max_records", "session_timeout_ms", "heartbeat_interval_ms",
-                     "query_timeout_ms", "scan_max_limit", "max_url_bytes", "max_body_bytes"):
+                     "query_timeout_ms", "scan_max_limit", "max_url_bytes", "max_body_bytes",
+                     "max_header_bytes", "max_wait_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.standby_replicas < 0:
@@ -162,11 +171,15 @@ class Settings:
             commit_interval_ms=num("STREAMKIT_COMMIT_INTERVAL_MS", 1000),
             commit_max_records=num("STREAMKIT_COMMIT_MAX_RECORDS", 20000),
             fetch_max_records=num("STREAMKIT_FETCH_MAX_RECORDS", 2000),
+            fetch_max_wait_ms=num("STREAMKIT_FETCH_MAX_WAIT_MS", base["fetch_max_wait_ms"]),
             standby_replicas=num("STREAMKIT_STANDBY_REPLICAS", 0),
             on_error=env.get("STREAMKIT_ON_ERROR", "continue"),  # type: ignore[arg-type]
             query_timeout_ms=num("STREAMKIT_QUERY_TIMEOUT_MS", 5000),
             scan_max_limit=num("STREAMKIT_SCAN_MAX_LIMIT", 1000),
             max_url_bytes=num("STREAMKIT_MAX_URL_BYTES", 8192),
             max_body_bytes=num("STREAMKIT_MAX_BODY_BYTES", 1 << 20),
+            max_header_bytes=num("STREAMKIT_MAX_HEADER_BYTES", 16384),
+            max_wait_ms=num("STREAMKIT_MAX_WAIT_MS", 60000),
+            api_token=env.get("STREAMKIT_API_TOKEN") or None,
             security=security,
         )

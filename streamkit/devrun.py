@@ -30,7 +30,8 @@ def stop_on_signals() -> Callable[[], bool]:
     return lambda: flag["now"]
 
 
-def run(modules: list[str], base_port: int = 6066, state_dir: str = ".run") -> int:
+def run(modules: list[str], base_port: int = 6066, state_dir: str = ".run",
+        gateway: str | None = None, gateway_port: int = 8080) -> int:
     root = Path(state_dir)
     (root / "logs").mkdir(parents=True, exist_ok=True)
     broker = None
@@ -48,17 +49,25 @@ def run(modules: list[str], base_port: int = 6066, state_dir: str = ".run") -> i
     workers: list[WorkerProcess] = []
     stopped = stop_on_signals()
     try:
-        for i, module in enumerate(modules):
+        ports = [base_port + i for i in range(len(modules))]
+        if gateway:
+            # The gateway goes last, so that its /ready means the whole system is up.
+            modules, ports = [*modules, gateway], [*ports, gateway_port]
+        for module, port in zip(modules, ports):
             name = module.replace(".", "-")
-            w = WorkerProcess(module, {**env, "STREAMKIT_WEB_PORT": str(base_port + i),
+            w = WorkerProcess(module, {**env, "STREAMKIT_WEB_PORT": str(port),
                                        "STREAMKIT_DATA_DIR": str(root / "data" / name)},
                               root / "logs" / f"{name}.log")
             workers.append(w.start())
             w.wait_ready(timeout=120)
             print(f"worker      {module:28s} {w.url}  (log {w.log_path})", flush=True)
         print("\nready. Try:", flush=True)
-        for w in workers:
-            print(f"  curl {w.url}/ready", flush=True)
+        if gateway:
+            gw = workers[-1].url
+            print(f"  curl {gw}/ready\n  curl {gw}/apps\n  curl {gw}/ui\n  make demo", flush=True)
+        else:
+            for w in workers:
+                print(f"  curl {w.url}/ready", flush=True)
         print("Stop with Ctrl-C.", flush=True)
         while not stopped() and all(w.alive() for w in workers):
             time.sleep(0.2)

@@ -11,7 +11,13 @@ from ..errors import TopologyError
 from ..serde import Serde, SerdeSpec, resolve
 from .nodes import (AggregateNode, BranchNode, FilterNode, MapNode, MapValuesNode, Node,
                     PeekNode, SinkNode, SourceNode, UpsertNode)
+from ..joins.global_table import GlobalSpec, GlobalTable
+from ..joins.nodes import GlobalJoinNode, StreamTableJoinNode, TableTableJoinNode, check_how
 from .topology import Group, InternalTopic, TableSpec, Topology
+from ..windows.codec import WindowedKeySerde
+from ..windows.sink import WindowedSink
+from ..windows.specs import Session, WindowSpec
+from ..windows.table import WINDOW_TYPES, WindowedTableSpec, add_windowed_table, windowed_node
 
 
 class Stream:
@@ -96,6 +102,21 @@ class Stream:
         """Groups by the current key, without repartitioning."""
         return GroupedStream(self)
 
+    def join(self, table: "Table", joiner: Callable[[Any, Any], Any], how: str = "inner") -> "Stream":
+        """Each record with the table's current value for its key: joiner(value, table_value).
+        how='left' keeps records whose key is absent (table_value None). The stream and the
+        table must be co-partitioned (same key, same partition count: checked at start-up)."""
+        check_how(how, ("inner", "left"))
+        self._group.union(table.spec.group)
+        return self._then(StreamTableJoinNode(table.name, joiner, how))  # type: ignore[arg-type]
+
+    def join_global(self, table: "GlobalTable", key: Callable[[Any], Any],
+                    joiner: Callable[[Any, Any], Any], how: str = "inner") -> "Stream":
+        """Each record with the global table's value for key(value) (a foreign key);
+        how='left' keeps records with no match."""
+        check_how(how, ("inner", "left"))
+        return self._then(GlobalJoinNode(table.name, table.get, key, joiner, how))  # type: ignore[arg-type]
+
 
 class GroupedStream:
     """Records grouped by key, ready to aggregate into a table."""
@@ -123,6 +144,89 @@ class GroupedStream:
         return self.aggregate(name, first, lambda acc, v: v if acc is first else fn(acc, v),
                               values, expose)
 
+    def windowed_by(self, windows: WindowSpec) -> "WindowedStream":
+        """Groups records by key and window (Tumbling, Hopping, Sliding or Session, from
+        streamkit.windows), on event time: the source's timestamp extractor."""
+        if not isinstance(windows, WINDOW_TYPES):
+            raise TopologyError(f"windowed_by takes Tumbling, Hopping, Sliding or Session, "
+                                f"not {windows!r}")
+        return WindowedStream(self._stream, windows)
+
+
+class WindowedStream:
+    """Records grouped by key and window, ready to aggregate into a windowed table."""
+
+    def __init__(self, stream: Stream, windows: WindowSpec) -> None:
+        self._stream, self.windows = stream, windows
+
+    def aggregate(self, name: str, initial: Any, add: Callable[[Any, Any], Any], *,
+                  merge: Callable[[Any, Any], Any] | None = None, emit: str = "update",
+                  to: str | None = None, values: SerdeSpec = "json",
+                  expose: bool = True) -> "WindowedTable":
+        """Windowed table `name`: per key and window, add(aggregate, value) folded from
+        initial (a value, or a callable returning a fresh one). Session windows also need
+        merge(agg1, agg2), used when a record bridges two sessions.
+
+        emit="update" forwards each window's new value on every change; emit="final"
+        forwards one result per window when it closes (end + grace reached by stream
+        time). With `to`, the results are written to that topic with a JSON key
+        {"key", "start", "end"}, in the partition of the record key; `changes()` is the
+        same stream."""
+        s = self._stream
+        if emit not in ("update", "final"):
+            raise TopologyError(f"emit must be 'update' or 'final', not {emit!r}")
+        aggregates = resolve(values)
+        node = windowed_node(s._topology, name, self.windows, initial, add, merge, emit)
+        spec = add_windowed_table(s._topology, name, s.keys, aggregates, s.values, s._group,
+                                  self.windows, expose)
+        changes = s._then(node, WindowedKeySerde(s.keys), aggregates)
+        if to is not None:
+            s._topology.sinks.add(to)
+            changes._then(WindowedSink(to, changes.keys, aggregates))
+        return WindowedTable(spec, changes)
+
+    def count(self, name: str, *, emit: str = "update", to: str | None = None,
+              expose: bool = True) -> "WindowedTable":
+        """Windowed table `name`: the number of records per key and window."""
+        return self.aggregate(name, 0, lambda n, _v: n + 1, merge=self._merge(lambda a, b: a + b),
+                              emit=emit, to=to, expose=expose)
+
+    def reduce(self, name: str, fn: Callable[[Any, Any], Any], *, emit: str = "update",
+               to: str | None = None, values: SerdeSpec = "json",
+               expose: bool = True) -> "WindowedTable":
+        """Windowed table `name`: per key and window, fn(previous, value) with the first
+        value kept as it is (fn also merges two sessions)."""
+        first = object()
+        return self.aggregate(name, lambda: first,
+                              lambda acc, v: v if acc is first else fn(acc, v),
+                              merge=self._merge(fn), emit=emit, to=to, values=values,
+                              expose=expose)
+
+    def _merge(self, fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any] | None:
+        return fn if isinstance(self.windows, Session) else None
+
+
+class WindowedTable:
+    """A changelog-backed table of windows, partitioned by the record key alone. Read it
+    with streamkit.windows.fetch_window / fetch_windows."""
+
+    def __init__(self, spec: WindowedTableSpec, changes: Stream) -> None:
+        self.spec = spec
+        self._changes = changes
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def windows(self) -> WindowSpec:
+        return self.spec.windows
+
+    def changes(self) -> Stream:
+        """A stream of (WindowedKey, value): every update with emit="update", one final
+        result per window with emit="final" (a None value: a session merged away)."""
+        return self._changes
+
 
 class Table:
     """A changelog-backed RocksDB table, partitioned like the stream that feeds it."""
@@ -138,6 +242,31 @@ class Table:
     def changes(self) -> Stream:
         """A stream of (key, new value) for every update of the table."""
         return self._changes
+
+    def join_foreign(self, other: "Table", name: str, fk: Callable[[Any], Any],
+                     joiner: Callable[[Any, Any], Any], how: str = "inner",
+                     values: SerdeSpec = "json", expose: bool = True) -> "Table":
+        """Table `name`, keyed like this table: joiner(value, other[fk(value)]), updated when
+        either side changes; a changed foreign key retracts the old match. how='left' keeps
+        left values with no match (None on the right). Internal topics
+        `<app>-<name>-subscription` and `<app>-<name>-response` carry the requests."""
+        from ..joins.foreign import foreign_key_join
+
+        return foreign_key_join(self, other, name, fk, joiner, how, values, expose)
+
+    def join(self, other: "Table", name: str, joiner: Callable[[Any, Any], Any],
+             how: str = "inner", values: SerdeSpec = "json", expose: bool = True) -> "Table":
+        """Table `name`: per key, joiner(left, right), updated whenever either side changes.
+        inner: both sides present; left: the left present (right may be None); outer: either
+        (the other None). A key whose join no longer holds is deleted."""
+        check_how(how, ("inner", "left", "outer"))
+        left, right = self._changes, other._changes
+        group = left._group.union(right._group)
+        spec = left._topology.add_table(name, left.keys, resolve(values), group, expose)
+        merged = Node(f"join-table:{name}")
+        left._then(TableTableJoinNode(name, other.name, joiner, how, True))._node.children.append(merged)
+        right._then(TableTableJoinNode(name, self.name, joiner, how, False))._node.children.append(merged)
+        return Table(spec, Stream(left._topology, merged, group, left.keys, spec.values))
 
 
 def source_stream(topology: Topology, topic: str, keys: SerdeSpec, values: SerdeSpec,
@@ -157,6 +286,16 @@ def table_from_topic(topology: Topology, name: str, topic: str, keys: SerdeSpec,
     stream = source_stream(topology, topic, keys, values, None, None)
     spec = topology.add_table(name, stream.keys, stream.values, stream._group, expose)
     return Table(spec, stream._then(UpsertNode(name)))
+
+
+def global_table(topology: Topology, name: str, topic: str, keys: SerdeSpec, values: SerdeSpec,
+                 expose: bool = True) -> GlobalTable:
+    """Global table `name`: every worker holds every key of topic (latest value per key)."""
+    if name in topology.tables or name in topology.globals:
+        raise TopologyError(f"a table named {name!r} already exists")
+    table = GlobalTable(GlobalSpec(name, topic, resolve(keys, "str"), resolve(values), expose))
+    topology.globals[name] = table
+    return table
 
 
 def _name(fn: Callable) -> str:

@@ -14,14 +14,17 @@ from .outbox import partition_for
 
 
 class _Current:
-    """The task whose records are being processed, and the runner's outbox."""
+    """The task whose records are being processed, the record being processed (its
+    topic, partition, offset and raw bytes, for operators that report or de-duplicate by
+    source position), and the runner's outbox."""
 
-    __slots__ = ("task", "outbox", "partitions")
+    __slots__ = ("task", "outbox", "partitions", "record")
 
     def __init__(self) -> None:
         self.task = None
         self.outbox = None
         self.partitions: dict[str, int] = {}
+        self.record = None
 
 
 current = _Current()
@@ -147,6 +150,8 @@ class AggregateNode(Node):
         self.initial = initial if callable(initial) else (lambda: initial)
 
     def process(self, key, value, ts):
+        if key is None:
+            raise ValueError(f"{self.table}: a record without a key cannot be aggregated")
         store = current.task.stores[self.table]
         old = store.get(key, MISSING)
         new = self.add(self.initial() if old is MISSING else old, value)
@@ -164,5 +169,7 @@ class UpsertNode(Node):
         self.table = table
 
     def process(self, key, value, ts):
+        if key is None:
+            raise ValueError(f"{self.table}: a record without a key cannot update a table")
         current.task.stores[self.table].put(key, value)
         self.forward(key, value, ts)

@@ -7,7 +7,7 @@ before it commits input offsets.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -43,6 +43,7 @@ class Outbox:
         self.producer = producer
         self.pending: dict[tuple[str, int], list[_Pending]] = defaultdict(list)
         self.count = 0
+        self.sent: Counter[str] = Counter()  # records acknowledged, per topic
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
             timestamp_ms: int | None = None, headers: Sequence[Header] | None = None) -> None:
@@ -55,6 +56,8 @@ class Outbox:
             return {}
         pending, self.pending, self.count = self.pending, defaultdict(list), 0
         results = await asyncio.gather(*(self._send(tp, recs) for tp, recs in pending.items()))
+        for (topic, _), recs in pending.items():
+            self.sent[topic] += len(recs)
         return dict(zip(pending, results))
 
     async def _send(self, tp: tuple[str, int], records: list[_Pending]) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ from aiokafka.structs import ConsumerRecord
 from mode import Service
 
 from ..config import Settings
+from ..joins.global_table import GlobalTables
 from ..errors import TopologyError
 from ..state.restore import restore
 from ..state.store import PartitionStore
@@ -54,7 +56,12 @@ class Runner(Service):
         self.cluster = ClusterMap()
         self.ready = False
         self.failed: BaseException | None = None
-        self.counters = {"records": 0, "dead_letters": 0, "commits": 0, "restored": 0}
+        self.counters = {"records": 0, "dead_letters": 0, "commits": 0, "restored": 0,
+                         "late_records_retired": 0}
+        self.records_in: Counter[str] = Counter()       # per source topic
+        self.dead_letters_by_topic: Counter[str] = Counter()
+        self.positions: dict[TopicPartition, int] = {}  # next offset to process, per input
+        self.batch_seconds: list[float] = []            # drained by the metrics collector
         self.first_record_at: float | None = None  # time.monotonic() of the first batch
         self.last_commit_at: float | None = None
         self._task_of_tp: dict[TopicPartition, Task] = {}
@@ -69,6 +76,7 @@ class Runner(Service):
         self._last_commit = self.last_commit_at = time.monotonic()
         self._pending: tuple[set[TaskId], set[TaskId]] = (set(), set())
         self._stopping = False
+        self.globals: GlobalTables | None = None
         self._loops: list[asyncio.Task] = []
         self._clients: list[Any] = []
 
@@ -98,14 +106,27 @@ class Runner(Service):
             group_id=self.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
             partition_assignment_strategy=(assignor,), session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms, max_poll_records=s.fetch_max_records,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
             rebalance_timeout_ms=max(s.session_timeout_ms, 30000), **common)
         self._clients = [self.producer, self.restorer, self.standby_consumer, self.consumer]
+        if self.topology.globals:
+            self.global_consumer = AIOKafkaConsumer(enable_auto_commit=False,
+                                                    auto_offset_reset="earliest",
+                                                    fetch_max_wait_ms=200, **common)
+            self._clients.append(self.global_consumer)
+            self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir)
         for client in self._clients:
             await client.start()
         self.outbox = Outbox(self.producer)
         current.outbox = self.outbox
+        if self.globals is not None:
+            # Global tables are complete before any record is processed (as in Kafka Streams).
+            started = time.monotonic()
+            n = await self.globals.start(self.global_consumer, self.partitions)
+            log.info("global tables loaded (%d records) in %.3fs", n, time.monotonic() - started)
+            self._loops.append(asyncio.create_task(self._run_globals()))
         self.consumer.subscribe(sorted(self.topology.sources), listener=_Listener(self))
-        self._loops = [asyncio.create_task(self._run()), asyncio.create_task(self._run_standbys())]
+        self._loops += [asyncio.create_task(self._run()), asyncio.create_task(self._run_standbys())]
 
     async def on_stop(self) -> None:
         if not self.enabled:
@@ -113,8 +134,7 @@ class Runner(Service):
         started = time.monotonic()
         self._stopping = True
         self.ready = False
-        for loop in self._loops:
-            loop.cancel() if loop.done() else None
+        # Each loop sees _stopping after its current fetch (at most 200 ms).
         await asyncio.gather(*self._loops, return_exceptions=True)
         async with self._lock:
             if self.failed is None and self.tasks:
@@ -127,6 +147,8 @@ class Runner(Service):
             self._notify_revoked(set(self.tasks))
             self._close_standbys(set(self.standbys))
             self.tasks.clear()
+            if self.globals is not None:
+                self.globals.close()
         for client in reversed(self._clients):
             await client.stop()
         log.info("processors stopped in %.3fs", time.monotonic() - started)
@@ -137,6 +159,7 @@ class Runner(Service):
         async with TopicAdmin(s) as admin:
             external = [TopicSpec(t, s.partitions) for t in topo.sources if t not in internal]
             external += [TopicSpec(t, s.partitions) for t in topo.sinks if t not in internal]
+            external += [TopicSpec(g.spec.topic, s.partitions) for g in topo.globals.values()]
             counts = await admin.ensure(external + [
                 TopicSpec(self.dead_letter_topic, s.partitions),
                 TopicSpec(late_events_topic(self.app_id), s.partitions),
@@ -162,8 +185,11 @@ class Runner(Service):
     def _group_partitions(self, group, counts: dict[str, int]) -> int | None:
         gid = group.root().id
         topics = self.topology.topics_of_group(gid)
+        # A sub-topology may read internal topics sized after itself (a foreign-key join's
+        # subscriptions): the topics that exist already decide, and the co-partitioning
+        # check afterwards makes sure they all agree.
         known = [counts[t] for t in topics if t in counts]
-        return max(known) if known and len(known) == len(topics) else None
+        return max(known) if known else None
 
     def _group_partitions_checked(self, gid: int, counts: dict[str, int]) -> int:
         sizes = {t: counts[t] for t in self.topology.topics_of_group(gid)}
@@ -211,7 +237,9 @@ class Runner(Service):
     async def _reassign(self, active: set[TaskId], standby: set[TaskId]) -> None:
         gone = set(self.tasks) - active
         for tid in gone:
-            self.tasks.pop(tid).close()
+            task = self.tasks.pop(tid)
+            self.counters["late_records_retired"] += task.late_records
+            task.close()
         self._notify_revoked(gone)
         self._close_standbys(set(self.standbys) - standby | (set(self.standbys) & active))
         new = [Task(self.topology, g, p, self.state_dir) for g, p in sorted(active - set(self.tasks))]
@@ -228,6 +256,11 @@ class Runner(Service):
                             for t in self.tasks.values()
                             for topic in self.topology.topics_of_group(t.group)}
         await self._open_standbys(standby - set(self.standbys))
+
+    @property
+    def late_records(self) -> int:
+        """Records too late for their window, on every task this worker has run."""
+        return self.counters["late_records_retired"] + sum(t.late_records for t in self.tasks.values())
 
     def _notify_revoked(self, gone: set[TaskId]) -> None:
         if gone:
@@ -284,11 +317,16 @@ class Runner(Service):
                         continue
                     if batches and self.first_record_at is None:
                         self.first_record_at = time.monotonic()
+                    started = time.perf_counter()
                     for tp, records in batches.items():
                         task = self._task_of_tp.get(tp)
                         if task is not None and records:
                             task.process(tp, records, self._dead_letter, s.on_error)
                             self._uncommitted += len(records)
+                            self.records_in[tp.topic] += len(records)
+                            self.positions[tp] = records[-1].offset + 1
+                    if batches and len(self.batch_seconds) < 10_000:
+                        self.batch_seconds.append(time.perf_counter() - started)
                     if self._uncommitted and (self._uncommitted >= s.commit_max_records
                                               or time.monotonic() - self._last_commit >= interval):
                         await self._commit()
@@ -312,6 +350,7 @@ class Runner(Service):
         partition = rec.partition % self.partitions[self.dead_letter_topic]
         self.outbox.add(self.dead_letter_topic, partition, rec.key, rec.value, rec.timestamp, headers)
         self.counters["dead_letters"] += 1
+        self.dead_letters_by_topic[rec.topic] += 1
         log.warning("dead letter: %s at %s[%d]@%d: %r", stage, rec.topic, rec.partition, rec.offset, exc)
 
     async def _commit(self) -> None:
@@ -352,6 +391,12 @@ class Runner(Service):
                     store = self._standby_store(tp)
                     if store is not None and records:
                         store.write(((r.key, r.value) for r in records), records[-1].offset + 1)
+
+    async def _run_globals(self) -> None:
+        while not self._stopping:
+            batches = await self.global_consumer.getmany(timeout_ms=200, max_records=20000)
+            async with self._lock:
+                self.globals.apply(batches)
 
     def _standby_store(self, tp: TopicPartition) -> PartitionStore | None:
         for stores in self.standbys.values():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -31,6 +31,13 @@ class Task:
                            for name, store in self.stores.items()}
         self.offsets: dict[TopicPartition, int] = {}  # next input offset to commit
         self.processed = 0
+        self.late_records = 0  # records too late for their window (streamkit.windows)
+        # Operators' in-memory state for this task (e.g. a window store's expiry cursor),
+        # rebuilt from the stores whenever the task is created.
+        self.operator_state: dict[str, Any] = {}
+        # The first offset processed per input topic: where this task resumed (the
+        # committed offset), so that operators can tell what a crash may have lost.
+        self.resumed_at: dict[str, int] = {}
 
     @property
     def id(self) -> tuple[int, int]:
@@ -52,7 +59,10 @@ class Task:
         kdec, vdec, ts_of = source.keys.decode, source.values.decode, source.timestamp
         forward = source.forward
         current.task = self
+        if tp.topic not in self.resumed_at and records:
+            self.resumed_at[tp.topic] = records[0].offset
         for rec in records:
+            current.record = rec
             try:
                 try:
                     key = None if rec.key is None else kdec(rec.key)

@@ -65,6 +65,7 @@ class Topology:
     tables: dict[str, TableSpec] = field(default_factory=dict)
     sinks: set[str] = field(default_factory=set)
     internal: dict[str, InternalTopic] = field(default_factory=dict)
+    globals: dict[str, Any] = field(default_factory=dict)  # name -> joins.GlobalTable
     finalized: bool = False
 
     def changelog_topic(self, table: str) -> str:
@@ -75,7 +76,7 @@ class Topology:
 
     def add_table(self, name: str, keys: Serde, values: Serde, group: Group,
                   exposed: bool = True) -> TableSpec:
-        if name in self.tables:
+        if name in self.tables or name in self.globals:
             raise TopologyError(f"a table named {name!r} already exists")
         spec = TableSpec(name, self.changelog_topic(name), keys, values, group, exposed)
         self.tables[name] = spec
@@ -127,6 +128,7 @@ class Topology:
                  "graph": [walk(self.sources[t]) for t in self.topics_of_group(g)]}
                 for g in self.groups()
             ],
+            "global_tables": {n: g.spec.topic for n, g in sorted(self.globals.items())},
             "sinks": sorted(self.sinks),
             "internal_topics": sorted(self.internal),
         }

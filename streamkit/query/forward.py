@@ -17,15 +17,17 @@ _PASS_BACK = (SERVED_BY, STALE, "Retry-After")
 
 
 class PeerError(Exception):
-    def __init__(self, owner: str, message: str) -> None:
+    def __init__(self, owner: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
-        self.owner = owner
+        self.owner, self.status = owner, status
 
 
 class Forwarder:
-    def __init__(self, timeout_ms: int) -> None:
+    def __init__(self, timeout_ms: int, token: str | None = None) -> None:
         self.timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
         self._session: aiohttp.ClientSession | None = None
+        # Peers check the same token as any client does.
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -40,7 +42,8 @@ class Forwarder:
     async def forward(self, request: web.Request, owner: str) -> web.Response:
         """The owner's answer to the same method, path, query and body."""
         body = await request.read()
-        headers = {FORWARDED: "1", "Content-Type": request.headers.get("Content-Type", JSON)}
+        headers = {FORWARDED: "1", "Content-Type": request.headers.get("Content-Type", JSON),
+                   **self.auth}
         try:
             async with self.session.request(request.method, owner + request.rel_url.path_qs,
                                             data=body or None, headers=headers) as resp:
@@ -56,10 +59,10 @@ class Forwarder:
         """GET a peer's internal route; PeerError when it fails or is not ready."""
         try:
             async with self.session.get(owner + path, params=params,
-                                        headers={FORWARDED: "1"}) as resp:
+                                        headers={FORWARDED: "1", **self.auth}) as resp:
                 payload = await resp.read()
                 if resp.status != 200:
-                    raise PeerError(owner, f"{owner} answered {resp.status}")
+                    raise PeerError(owner, f"{owner} answered {resp.status}", resp.status)
                 return orjson.loads(payload)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise PeerError(owner, f"{owner} did not answer: {type(exc).__name__}") from None

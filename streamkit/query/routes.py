@@ -18,6 +18,7 @@ from ..processing.topology import TableSpec
 from .forward import FORWARDED, SERVED_BY, STALE, Forwarder, PeerError
 from .keys import BadKey, b64, parse_key, unb64
 from .scan import local_count, local_scan, merge_pages
+from ..windows.reads import fetch_windows
 from .waiters import PartitionMoved, Waiters
 
 if TYPE_CHECKING:
@@ -33,13 +34,14 @@ class TableRoutes:
         self.app = app
         self.own = app.processors.ownership
         self.settings = app.settings
-        self.forwarder = Forwarder(app.settings.query_timeout_ms)
+        self.forwarder = Forwarder(app.settings.query_timeout_ms, app.settings.api_token)
         topo = app.topology
         self.waiters = Waiters(lambda t, vb: topo.tables[t].values.decode(vb),
-                               lambda t: topo.tables[t].group.root().id)
+                               lambda t: topo.tables[t].group.root().id if t in topo.tables else -1)
         app.processors.commit_listeners.append(self.waiters.on_commit)
         app.processors.revoke_listeners.append(self.waiters.on_revoke)
-        self.counters = {"forwarded": 0}
+        self.counters = app.query_counters
+        self.counters.setdefault("forwarded", 0)
 
     def install(self, web_app: web.Application) -> None:
         r = web_app.router
@@ -65,7 +67,8 @@ class TableRoutes:
     # routes ------------------------------------------------------------------------
     async def list_tables(self, request: web.Request) -> web.Response:
         return json_response({"tables": [
-            {"name": name, "kind": "key-value", "partitions": self.own.partitions(name),
+            {"name": name, "kind": "windowed" if _windowed(spec) else self.own.kind(name),
+             "partitions": self.own.partitions(name),
              "keys": spec.keys.name, "values": spec.values.name}
             for name, spec in sorted(self.own.tables().items())]})
 
@@ -80,7 +83,8 @@ class TableRoutes:
         try:
             key = parse_key(spec, request.match_info["key"])
             predicate = _wait_predicate(request.query.get("wait_for"))
-            timeout_s = _int_param(request, "timeout_ms", 10_000, 1, 600_000) / 1000
+            max_wait = self.settings.max_wait_ms
+            timeout_s = _int_param(request, "timeout_ms", min(10_000, max_wait), 1, max_wait) / 1000
         except BadKey as exc:
             return error(400, "bad_request", str(exc))
         me = self.own.url
@@ -90,12 +94,16 @@ class TableRoutes:
         if request.query.get("allow_stale") == "true" and predicate is None:
             store = self.own.local_store(spec.name, partition, allow_standby=True)
             if store is not None:
-                return self._value(spec, key, partition, store.get(key),
-                                   {SERVED_BY: me, STALE: "true"})
+                headers = {SERVED_BY: me, STALE: "true"}
+                if _windowed(spec):
+                    return self._windows(request, spec, key, partition, store, headers)
+                return self._value(spec, key, partition, store.get(key), headers)
         if not self.own.ready:
             return self._not_ready()
         store = self.own.local_store(spec.name, partition)
         if store is not None:
+            if _windowed(spec):
+                return self._windows(request, spec, key, partition, store, {SERVED_BY: me})
             if predicate is not None:
                 return await self._wait(spec, key, partition, store, predicate, timeout_s)
             return self._value(spec, key, partition, store.get(key), {SERVED_BY: me})
@@ -105,6 +113,20 @@ class TableRoutes:
             return unavailable(f"partition {partition} of {spec.name} is moving", owner=owner)
         self.counters["forwarded"] += 1
         return await self.forwarder.forward(request, owner)
+
+    def _windows(self, request: web.Request, spec, key: Any, partition: int, store,
+                 headers: dict[str, str]) -> web.Response:
+        """A windowed table's open windows of key, whose start lies in [from_ms, to_ms]."""
+        try:
+            lo = _int_param(request, "from_ms", -(1 << 62), -(1 << 62), 1 << 62)
+            hi = _int_param(request, "to_ms", 1 << 62, -(1 << 62), 1 << 62)
+        except BadKey as exc:
+            return error(400, "bad_request", str(exc))
+        rows = fetch_windows(store, key, lo, hi)
+        if not rows:
+            return error(404, "unknown_key", f"no open window of {key!r} in {spec.name}", headers)
+        return json_response({"key": key, "partition": partition, "windows": [
+            {"start": r.start, "end": r.end, "value": r.value} for r in rows]}, headers=headers)
 
     def _value(self, spec: TableSpec, key: Any, partition: int, value: Any,
                headers: dict[str, str]) -> web.Response:
@@ -131,6 +153,9 @@ class TableRoutes:
         spec = self._spec(request)
         if spec is None:
             return self._unknown(request)
+        if _windowed(spec):
+            return error(400, "windowed_table", f"{spec.name} is windowed: read a key's windows "
+                         "with /tables/{name}/keys/{key}?from_ms=&to_ms=")
         try:
             params = self._scan_params(spec, request)
         except BadKey as exc:
@@ -150,6 +175,8 @@ class TableRoutes:
         spec = self._spec(request)
         if spec is None:
             return self._unknown(request)
+        if _windowed(spec):
+            return error(400, "windowed_table", f"{spec.name} is windowed: it has no key count")
         if not self.own.ready:
             return self._not_ready()
         try:
@@ -164,9 +191,9 @@ class TableRoutes:
         out: dict[str, Any] = {"limit": _int_param(request, "limit", 100, 1,
                                                    self.settings.scan_max_limit)}
         for name in ("start", "end"):
-            if q.get(name) is not None:
+            if q.get(name):
                 out[name] = b64(codec.encode(parse_key(spec, q[name])))
-        if q.get("prefix") is not None:
+        if q.get("prefix"):
             if spec.keys.name != "str":
                 raise BadKey("prefix scans need string keys")
             out["prefix"] = b64(q["prefix"].encode())
@@ -222,9 +249,12 @@ class TableRoutes:
         spec = self._spec(request)
         if spec is None:
             return self._unknown(request)
+        if _windowed(spec):
+            return error(400, "windowed_table", f"{spec.name} is windowed")
         try:
             parts = [int(p) for p in request.query.get("partitions", "").split(",") if p]
-            params = dict(request.query)
+            params = {k: v for k, v in request.query.items() if v}
+            params["limit"] = str(_int_param(request, "limit", 100, 1, self.settings.scan_max_limit + 1))
             result = await self._local(spec, what, parts, params)
         except (ValueError, BadKey) as exc:
             return error(400, "bad_request", str(exc))
@@ -235,13 +265,17 @@ class TableRoutes:
         return json_response({"items": [[b64(kb), k, v] for kb, k, v in result]})
 
 
+def _windowed(spec) -> bool:
+    return getattr(spec, "windows", None) is not None
+
+
 def _opt_bytes(params: dict[str, str], name: str) -> bytes | None:
     return unb64(params[name]) if params.get(name) else None
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
-    if raw is None:
+    if not raw:
         return default
     try:
         value = int(raw)

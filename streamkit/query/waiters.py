@@ -49,7 +49,7 @@ class Waiters:
                     del self._by_key[slot]
 
     def on_commit(self, table: str, partition: int, items: list[tuple[bytes, bytes | None]]) -> None:
-        if not self._by_key:
+        if not self._by_key or not any(t == table for t, _, _ in self._by_key):
             return
         for kb, vb in items:
             waiters = self._by_key.get((table, partition, kb))

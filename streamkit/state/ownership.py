@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import TopicPartition
 
 from ..processing.outbox import partition_for
-from ..processing.topology import TableSpec
 from .store import PartitionStore
 
 if TYPE_CHECKING:
@@ -25,14 +24,28 @@ class Ownership:
         """Partitions assigned and every active table partition restored."""
         return self.runner.ready and self.runner.failed is None
 
-    def tables(self, exposed_only: bool = True) -> dict[str, TableSpec]:
-        return {n: t for n, t in self.runner.topology.tables.items() if t.exposed or not exposed_only}
+    def tables(self, exposed_only: bool = True) -> dict[str, Any]:
+        """name -> TableSpec (or GlobalSpec for global tables)."""
+        topo = self.runner.topology
+        specs: dict[str, Any] = dict(topo.tables)
+        specs.update({n: g.spec for n, g in topo.globals.items()})
+        return {n: t for n, t in specs.items() if t.exposed or not exposed_only}
+
+    def kind(self, table: str) -> str:
+        return "global" if table in self.runner.topology.globals else "key-value"
+
+    def _global(self, table: str):
+        return self.runner.topology.globals.get(table)
 
     def _group(self, table: str) -> int:
         return self.runner.topology.tables[table].group.root().id
 
     def partitions(self, table: str) -> int | None:
-        """The table's partition count, once an assignment has said it."""
+        """The table's partition count, once an assignment (or, for a global table, the
+        initial load) has said it."""
+        g = self._global(table)
+        if g is not None:
+            return len(g.stores) or None
         return self.runner.cluster.partitions.get(self._group(table)) or None
 
     def partition_of(self, table: str, key: Any) -> int | None:
@@ -40,18 +53,25 @@ class Ownership:
         n = self.partitions(table)
         if n is None:
             return None
-        return partition_for(self.runner.topology.tables[table].keys.encode(key), n)
+        return partition_for(self.tables(False)[table].keys.encode(key), n)
 
     def owner(self, table: str, partition: int) -> str | None:
+        if self._global(table) is not None:
+            return self.url  # every worker holds all of a global table
         return self.runner.cluster.active.get((self._group(table), partition))
 
     def standbys(self, table: str, partition: int) -> list[str]:
+        if self._global(table) is not None:
+            return []
         return list(self.runner.cluster.standby.get((self._group(table), partition), []))
 
     def local_store(self, table: str, partition: int, allow_standby: bool = False
                     ) -> PartitionStore | None:
         """The store of this table partition if this worker holds it (active, or standby
         when allowed)."""
+        g = self._global(table)
+        if g is not None:
+            return g.stores[partition] if partition < len(g.stores) else None
         runner = self.runner
         gid = self._group(table)
         task = runner.tasks.get((gid, partition))
@@ -75,6 +95,7 @@ class Ownership:
         for name, spec in self.tables().items():
             n = self.partitions(name) or 0
             tables[name] = {
+                "kind": self.kind(name),
                 "partitions": n,
                 "keys": spec.keys.name,
                 "values": spec.values.name,

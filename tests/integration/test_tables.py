@@ -189,3 +189,22 @@ def test_standby_replica_takes_over_without_replaying_the_whole_changelog(
                                            b.log_tail(50000))]
     assert restored, b.log_tail()
     assert replay_cold > 0 and restored[-1] < replay_cold
+
+
+def test_on_error_stop_stops_the_worker_and_keeps_the_bad_record_for_later(
+        broker, app_id, workers, counter_env):
+    topic = f"{app_id}-events"
+    produce(broker, topic, [("k0", {"amount": 1}), ("k0", b"{bad"), ("k0", {"amount": 2})])
+    w = workers(COUNTER, counter_env(STREAMKIT_ON_ERROR="stop"))
+    deadline = time.monotonic() + 60
+    while w.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not w.alive(), "the worker must stop on a bad record when on_error=stop"
+    assert w.proc.returncode != 0
+    assert "ProcessingStopped" in w.log_tail(50000)
+    # Nothing after the bad record was committed: with on_error=continue it is dead-lettered
+    # and every good record counted exactly once.
+    w2 = start_counter(workers, counter_env(), "w-continue")
+    wait_for(lambda: totals(w2, ["k0"]) == {"k0": {"count": 2, "sum": 3}})
+    dead = wait_for(lambda: read_topic(broker, f"{app_id}-dead-letters"))
+    assert [r.value for r in dead] == [b"{bad"]

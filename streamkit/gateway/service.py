@@ -1,0 +1,183 @@
+"""The service helper: `@streamkit.service(app, "orders-requests")` turns an async handler into
+a service that consumes its request topic and replies on the topic each request names.
+
+    @streamkit.service(app, "orders-requests", table="orders",
+                       request_id=lambda req: req.request_id)
+    async def orders(req: streamkit.ServiceRequest):
+        if req.method == "POST":
+            order = {...}
+            await req.send("orders", order["id"], order)
+            return streamkit.Reply(201, {"order_id": order["id"]}, entity=order["id"])
+        raise streamkit.ServiceError(405, "method_not_allowed", req.method)
+
+The handler returns a Reply, or any JSON value (200), or None (204); raising ServiceError
+gives its status and code, any other exception 500. Requests of one partition are handled
+one after another (so one entity's requests stay in order); partitions run concurrently.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from ..errors import StreamkitError
+from .envelope import ReplyEnvelope, RequestEnvelope
+
+if TYPE_CHECKING:
+    from .service_runner import ServiceRunner
+
+Handler = Callable[["ServiceRequest"], Awaitable[Any]]
+RequestId = Callable[["ServiceRequest"], Any]
+
+
+class ServiceError(StreamkitError):
+    """Raised by a handler to answer with this status and error code."""
+
+    def __init__(self, status: int, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        if not 400 <= status <= 599:
+            raise ValueError(f"a ServiceError status is 4xx or 5xx, not {status}")
+        self.status, self.code, self.message = status, code, message or code
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's answer. `entity` names the key of `table` the request created or changed
+    (in `app`, this service's app unless named), which the gateway's ?wait_for= variant
+    then waits on."""
+
+    status: int = 200
+    body: Any = None
+    entity: str | int | None = None
+    table: str | None = None
+    app: str | None = None  # the app holding `table`, when it is another service's
+
+
+class ServiceRequest:
+    """One request as a handler sees it."""
+
+    __slots__ = ("envelope", "topic", "partition", "offset", "_runner")
+
+    def __init__(self, envelope: RequestEnvelope, topic: str, partition: int, offset: int,
+                 runner: "ServiceRunner | None" = None) -> None:
+        self.envelope, self.topic, self.partition, self.offset = envelope, topic, partition, offset
+        self._runner = runner
+
+    id = property(lambda self: self.envelope.id, doc="the correlation id")
+    method = property(lambda self: self.envelope.method)
+    path = property(lambda self: self.envelope.path, doc="the URL path after /api/{service}/")
+    query = property(lambda self: self.envelope.query)
+    body = property(lambda self: self.envelope.body)
+    trace_id = property(lambda self: self.envelope.trace_id)
+    request_id = property(lambda self: self.envelope.request_id,
+                          doc="the client's Idempotency-Key or X-Request-Id, if it sent one")
+    entity = property(lambda self: self.envelope.entity, doc="the first path segment")
+    deadline_ms = property(lambda self: self.envelope.deadline_ms)
+
+    @property
+    def segments(self) -> list[str]:
+        return [s for s in self.envelope.path.split("/") if s]
+
+    def remaining_ms(self) -> int:
+        """Milliseconds until the gateway gives up on this request."""
+        return self.envelope.deadline_ms - int(time.time() * 1000)
+
+    async def send(self, topic: str, key: str | bytes | None, value: Any) -> None:
+        """Produce one record (UTF-8 key, JSON value) and wait for its acknowledgement."""
+        if self._runner is None:
+            raise RuntimeError("this request is not attached to a running service")
+        await self._runner.send(topic, key, value)
+
+    def __repr__(self) -> str:
+        return f"<ServiceRequest {self.method} {self.topic}/{self.path!r} id={self.id}>"
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    topic: str
+    handler: Handler
+    request_id: RequestId | None = None
+    table: str | None = None
+    skip_expired: bool = True
+    dedupe_size: int = 10_000
+
+
+def build_reply(env: RequestEnvelope, outcome: Any, app_id: str, table: str | None
+                ) -> ReplyEnvelope:
+    """The reply envelope for a handler's return value or exception."""
+    base = dict(id=env.id, instance=env.instance, trace_id=env.trace_id)
+    if isinstance(outcome, ServiceError):
+        return ReplyEnvelope(status=outcome.status,
+                             error={"code": outcome.code, "message": outcome.message}, **base)
+    if isinstance(outcome, BaseException):
+        return ReplyEnvelope(status=500, error={"code": "internal_error", "message":
+                                                f"the service failed: {type(outcome).__name__}"},
+                             **base)
+    if not isinstance(outcome, Reply):
+        outcome = Reply(204) if outcome is None else Reply(200, outcome)
+    entity = None
+    if outcome.entity is not None:
+        entity = {"app": outcome.app or app_id, "table": outcome.table or table,
+                  "key": outcome.entity}
+    return ReplyEnvelope(status=outcome.status, body=outcome.body, entity=entity, **base)
+
+
+class ReplyCache:
+    """Replies already sent, by request id (bounded, least recently used goes first), so that
+    a redelivered or retried request gets the same answer without running the handler."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, ReplyEnvelope] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: str) -> ReplyEnvelope | None:
+        reply = self._items.get(key)
+        if reply is not None:
+            self._items.move_to_end(key)
+        return reply
+
+    def put(self, key: str, reply: ReplyEnvelope) -> None:
+        if self.size < 1:
+            return
+        self._items[key] = reply
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def readdress(reply: ReplyEnvelope, env: RequestEnvelope) -> ReplyEnvelope:
+    """A cached reply, addressed to a new request (its correlation id and parking instance)."""
+    return ReplyEnvelope(id=env.id, status=reply.status, body=reply.body, error=reply.error,
+                         instance=env.instance, trace_id=env.trace_id, entity=reply.entity)
+
+
+def service(app: Any, topic: str, *, request_id: RequestId | None = None,
+            table: str | None = None, skip_expired: bool = True,
+            dedupe_size: int = 10_000) -> Callable[[Handler], Handler]:
+    """Decorator: run `handler(request)` for every request on `topic`, replying on the topic
+    the request names with key = its correlation id.
+
+    request_id(request) -> a key that identifies retries of one request (for example
+    `lambda r: r.request_id`); a request whose key was answered already gets the same reply
+    again without the handler running (the last `dedupe_size` keys, in memory). Exact
+    redeliveries (same correlation id) are always answered from that cache.
+    table: the table whose key a Reply's `entity` names (for ?wait_for=).
+    skip_expired: drop requests whose gateway deadline has passed (the client has had its
+    504) instead of running them.
+    """
+    from .service_runner import runner_for
+
+    def decorate(handler: Handler) -> Handler:
+        if not inspect.iscoroutinefunction(handler):
+            raise TypeError(f"{handler!r} must be an async function")
+        runner_for(app).add(HandlerSpec(topic, handler, request_id, table, skip_expired,
+                                        dedupe_size))
+        return handler
+
+    return decorate
+

@@ -1,0 +1,173 @@
+"""The foreign-key table-table join: the left value names the right key.
+
+The two tables are partitioned by different keys, so (as in Kafka Streams) the join talks
+through two internal topics:
+
+    left change (lk, lv) --subscription topic, key fk(lv)--> right side: remembers who
+        subscribed to fk, answers with the right value
+    right change (rk, rv) --> every left key subscribed to rk gets the new right value
+    answer --response topic, key lk--> left side: result[lk] = joiner(left[lk], rv),
+        unless left[lk] has moved to another foreign key since (a stale answer)
+
+A change of the foreign key unsubscribes the old one, so the old right value can no longer
+reach the result. Everything is in changelogged stores, so the join survives restarts.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import orjson
+
+from ..processing.nodes import Node, SinkNode, SourceNode, current
+from ..processing.topology import InternalTopic
+from ..serde import resolve
+from .nodes import check_how
+
+if TYPE_CHECKING:
+    from ..processing.dsl import Table
+
+
+def _sub_key(fk: Any, lk: Any) -> tuple:
+    return (fk, lk)  # stored as the JSON array [fk, lk]
+
+
+def _sub_prefix(fk: Any) -> bytes:
+    # JSON of [fk, lk] begins with the JSON of [fk] minus its "]" and then ",".
+    return orjson.dumps([fk])[:-1] + b","
+
+
+class SubscribeNode(Node):
+    """Left side: a left change becomes (un)subscriptions keyed by the foreign key."""
+
+    __slots__ = ("fk", "fks", "sink", "result", "joiner", "left_outer")
+
+    def __init__(self, name: str, fk: Callable[[Any], Any], sink: SinkNode, result: str,
+                 joiner: Callable[[Any, Any], Any], left_outer: bool) -> None:
+        super().__init__(f"fk-subscribe:{name}")
+        self.fk, self.fks, self.sink = fk, f"{name}-fk", sink
+        self.result, self.joiner, self.left_outer = result, joiner, left_outer
+
+    def process(self, key, value, ts):
+        stores = current.task.stores
+        new_fk = None if value is None else self.fk(value)
+        old_fk = stores[self.fks].get(key)
+        if old_fk is not None and old_fk != new_fk:
+            self.sink.process(old_fk, {"lk": key, "op": "unsub"}, ts)
+        if new_fk is not None:
+            self.sink.process(new_fk, {"lk": key, "op": "sub"}, ts)
+        stores[self.fks].put(key, new_fk)
+        if value is None or new_fk is None:
+            # No foreign key: nothing will answer, so the result is settled here.
+            joined = self.joiner(value, None) if value is not None and self.left_outer else None
+            stores[self.result].put(key, joined)
+            self.forward(key, joined, ts)
+
+
+class SubscriptionNode(Node):
+    """Right side: remember the subscriber and answer it with the right value."""
+
+    __slots__ = ("subs", "right", "sink")
+
+    def __init__(self, name: str, right: str, sink: SinkNode) -> None:
+        super().__init__(f"fk-subscriptions:{name}")
+        self.subs, self.right, self.sink = f"{name}-subscriptions", right, sink
+
+    def process(self, key, value, ts):
+        stores = current.task.stores
+        lk = value["lk"]
+        if value["op"] == "unsub":
+            stores[self.subs].delete(_sub_key(key, lk))
+            return
+        stores[self.subs].put(_sub_key(key, lk), 1)
+        self.sink.process(lk, {"fk": key, "value": stores[self.right].get(key)}, ts)
+
+
+class RightChangeNode(Node):
+    """Right side: a right change is sent to every left key subscribed to it."""
+
+    __slots__ = ("subs", "sink")
+
+    def __init__(self, name: str, sink: SinkNode) -> None:
+        super().__init__(f"fk-right-change:{name}")
+        self.subs, self.sink = f"{name}-subscriptions", sink
+
+    def process(self, key, value, ts):
+        store = current.task.stores[self.subs]
+        prefix = _sub_prefix(key)
+        for fk, lk in _subscriptions(store, prefix):
+            self.sink.process(lk, {"fk": key, "value": value}, ts)
+
+
+def _subscriptions(store, prefix: bytes):
+    """The left keys subscribed under prefix: those committed and those since (the
+    write-back cache decides whether a key is still subscribed)."""
+    keys = {tuple(orjson.loads(kb)) for kb, _ in store.raw_items(prefix=prefix)}
+    keys |= {k for k in store.dirty if orjson.dumps(k).startswith(prefix)}
+    for k in keys:
+        if store.get(k) is not None:
+            yield k
+
+
+class ResponseNode(Node):
+    """Left side: an answer becomes the result, unless the left key moved on meanwhile."""
+
+    __slots__ = ("left", "fk", "result", "joiner", "left_outer")
+
+    def __init__(self, name: str, left: str, fk: Callable[[Any], Any], result: str,
+                 joiner: Callable[[Any, Any], Any], left_outer: bool) -> None:
+        super().__init__(f"fk-response:{name}")
+        self.left, self.fk, self.result = left, fk, result
+        self.joiner, self.left_outer = joiner, left_outer
+
+    def process(self, key, value, ts):
+        stores = current.task.stores
+        lv = stores[self.left].get(key)
+        if lv is None or self.fk(lv) != value["fk"]:
+            return  # stale: the left key has changed its foreign key since it asked
+        rv = value["value"]
+        joined = self.joiner(lv, rv) if rv is not None or self.left_outer else None
+        stores[self.result].put(key, joined)
+        self.forward(key, joined, ts)
+
+
+def foreign_key_join(left: "Table", right: "Table", name: str, fk: Callable[[Any], Any],
+                     joiner: Callable[[Any, Any], Any], how: str = "inner",
+                     values: Any = "json", expose: bool = True) -> "Table":
+    """Table `name`, keyed like `left`: joiner(left value, right[fk(left value)])."""
+    from ..processing.dsl import Stream, Table
+
+    check_how(how, ("inner", "left"))
+    outer = how == "left"
+    topo = left._changes._topology
+    lgroup, rgroup = left.spec.group, right.spec.group
+    json = resolve("json")
+    sub_topic, resp_topic = (topo.repartition_topic(f"{name}-subscription"),
+                             topo.repartition_topic(f"{name}-response"))
+    # The subscription topic is keyed like the right table, the response topic like the left.
+    sub_sink, resp_sink = SinkNode(sub_topic, right.spec.keys, json), SinkNode(resp_topic, left.spec.keys, json)
+    topo.internal[sub_topic] = InternalTopic(sub_topic, compact=False, partitions_from=rgroup)
+    topo.internal[resp_topic] = InternalTopic(resp_topic, compact=False, partitions_from=lgroup)
+
+    result = topo.add_table(name, left.spec.keys, resolve(values), lgroup, expose)
+    topo.add_table(f"{name}-fk", left.spec.keys, json, lgroup, exposed=False)
+    topo.add_table(f"{name}-subscriptions", json, resolve("json"), rgroup, exposed=False)
+
+    merged = Node(f"fk-join:{name}")
+    subscribe = SubscribeNode(name, fk, sub_sink, name, joiner, outer)
+    subscribe.children.append(merged)
+    left._changes._then(subscribe)
+    right._changes._then(RightChangeNode(name, resp_sink))
+
+    sub_source = SourceNode(sub_topic, right.spec.keys, json, None, None)
+    sub_source.group = rgroup
+    sub_source.children.append(SubscriptionNode(name, right.name, resp_sink))
+    topo.sources[sub_topic] = sub_source
+
+    resp_source = SourceNode(resp_topic, left.spec.keys, json, None, None)
+    resp_source.group = lgroup
+    response = ResponseNode(name, left.name, fk, name, joiner, outer)
+    response.children.append(merged)
+    resp_source.children.append(response)
+    topo.sources[resp_topic] = resp_source
+    topo.sinks.update({sub_topic, resp_topic})
+    return Table(result, Stream(topo, merged, lgroup, left.spec.keys, result.values))

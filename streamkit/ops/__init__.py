@@ -1,0 +1,1 @@
+"""Operability: metrics, the topology view, the OpenAPI document, authentication."""

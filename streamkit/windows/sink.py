@@ -1,0 +1,27 @@
+"""Writing windowed results to a topic.
+
+A result goes to the partition of its record key (Kafka's default partitioner on the
+key's own bytes), not of its whole window key: a consumer then reads each key's windows
+in order from one partition, the output is co-partitioned with the input, and the
+partitioner's memo of key hashes keeps working although every window key is new.
+"""
+from __future__ import annotations
+
+from ..processing.nodes import SinkNode, current
+from ..processing.outbox import partition_for
+from ..serde import Serde
+from .codec import WindowedKeySerde
+
+
+class WindowedSink(SinkNode):
+    __slots__ = ("record_keys",)
+
+    def __init__(self, topic: str, keys: WindowedKeySerde, values: Serde) -> None:
+        super().__init__(topic, keys, values)
+        self.record_keys = keys.inner
+
+    def process(self, key, value, ts):
+        vb = None if value is None else self.values.encode(value)
+        n = current.partitions[self.topic]
+        current.outbox.add(self.topic, partition_for(self.record_keys.encode(key[0]), n),
+                           self.keys.encode(key), vb, ts)

@@ -1,0 +1,36 @@
+"""Services for the gateway tests, written with the service helper.
+
+echo:    answers with what it was sent; path "<id>/sleep/<ms>" answers after ms,
+         "fail" raises ServiceError(409), "crash" raises RuntimeError.
+counted: answers with how many times its handler has run, deduplicated by the client's
+         Idempotency-Key, so a retried request is answered from the reply cache.
+"""
+import asyncio
+import os
+
+import streamkit
+
+APP_ID = os.environ.get("ECHO_APP_ID", "gateway-echo")
+app = streamkit.App(APP_ID)
+calls = {"counted": 0}
+
+
+@streamkit.service(app, os.environ.get("ECHO_TOPIC", f"{APP_ID}-echo"))
+async def echo(req: streamkit.ServiceRequest):
+    segments = req.segments
+    if len(segments) == 3 and segments[1] == "sleep":
+        await asyncio.sleep(int(segments[2]) / 1000)
+    elif req.path == "fail":
+        raise streamkit.ServiceError(409, "conflict", "this always conflicts")
+    elif req.path == "crash":
+        raise RuntimeError("boom")
+    body = req.body
+    return {"method": req.method, "path": req.path, "query": dict(req.query), "body": body,
+            "double": body["n"] * 2 if isinstance(body, dict) and "n" in body else None}
+
+
+@streamkit.service(app, os.environ.get("COUNTED_TOPIC", f"{APP_ID}-counted"),
+                   request_id=lambda req: req.request_id)
+async def counted(req: streamkit.ServiceRequest):
+    calls["counted"] += 1
+    return streamkit.Reply(201, {"calls": calls["counted"], "body": req.body})

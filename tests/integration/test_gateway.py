@@ -1,0 +1,522 @@
+"""The request-response gateway on the real dev broker: gateway instances and services in
+worker processes (services written with the service helper), real HTTP and websockets."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import aiohttp
+import orjson
+
+from streamkit.config import Settings
+from streamkit.devbroker import free_port
+from streamkit.testing.kafka import produce
+from streamkit.topics import TopicAdmin, TopicSpec
+
+from .conftest import COUNTER, ROOT
+from .test_tables import events, expected, wait_for
+
+ECHO = "tests.integration.apps.gateway_echo"
+FRONT = "tests.integration.apps.gateway_front"
+ORDERS = "tests.integration.apps.gateway_orders"
+
+
+class Deployment:
+    """One test's services and gateway instances, on topics named after its app id."""
+
+    def __init__(self, broker, app_id, workers, tmp_path, response_partitions=12, **gateway_env):
+        self.broker, self.app_id, self.workers, self.tmp = broker, app_id, workers, tmp_path
+        self.gateway_id = f"{app_id}-gw"
+        self.responses = f"{self.gateway_id}-responses"
+        self.response_partitions = response_partitions
+        self.services = {"echo": f"{app_id}-echo", "counted": f"{app_id}-counted"}
+        self.gateway_env = gateway_env
+        self.gateways: list = []
+        asyncio.run(self._topics())
+
+    async def _topics(self):
+        async with TopicAdmin(Settings(broker=f"kafka://{self.broker}")) as admin:
+            await admin.ensure([TopicSpec(self.responses, self.response_partitions)]
+                               + [TopicSpec(t, 4) for t in self.services.values()])
+
+    def env(self, name, **extra):
+        return {"STREAMKIT_BROKER": f"kafka://{self.broker}", "STREAMKIT_PROFILE": "dev",
+                "STREAMKIT_DATA_DIR": str(self.tmp / f"data-{name}"),
+                "STREAMKIT_WEB_PORT": str(free_port()), "PYTHONPATH": ROOT, **extra}
+
+    def start_echo(self, name="echo"):
+        w = self.workers(ECHO, self.env(name, ECHO_APP_ID=f"{self.app_id}-svc",
+                                        ECHO_TOPIC=self.services["echo"],
+                                        COUNTED_TOPIC=self.services["counted"]), name)
+        w.wait_ready()
+        wait_for(lambda: w.get("/services/stats")[1]["assigned"])
+        return w
+
+    def start_gateway(self, name, **extra):
+        services = ",".join(f"{k}={v}" for k, v in self.services.items())
+        env = self.env(name, **{"STREAMKIT_GATEWAY_ID": self.gateway_id,
+                                "STREAMKIT_GATEWAY_SERVICES": services,
+                                "STREAMKIT_REGISTRY_TOPIC": f"{self.app_id}-registry",
+                                **self.gateway_env, **extra})
+        g = self.workers(FRONT, env, name)
+        g.wait_ready()
+        self.gateways.append(g)
+        return g
+
+    def settled(self, gateways=None):
+        """Every instance ready, and the response partitions split among them."""
+        gateways = gateways or self.gateways
+        owned = []
+        for g in gateways:
+            status, stats = g.get("/gateway/stats")
+            if status != 200 or not stats["ready"] or g.get("/ready")[0] != 200:
+                return None
+            owned.append(stats["partitions"])
+        flat = [p for ps in owned for p in ps]
+        return owned if sorted(flat) == list(range(self.response_partitions)) else None
+
+    def stats(self, g):
+        status, body = g.get("/gateway/stats")
+        assert status == 200, body
+        return body
+
+
+def expected_echo(method, path, query, body):
+    return {"method": method, "path": path, "query": query, "body": body,
+            "double": body["n"] * 2 if isinstance(body, dict) and "n" in body else None}
+
+
+async def call(session, url, method="POST", body=None, headers=None, raw=None):
+    """(status, decoded body, headers) of one request; (None, error, {}) if the connection failed."""
+    data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+    try:
+        async with session.request(method, url, data=data, headers=headers) as resp:
+            payload = await resp.read()
+            return resp.status, orjson.loads(payload) if payload else None, resp.headers.copy()
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        return None, repr(exc), {}
+
+
+def session(timeout=60):
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                 timeout=aiohttp.ClientTimeout(total=timeout))
+
+
+def test_thousand_concurrent_requests_over_three_instances_are_each_answered_once_correctly(
+        broker, app_id, workers, tmp_path):
+    d = Deployment(broker, app_id, workers, tmp_path)
+    echo = d.start_echo()
+    gateways = [d.start_gateway(f"gw{i}") for i in range(3)]
+    owned = wait_for(d.settled, timeout=60)
+    assert all(owned), owned  # 12 partitions, 3 instances: each owns some
+    methods = ["POST", "PUT", "DELETE", "GET"]
+
+    def request(i):
+        method = methods[i % 4]
+        body = None if method == "GET" else {"n": i}
+        return method, f"item-{i % 50}/detail/{i}", {"x": str(i)}, body  # 50 entities
+
+    async def run():
+        async with session() as s:
+            return await asyncio.gather(*(
+                call(s, f"{gateways[i % 3].url}/api/echo/{request(i)[1]}?x={i}", request(i)[0],
+                     request(i)[3]) for i in range(1000)))
+
+    results = asyncio.run(run())
+    assert len(results) == 1000
+    for i, (status, body, headers) in enumerate(results):
+        assert status == 200, (i, status, body)
+        assert body == expected_echo(*request(i)), (i, body)
+        assert headers["X-Streamkit-Parked-By"] == gateways[i % 3].url
+        # The id hashed to a partition of the instance that parked it: no hop was needed.
+        assert headers["X-Streamkit-Handed-Off"] == "0"
+    ids = {h["X-Correlation-Id"] for _, _, h in results}
+    assert len(ids) == 1000
+    stats = [d.stats(g) for g in gateways]
+    assert [s["completed"] for s in stats] == [334, 333, 333]
+    assert all(s["parked"] == 0 and s["late"] == 0 and s["timed_out"] == 0 for s in stats)
+    assert sum(s["handed_off"] for s in stats) == 0 and sum(s["id_misses"] for s in stats) == 0
+    service = echo.get("/services/stats")[1]
+    assert (service["requests"], service["handled"], service["replayed"]) == (1000, 1000, 0)
+
+
+def test_sigkill_of_one_instance_under_load_fails_only_the_requests_parked_on_it(
+        broker, app_id, workers, tmp_path):
+    d = Deployment(broker, app_id, workers, tmp_path, STREAMKIT_GATEWAY_TIMEOUT_MS="30000")
+    d.start_echo()
+    gateways = [d.start_gateway(f"gw{i}") for i in range(3)]
+    wait_for(d.settled, timeout=60)
+    victim, survivors = gateways[2], gateways[:2]
+    rate, duration, slow_at = 120, 14.0, 3.0
+
+    async def frames_over_the_rebalance(s, started: asyncio.Event):
+        """A websocket on a survivor with slow frames in flight while the victim dies."""
+        async with s.ws_connect(f"{survivors[0].url}/ws") as ws:
+            await started.wait()
+            for k in range(8):
+                await ws.send_str(orjson.dumps({"id": k, "service": "echo", "body": {"n": k},
+                                                "path": f"ws{k}/sleep/1000"}).decode())
+            return [orjson.loads((await ws.receive(timeout=60)).data) for _ in range(8)]
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        tasks, killed_at = [], None
+        async with session(90) as s:
+            slow_sent = asyncio.Event()
+            ws_task = asyncio.create_task(frames_over_the_rebalance(s, slow_sent))
+
+            def send(tag, g, path, n):
+                url = f"{gateways[g].url}/api/echo/{path}"
+                task = asyncio.create_task(call(s, url, "POST", {"n": n}))
+                tasks.append((tag, g, path, n, task))
+
+            start, i = loop.time(), 0
+            while loop.time() - start < duration:
+                elapsed = loop.time() - start
+                if killed_at is None and elapsed >= slow_at:
+                    # Requests that are still parked when the victim dies, on every instance.
+                    for k in range(12):
+                        send("slow", k % 3, f"s{k}/sleep/1000", 10_000 + k)
+                    slow_sent.set()
+                    await asyncio.sleep(0.3)
+                    victim.kill()
+                    killed_at = loop.time()
+                targets = [0, 1, 2] if killed_at is None else [0, 1]
+                send("fast", targets[i % len(targets)], f"f{i}", i)
+                i += 1
+                await asyncio.sleep(1 / rate)
+            return ([(tag, g, path, n, await task) for tag, g, path, n, task in tasks],
+                    await ws_task)
+
+    results, frames = asyncio.run(run())
+    assert sorted(f["id"] for f in frames) == list(range(8))
+    assert all(f["status"] == 200 and f["body"] == expected_echo("POST", f"ws{f['id']}/sleep/1000",
+                                                                 {}, {"n": f["id"]}) for f in frames)
+    on_survivors = [r for r in results if r[1] != 2]
+    on_victim = [r for r in results if r[1] == 2]
+    for tag, g, path, n, (status, body, headers) in on_survivors:
+        assert status == 200, (tag, g, path, status, body)
+        assert body == expected_echo("POST", path, {}, {"n": n})
+    failed = [r for r in on_victim if r[4][0] != 200]
+    slow_on_victim = [r for r in on_victim if r[0] == "slow"]
+    # The victim's parked slow requests failed, with a broken connection, not a wrong answer.
+    assert slow_on_victim and all(r[4][0] is None for r in slow_on_victim)
+    assert all(r[4][0] is None for r in failed)
+    assert all(r[4][1] == expected_echo("POST", r[2], {}, {"n": r[3]})
+               for r in on_victim if r[4][0] == 200)
+    # Replies for requests parked on the survivors that reached the other survivor after
+    # their partitions moved were handed over, and answered.
+    handed = [r for r in on_survivors if r[4][2].get("X-Streamkit-Handed-Off") == "1"]
+    assert handed, "no reply crossed instances: the rebalance moved nothing?"
+    owned = wait_for(lambda: d.settled(survivors), timeout=60)
+    assert all(owned)
+    stats = [d.stats(g) for g in survivors]
+    assert sum(s["handoffs_in"] for s in stats) >= len(handed)
+    # The victim's slow replies were consumed by a survivor and could not be handed over.
+    assert sum(s["handoff_failed"] for s in stats) >= len(slow_on_victim)
+
+    async def after():
+        async with session() as s:
+            return await asyncio.gather(*(call(s, f"{g.url}/api/echo/after{k}", "POST", {"n": k})
+                                          for g in survivors for k in range(50)))
+
+    again = asyncio.run(after())
+    assert [r[0] for r in again] == [200] * 100
+    assert [r[1]["double"] for r in again] == [2 * k for _ in survivors for k in range(50)]
+    assert all(d.stats(g)["parked"] == 0 for g in survivors)
+
+
+def test_bad_requests_get_json_errors_and_nothing_stays_parked(broker, app_id, workers, tmp_path):
+    d = Deployment(broker, app_id, workers, tmp_path, STREAMKIT_GATEWAY_MAX_BODY_BYTES="1000",
+                   STREAMKIT_GATEWAY_MAX_PARKED="3")
+    d.start_echo()
+    g = d.start_gateway("gw")
+    wait_for(d.settled)
+    api = f"{g.url}/api"
+
+    async def run():
+        async with session() as s:
+            out = {
+                "unknown": await call(s, f"{api}/nope/x"),
+                "too_large": await call(s, f"{api}/echo/x", body={"blob": "x" * 2000}),
+                "malformed": await call(s, f"{api}/echo/x", raw=b'{"n": '),
+                "bad_timeout": await call(s, f"{api}/echo/x", body={},
+                                          headers={"X-Timeout-Ms": "soon"}),
+                "bad_wait_for": await call(s, f"{api}/echo/x?wait_for=state", body={}),
+                "conflict": await call(s, f"{api}/echo/fail", body={}),
+                "crash": await call(s, f"{api}/echo/crash", body={}),
+                "empty_path": await call(s, f"{api}/echo", "GET"),
+                "timeout": await call(s, f"{api}/echo/t1/sleep/1500", body={"n": 1},
+                                      headers={"X-Timeout-Ms": "300"}),
+            }
+            out["full"] = await asyncio.gather(*(
+                call(s, f"{api}/echo/p{k}/sleep/1000", body={"n": k}) for k in range(5)))
+            first = await call(s, f"{api}/counted", body={"a": 1}, headers={"Idempotency-Key": "k1"})
+            retry = await call(s, f"{api}/counted", body={"a": 1}, headers={"Idempotency-Key": "k1"})
+            other = await call(s, f"{api}/counted", body={"a": 2}, headers={"Idempotency-Key": "k2"})
+            out["idempotent"] = (first, retry, other)
+            return out
+
+    out = asyncio.run(run())
+
+    def err(name, status, code):
+        got_status, body, headers = out[name]
+        assert got_status == status, (name, got_status, body)
+        assert headers["Content-Type"].startswith("application/json")
+        assert body["error"]["code"] == code, (name, body)
+        assert body["error"]["message"]
+
+    err("unknown", 404, "unknown_service")
+    err("too_large", 413, "body_too_large")
+    err("malformed", 400, "malformed_json")
+    err("bad_timeout", 400, "bad_timeout")
+    err("bad_wait_for", 400, "bad_wait_for")
+    err("conflict", 409, "conflict")
+    err("crash", 500, "internal_error")
+    err("timeout", 504, "gateway_timeout")
+    assert out["timeout"][1]["error"]["correlation_id"] == out["timeout"][2]["X-Correlation-Id"]
+    assert out["empty_path"][0] == 200 and out["empty_path"][1]["path"] == ""
+    full = out["full"]
+    assert sorted(r[0] for r in full) == [200, 200, 200, 503, 503]
+    assert all(r[1]["error"]["code"] == "too_many_requests" and r[2]["Retry-After"] == "1"
+               for r in full if r[0] == 503)
+    first, retry, other = out["idempotent"]
+    assert first[0] == retry[0] == other[0] == 201
+    assert retry[1] == first[1] and other[1]["calls"] == first[1]["calls"] + 1
+    assert retry[2]["X-Correlation-Id"] != first[2]["X-Correlation-Id"]
+    # The slow reply to the timed-out request arrives after its 504: dropped and counted.
+    stats = wait_for(lambda: (lambda s: s if s["late"] >= 1 else None)(d.stats(g)))
+    assert stats["parked"] == 0 and stats["timed_out"] == 1 and stats["rejected_full"] == 2
+
+
+def test_replies_reach_an_instance_that_owns_no_partition_over_http_and_websocket(
+        broker, app_id, workers, tmp_path):
+    d = Deployment(broker, app_id, workers, tmp_path, response_partitions=1)
+    d.start_echo()
+    a, b = d.start_gateway("gw-a"), d.start_gateway("gw-b")
+    owned = wait_for(d.settled)
+    owner, bare = (a, b) if owned[0] else (b, a)
+    assert d.stats(bare)["partitions"] == []
+
+    async def run():
+        async with session() as s:
+            http = await asyncio.gather(*(call(s, f"{bare.url}/api/echo/h{k}", "PUT", {"n": k})
+                                          for k in range(20)))
+            frames = {}
+            for target in (bare, owner):
+                async with s.ws_connect(f"{target.url}/ws") as ws:
+                    for k in range(100):
+                        await ws.send_str(orjson.dumps({"id": f"f{k}", "service": "echo",
+                                                        "method": "POST", "path": f"w{k}",
+                                                        "body": {"n": k}}).decode())
+                    await ws.send_str(orjson.dumps({"id": "bad", "service": "nope"}).decode())
+                    await ws.send_str("{not json")
+                    got = [orjson.loads((await ws.receive(timeout=30)).data) for _ in range(102)]
+                    frames[target.url] = got
+            return http, frames
+
+    http, frames = asyncio.run(run())
+    assert [r[0] for r in http] == [200] * 20
+    assert [r[1]["double"] for r in http] == [2 * k for k in range(20)]
+    assert all(r[2]["X-Streamkit-Handed-Off"] == "1" for r in http)
+    for url, got in frames.items():
+        by_id = {f["id"]: f for f in got}
+        assert len(got) == 102 and len(by_id) == 102, url
+        for k in range(100):
+            frame = by_id[f"f{k}"]
+            assert frame["status"] == 200
+            assert frame["body"] == expected_echo("POST", f"w{k}", {}, {"n": k})
+        assert by_id["bad"]["status"] == 404
+        assert by_id["bad"]["body"]["error"]["code"] == "unknown_service"
+        assert by_id[None]["status"] == 400
+    bare_stats, owner_stats = d.stats(bare), d.stats(owner)
+    assert bare_stats["handoffs_in"] == 120  # 20 HTTP + 100 websocket frames
+    assert owner_stats["handed_off"] == 120 and owner_stats["handoff_failed"] == 0
+    assert bare_stats["parked"] == 0 and owner_stats["parked"] == 0
+    assert bare_stats["ws_connections"] == 1 and bare_stats["ws_open"] == 0
+
+
+def test_query_routes_follow_registry_records_to_the_owner_of_a_key(
+        broker, app_id, workers, tmp_path):
+    """The gateway's half of the registry contract: a record in the contract's format,
+    published here for two real counter workers, is enough to route their queries."""
+    d = Deployment(broker, app_id, workers, tmp_path)
+    counter_app = f"{app_id}-counter"
+    produce(broker, f"{counter_app}-events", events(500))
+    counters = []
+    for name in ("counter-a", "counter-b"):
+        w = workers(COUNTER, d.env(name, COUNTER_APP_ID=counter_app,
+                                   COUNTER_SOURCE=f"{counter_app}-events"), name)
+        w.wait_ready()
+        counters.append(w)
+    want = expected(500)
+
+    def split():
+        ready = [w.get("/ready") for w in counters]
+        if any(status != 200 or not body["tasks"] for status, body in ready):
+            return None
+        return {str(p): w.url for w, (_, body) in zip(counters, ready) for _, p in body["tasks"]}
+
+    owners = wait_for(split, timeout=60)
+    assert sorted(owners) == ["0", "1", "2", "3"] and len(set(owners.values())) == 2
+    wait_for(lambda: all((counters[0].get(f"/tables/totals/keys/{k}")[1] or {}).get("value")
+                         == want[k] for k in want))
+    g = d.start_gateway("gw", STREAMKIT_QUERY_TIMEOUT_MS="1000")
+    # The only host listed is dead: every answer below must come through the owners map.
+    dead = f"http://127.0.0.1:{free_port()}"
+    record = {"app": counter_app, "hosts": [dead],
+              "tables": {"totals": {"partitions": 4, "keys": "str"}},
+              "owners": {"totals": owners}, "updated_ms": int(time.time() * 1000)}
+    produce(broker, f"{app_id}-registry", [(counter_app, record)])
+    wait_for(lambda: g.get(f"/apps/{counter_app}")[0] == 200)
+
+    async def read(keys):
+        async with session() as s:
+            return [await call(s, f"{g.url}/apps/{counter_app}/tables/totals/keys/{k}", "GET")
+                    for k in keys]
+
+    keys = ["k0", "k7", "k13", "k49"]
+    for key, (status, body, headers) in zip(keys, asyncio.run(read(keys))):
+        assert status == 200 and body["value"] == want[key], (key, body)
+        assert headers["X-Streamkit-Served-By"] == owners[str(body["partition"])]
+    assert g.get(f"/apps/{counter_app}/tables/totals/keys/absent")[0] == 404
+    assert g.get("/apps/unknown-app/tables/totals/keys/k0")[1]["error"]["code"] == "unknown_app"
+    assert g.get(f"/apps/{counter_app}/health")[0] == 503  # no live host to ask
+    produce(broker, f"{app_id}-registry",
+            [(counter_app, {**record, "hosts": [counters[1].url],
+                            "updated_ms": record["updated_ms"] + 1})])
+    wait_for(lambda: g.get(f"/apps/{counter_app}/health")[0] == 200)
+    assert g.get(f"/apps/{counter_app}/health")[1] == {"status": "ok", "app": counter_app}
+    assert g.get("/apps")[1]["apps"][counter_app]["hosts"] == [counters[1].url]
+
+
+def test_query_routes_find_workers_from_their_own_registry_records(
+        broker, app_id, workers, tmp_path):
+    """Needs the registry contract: workers publish themselves to streamkit-registry."""
+    d = Deployment(broker, app_id, workers, tmp_path)
+    counter_app = f"{app_id}-counter"
+    produce(broker, f"{counter_app}-events", events(300))
+    counter = workers(COUNTER, d.env("counter", COUNTER_APP_ID=counter_app,
+                                     COUNTER_SOURCE=f"{counter_app}-events"), "counter")
+    counter.wait_ready()
+    g = d.start_gateway("gw", STREAMKIT_REGISTRY_TOPIC="streamkit-registry")
+    want = expected(300)
+
+    def read(key):
+        status, body = g.get(f"/apps/{counter_app}/tables/totals/keys/{key}")
+        return body if status == 200 and body["value"] == want[key] else None
+
+    for key in ("k0", "k13", "k49"):
+        assert wait_for(lambda: read(key), timeout=30)["key"] == key
+
+
+def test_event_driven_route_answers_when_the_order_reaches_a_final_state(
+        broker, app_id, workers, tmp_path):
+    """The gateway finds the orders worker through streamkit-registry and registers each
+    wait there with the workers' `GET /tables/{table}/keys/{key}?wait_for=` route."""
+    d = Deployment(broker, app_id, workers, tmp_path)
+    orders_app = f"{app_id}-orders"
+    d.services = {"orders": f"{orders_app}-requests"}
+    asyncio.run(d._topics())
+    svc = workers(ORDERS, d.env("orders", ORDERS_APP_ID=orders_app), "orders")
+    svc.wait_ready()
+    wait_for(lambda: svc.get("/services/stats")[1]["assigned"])
+    g = d.start_gateway("gw", STREAMKIT_REGISTRY_TOPIC="streamkit-registry")
+    wait_for(lambda: g.get(f"/apps/{orders_app}")[0] == 200)
+    url = f"{g.url}/api/orders?wait_for=state:VALIDATED,FAILED"
+
+    async def run():
+        async with session() as s:
+            http = await asyncio.gather(call(s, url, body={"id": "o-1", "amount": 50}),
+                                        call(s, url, body={"id": "o-2", "amount": 500}))
+            async with s.ws_connect(f"{g.url}/ws") as ws:
+                await ws.send_str(orjson.dumps({"id": 1, "service": "orders", "body": {
+                    "id": "o-3", "amount": 7}, "wait_for": "state:VALIDATED,FAILED"}).decode())
+                frame = orjson.loads((await ws.receive(timeout=30)).data)
+            return http, frame
+
+    (ok, failed), frame = asyncio.run(run())
+    assert ok[0] == 200, ok
+    assert ok[1] == {"key": "o-1", "value": {"id": "o-1", "amount": 50, "state": "VALIDATED"},
+                     "reply": {"order_id": "o-1"}}
+    assert failed[0] == 200 and failed[1]["value"]["state"] == "FAILED"
+    assert frame["id"] == 1 and frame["status"] == 200
+    assert frame["body"]["value"] == {"id": "o-3", "amount": 7, "state": "VALIDATED"}
+    stats = d.stats(g)
+    # Each wait was registered once on the worker and answered when the state was reached
+    # (a worker that ignored wait_for would have been asked again and again).
+    assert stats["waits"] == 3 and stats["wait_requests"] == 3 and stats["wait_polls"] == 0
+    assert stats["parked"] == 0
+
+
+def test_event_driven_wait_survives_its_partition_moving_to_another_worker(
+        broker, app_id, workers, tmp_path):
+    """The worker holding the wait dies; the wait is registered again on the new owner and
+    answered when the order reaches its final state there."""
+    d = Deployment(broker, app_id, workers, tmp_path, STREAMKIT_GATEWAY_MAX_TIMEOUT_MS="60000")
+    orders_app = f"{app_id}-orders"
+    d.services = {"orders": f"{orders_app}-requests"}
+    asyncio.run(d._topics())
+    first = workers(ORDERS, d.env("orders-a", ORDERS_APP_ID=orders_app), "orders-a")
+    first.wait_ready()
+    wait_for(lambda: first.get("/services/stats")[1]["assigned"])
+    g = d.start_gateway("gw", STREAMKIT_REGISTRY_TOPIC="streamkit-registry")
+    wait_for(lambda: g.get(f"/apps/{orders_app}")[0] == 200)
+    url = f"{g.url}/api/orders?wait_for=state:VALIDATED,FAILED"
+    outcome: dict = {}
+
+    async def wait_for_order():
+        async with session(90) as s:
+            outcome["answer"] = await call(s, url, body={"id": "o-held", "amount": 5, "hold": True},
+                                           headers={"X-Timeout-Ms": "60000"})
+
+    waiter = threading.Thread(target=lambda: asyncio.run(wait_for_order()))
+    waiter.start()
+    try:
+        def held_value():
+            value = (first.get("/tables/orders/keys/o-held")[1] or {}).get("value") or {}
+            return value if value.get("state") == "HELD" else None
+
+        held = wait_for(held_value)
+        wait_for(lambda: d.stats(g)["wait_requests"] >= 1)
+        tasks = len(first.get("/ready")[1]["tasks"])
+        second = workers(ORDERS, d.env("orders-b", ORDERS_APP_ID=orders_app), "orders-b")
+        second.wait_ready()
+        first.kill()
+        wait_for(lambda: second.get("/ready")[0] == 200
+                 and len(second.get("/ready")[1]["tasks"]) == tasks, timeout=60)
+        assert "answer" not in outcome  # still waiting: HELD is not a final state
+        produce(broker, f"{orders_app}-orders", [("o-held", {**held, "state": "VALIDATED"})])
+    finally:
+        waiter.join(90)
+    status, body, _ = outcome["answer"]
+    assert status == 200, body
+    assert body["key"] == "o-held" and body["value"]["state"] == "VALIDATED"
+    assert body["reply"] == {"order_id": "o-held"}
+    stats = d.stats(g)
+    assert stats["waits"] == 1 and stats["wait_requests"] >= 2 and stats["parked"] == 0
+
+
+def test_garbage_on_a_request_topic_goes_to_dead_letters_and_the_service_goes_on(
+        broker, app_id, workers, tmp_path):
+    from streamkit.testing.kafka import produce, read_topic
+
+    d = Deployment(broker, app_id, workers, tmp_path)
+    echo = d.start_echo()
+    gw = d.start_gateway("gw0")
+    wait_for(lambda: d.settled())
+    garbage = [b"\x00\xff not json", b'{"id": 7}', b"[]", b'{"id": "x", "reply_to": 1}']
+    produce(broker, d.services["echo"], [(None, g) for g in garbage])
+
+    async def ask():
+        async with session() as s:
+            return await call(s, f"{gw.url}/api/echo/after", body={"n": 4})
+
+    status, body, _ = asyncio.run(ask())
+    assert status == 200 and body["double"] == 8
+    assert echo.alive()
+    dead = wait_for(lambda: (lambda r: r if len(r) >= len(garbage) else None)(
+        read_topic(broker, f"{app_id}-svc-dead-letters")))
+    assert sorted(r.value for r in dead) == sorted(garbage)
+    assert all(dict(r.headers)["streamkit.stage"] == b"decode" for r in dead)

@@ -1,0 +1,43 @@
+import sys
+import textwrap
+
+import pytest
+
+import streamkit
+from streamkit import Settings
+from streamkit.plugins import PluginError, install
+
+
+def app(service="shop"):
+    return streamkit.App(f"{service}-1", settings=Settings.from_env({}), service_name=service)
+
+
+def test_env_plugins_for_this_app_are_installed_and_others_are_not():
+    a = app()
+    names = install(a, {"STREAMKIT_PLUGINS": "tests.unit.plugins_fixture.extra:doubled,"
+                                             "tests.unit.plugins_fixture.extra:other"})
+    assert names == ["doubled"]
+    assert "orders" in a.topology.sources and "orders-doubled" in a.topology.sinks
+    assert "invoices" not in a.topology.sources
+
+
+def test_a_plugin_that_fails_to_import_stops_start_up_naming_it():
+    with pytest.raises(PluginError, match="tests.unit.plugins_fixture.broken"):
+        install(app(), {"STREAMKIT_PLUGINS": "tests.unit.plugins_fixture.broken"})
+    with pytest.raises(PluginError, match="not a streamkit Plugin"):
+        install(app(), {"STREAMKIT_PLUGINS": "tests.unit.plugins_fixture.extra:not_a_plugin"})
+
+
+def test_entry_point_plugins_are_discovered(tmp_path, monkeypatch):
+    dist = tmp_path / "shopplugins-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: shopplugins\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent("""
+        [streamkit.plugins]
+        doubled = tests.unit.plugins_fixture.extra:doubled
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    a = app()
+    assert install(a, {}) == ["doubled"]
+    assert "orders-doubled" in a.topology.sinks
+    assert str(tmp_path) in sys.path

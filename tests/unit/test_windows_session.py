@@ -1,0 +1,107 @@
+"""Session windows through the test driver: sessions grow, merge when a record bridges
+them, accept out-of-order records within grace, and close at end + gap + grace."""
+from __future__ import annotations
+
+import orjson
+import pytest
+
+import streamkit
+from streamkit import Session, Settings, WindowedKey
+from streamkit.testing.driver import TopologyTestDriver
+
+GAP = 10_000
+
+
+def visits_app(emit: str, grace_ms: int = 5_000):
+    """Per user session, the pages visited (a list), on the event time in "ts"."""
+    app = streamkit.App("visits", settings=Settings.from_env({}))
+    (app.stream("views", timestamp=lambda v: v["ts"]).group_by_key()
+        .windowed_by(Session(gap_ms=GAP, grace_ms=grace_ms))
+        .aggregate("sessions", initial=list, add=lambda pages, v: pages + [v["page"]],
+                   merge=lambda a, b: a + b, emit=emit, to="sessions-out"))
+    return app
+
+
+def view(driver, user, ts, page):
+    driver.pipe("views", user, {"ts": ts, "page": page}, timestamp_ms=ts)
+
+
+def out(driver):
+    return [(r.key, r.value) for r in driver.read_output("sessions-out")]
+
+
+@pytest.fixture
+def final():
+    with TopologyTestDriver(visits_app("final")) as d:
+        yield d
+
+
+def test_records_within_the_gap_extend_one_session(final):
+    view(final, "u1", 1_000, "a")
+    view(final, "u1", 11_000, "b")  # exactly gap_ms later: same session
+    view(final, "u1", 21_001, "c")  # more than gap_ms after the last: a new session
+    assert final.table("sessions") == {WindowedKey("u1", 1_000, 11_000): ["a", "b"],
+                                       WindowedKey("u1", 21_001, 21_001): ["c"]}
+
+
+def test_a_record_bridging_two_sessions_merges_them():
+    with TopologyTestDriver(visits_app("update", grace_ms=20_000)) as driver:
+        view(driver, "u1", 0, "a")
+        view(driver, "u1", 18_000, "c")
+        assert len(driver.table("sessions")) == 2
+        view(driver, "u1", 9_000, "b")  # within the gap of both
+        assert driver.table("sessions") == {WindowedKey("u1", 0, 18_000): ["a", "c", "b"]}
+        assert out(driver)[-3:] == [(WindowedKey("u1", 0, 0), None),
+                                    (WindowedKey("u1", 18_000, 18_000), None),
+                                    (WindowedKey("u1", 0, 18_000), ["a", "c", "b"])]
+
+
+def test_out_of_order_record_within_grace_joins_its_session(final):
+    view(final, "u1", 10_000, "a")
+    view(final, "u2", 14_000, "x")  # stream time 14 s
+    view(final, "u1", 9_500, "b")  # 4.5 s behind stream time, grace 5 s
+    assert final.table("sessions")[WindowedKey("u1", 9_500, 10_000)] == ["a", "b"]
+    assert final.late_records == 0
+
+
+def test_record_more_than_grace_behind_stream_time_is_late(final):
+    view(final, "u1", 10_000, "a")
+    view(final, "u2", 16_000, "x")
+    view(final, "u1", 10_500, "b")  # 5.5 s behind stream time
+    assert final.table("sessions")[WindowedKey("u1", 10_000, 10_000)] == ["a"]
+    late = final.read_output(final.late_events_topic)
+    assert [orjson.loads(r.value)["page"] for r in late] == ["b"]
+    assert late[0].headers["streamkit.lateness_ms"] == b"5500"
+
+
+def test_final_session_is_emitted_when_stream_time_passes_end_plus_gap_plus_grace(final):
+    view(final, "u1", 1_000, "a")
+    view(final, "u1", 2_000, "b")
+    view(final, "u2", 17_000, "x")  # 2,000 + 10,000 + 5,000: not past yet
+    assert out(final) == []
+    view(final, "u2", 17_001, "y")
+    assert out(final) == [(WindowedKey("u1", 1_000, 2_000), ["a", "b"])]
+
+
+def test_sessions_expire_after_a_restart_from_rocksdb_state(final):
+    view(final, "u1", 1_000, "a")
+    view(final, "u2", 5_000, "x")
+    final.restart()
+    assert final.stream_time("sessions") == 5_000
+    view(final, "u3", 40_000, "z")
+    assert sorted(out(final)) == [(WindowedKey("u1", 1_000, 1_000), ["a"]),
+                                  (WindowedKey("u2", 5_000, 5_000), ["x"])]
+    assert final.table("sessions") == {WindowedKey("u3", 40_000, 40_000): ["z"]}
+
+
+def test_session_merged_before_a_torn_commit_is_neither_split_nor_double_counted():
+    with TopologyTestDriver(visits_app("final"), auto_commit=False) as driver:
+        view(driver, "u1", 0, "a")
+        view(driver, "u1", 8_000, "b")
+        driver.commit()
+        view(driver, "u1", 20_000, "c")  # a second session
+        view(driver, "u1", 15_000, "d")  # bridges the two
+        for torn in (0.25, 0.5, 0.75):  # half the commit reached the changelog, or more
+            driver.restart(crash=True, torn=torn)
+        view(driver, "u2", 60_000, "z")
+        assert out(driver) == [(WindowedKey("u1", 0, 20_000), ["a", "b", "c", "d"])]
