@@ -26,6 +26,17 @@ _PROFILE_DEFAULTS: dict[str, dict[str, int]] = {
 }
 
 
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number from the environment; ConfigError naming the variable if it is not."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
 @dataclass(frozen=True)
 class Security:
     """Connection security for a real cluster (passed to every Kafka client)."""
@@ -138,13 +149,7 @@ class Settings:
         base = _PROFILE_DEFAULTS.get(profile, _PROFILE_DEFAULTS["dev"])
 
         def num(name: str, default: int) -> int:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+            return env_int(env, name, default)
 
         security = Security(
             protocol=env.get("STREAMKIT_SECURITY_PROTOCOL", "PLAINTEXT"),

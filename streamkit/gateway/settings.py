@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ..config import env_int
 from ..errors import ConfigError
 
 REGISTRY_TOPIC = "streamkit-registry"
@@ -62,13 +63,7 @@ class GatewaySettings:
         env = os.environ if env is None else env
 
         def num(name: str, default: int) -> int:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+            return env_int(env, name, default)
 
         values = dict(
             gateway_id=env.get("STREAMKIT_GATEWAY_ID", "gateway"),

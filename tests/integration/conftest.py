@@ -11,21 +11,21 @@ COUNTER = "tests.integration.apps.counter"
 ROOT = str(Path(__file__).resolve().parents[2])
 
 
+def worker_env(broker: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of one test worker: the session's broker, the dev profile, a data
+    directory and a web port of its own."""
+    return {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_PROFILE": "dev",
+            "STREAMKIT_DATA_DIR": str(data_dir), "STREAMKIT_WEB_PORT": str(free_port()),
+            "PYTHONPATH": ROOT, **extra}
+
+
 @pytest.fixture
 def counter_env(broker, app_id, tmp_path):
     """env(name, **extra) -> the environment of one counter worker of this test."""
 
     def env(name: str = "w0", **extra: str) -> dict[str, str]:
-        return {
-            "STREAMKIT_BROKER": f"kafka://{broker}",
-            "STREAMKIT_PROFILE": "dev",
-            "STREAMKIT_DATA_DIR": str(tmp_path / f"data-{name}"),
-            "STREAMKIT_WEB_PORT": str(free_port()),
-            "COUNTER_APP_ID": app_id,
-            "COUNTER_SOURCE": f"{app_id}-events",
-            "PYTHONPATH": ROOT,
-            **extra,
-        }
+        return worker_env(broker, tmp_path / f"data-{name}", COUNTER_APP_ID=app_id,
+                          COUNTER_SOURCE=f"{app_id}-events", **extra)
 
     return env
 

@@ -6,10 +6,9 @@ import urllib.request
 
 import orjson
 
-from streamkit.devbroker import free_port
 from streamkit.testing.kafka import produce, read_topic
 
-from .conftest import ROOT
+from .conftest import worker_env
 from .test_tables import wait_for
 
 JOINS = "tests.integration.apps.joins"
@@ -17,9 +16,7 @@ LEVELS = ["bronze", "silver", "gold"]
 
 
 def env_for(broker, app_id, tmp_path, name):
-    return {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_PROFILE": "dev",
-            "STREAMKIT_DATA_DIR": str(tmp_path / f"data-{name}"),
-            "STREAMKIT_WEB_PORT": str(free_port()), "JOINS_APP_ID": app_id, "PYTHONPATH": ROOT}
+    return worker_env(broker, tmp_path / f"data-{name}", JOINS_APP_ID=app_id)
 
 
 def value(w, table, key):

@@ -11,11 +11,10 @@ import uuid
 
 import pytest
 
-from streamkit.devbroker import free_port
 from streamkit.testing.kafka import produce
 from streamkit.testing.worker import WorkerProcess
 
-from .conftest import ROOT
+from .conftest import ROOT, worker_env
 from .test_tables import wait_for
 
 CATALOG = "tests.integration.apps.catalog"
@@ -27,9 +26,7 @@ def item(i: int) -> dict:
 
 
 def env_for(broker, app_id, tmp_path, name):
-    return {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_PROFILE": "dev",
-            "STREAMKIT_DATA_DIR": str(tmp_path / f"data-{name}"),
-            "STREAMKIT_WEB_PORT": str(free_port()), "CATALOG_APP_ID": app_id, "PYTHONPATH": ROOT}
+    return worker_env(broker, tmp_path / f"data-{name}", CATALOG_APP_ID=app_id)
 
 
 def start(workers, broker, app_id, tmp_path, name):

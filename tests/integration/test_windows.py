@@ -9,11 +9,10 @@ import time
 import orjson
 import pytest
 
-from streamkit.devbroker import free_port
 from streamkit.processing.outbox import partition_for
 from streamkit.testing.kafka import produce, read_topic
 
-from .conftest import ROOT
+from .conftest import worker_env
 from .test_tables import wait_for
 
 WINDOWED = "tests.integration.apps.windowed"
@@ -26,15 +25,7 @@ PARTITIONS = 4
 @pytest.fixture
 def windowed_env(broker, app_id, tmp_path):
     def env(name: str = "w0", **extra: str) -> dict[str, str]:
-        return {
-            "STREAMKIT_BROKER": f"kafka://{broker}",
-            "STREAMKIT_PROFILE": "dev",
-            "STREAMKIT_DATA_DIR": str(tmp_path / f"data-{name}"),
-            "STREAMKIT_WEB_PORT": str(free_port()),
-            "WINDOWED_APP_ID": app_id,
-            "PYTHONPATH": ROOT,
-            **extra,
-        }
+        return worker_env(broker, tmp_path / f"data-{name}", WINDOWED_APP_ID=app_id, **extra)
 
     return env
 
