@@ -8,6 +8,7 @@ from .joins.global_table import GlobalTable
 from .plugins import Plugin, PluginError, plugin
 from .processing.dsl import GroupedStream, Stream, Table, WindowedStream, WindowedTable
 from .windows import Hopping, Session, Sliding, Tumbling, WindowedKey
+from .joins.windowed import JoinWindows
 
 __all__ = [
     "App", "Settings", "Stream", "GroupedStream", "Table",
@@ -16,5 +17,6 @@ __all__ = [
     "create_gateway", "GatewayApp", "service", "ServiceRequest", "Reply", "ServiceError",
     "Tumbling", "Hopping", "Sliding", "Session", "WindowedStream", "WindowedTable",
     "WindowedKey", "GlobalTable", "Plugin", "PluginError", "plugin",
+    "JoinWindows",
 ]
 __version__ = "0.1.0"

@@ -117,6 +117,24 @@ class Stream:
         check_how(how, ("inner", "left"))
         return self._then(GlobalJoinNode(table.name, table.get, key, joiner, how))  # type: ignore[arg-type]
 
+    def join_window(self, other: "Stream", windows: Any, joiner: Callable[[Any, Any], Any],
+                    how: str = "inner", *, name: str, values: SerdeSpec = "json") -> "Stream":
+        """Stream-stream windowed join: each record of this stream at time t with each record
+        of `other` of the same key with time in [t - windows.before_ms, t + windows.after_ms]
+        (`windows` a streamkit.JoinWindows), as joiner(this_value, other_value), at the
+        later of the two times. how='left' also gives joiner(value, None) for a record of
+        this stream that joined nothing, once its window has closed (grace included);
+        how='outer' does so for both streams (joiner(None, other_value)). Both streams are
+        buffered in changelogged window stores `<name>-left` and `<name>-right`; records
+        more than grace_ms behind their stream's stream time go to late events. The
+        streams must be co-partitioned (same key, same partition count: checked at
+        start-up). See docs/joins.md."""
+        from ..joins.windowed import stream_stream_join
+
+        if self._topology.finalized:
+            raise TopologyError("the topology is already running; declare streams at import time")
+        return stream_stream_join(self, other, windows, joiner, how, name, values)
+
 
 class GroupedStream:
     """Records grouped by key, ready to aggregate into a table."""

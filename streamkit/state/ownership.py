@@ -18,6 +18,7 @@ class Ownership:
     def __init__(self, runner: "Runner", url: str) -> None:
         self.runner = runner
         self.url = url
+        self._tables: dict[bool, dict[str, Any]] = {}
 
     @property
     def ready(self) -> bool:
@@ -27,9 +28,14 @@ class Ownership:
     def tables(self, exposed_only: bool = True) -> dict[str, Any]:
         """name -> TableSpec (or GlobalSpec for global tables)."""
         topo = self.runner.topology
+        if topo.finalized and exposed_only in self._tables:
+            return self._tables[exposed_only]  # the graph no longer changes: read it once
         specs: dict[str, Any] = dict(topo.tables)
         specs.update({n: g.spec for n, g in topo.globals.items()})
-        return {n: t for n, t in specs.items() if t.exposed or not exposed_only}
+        out = {n: t for n, t in specs.items() if t.exposed or not exposed_only}
+        if topo.finalized:
+            self._tables[exposed_only] = out
+        return out
 
     def kind(self, table: str) -> str:
         return "global" if table in self.runner.topology.globals else "key-value"

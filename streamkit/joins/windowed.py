@@ -1,0 +1,334 @@
+"""The stream-stream windowed join: two co-partitioned streams, each record joined with the
+other stream's records of the same key whose event time lies in its join window.
+
+    left.join_window(right, JoinWindows(before_ms=5_000, after_ms=5_000, grace_ms=1_000),
+                     lambda l, r: {**l, **r}, how="inner", name="orders-payments")
+
+A left record at t joins the right records with time in [t - before_ms, t + after_ms] (a
+right record at t, the left records in [t - after_ms, t + before_ms]); the result is
+joiner(left value, right value), keyed by the common key, at the later of the two times.
+
+State. Each input's records are buffered in a window store of their own (a changelog table
+of the topology, `<name>-left` and `<name>-right`, the layout of streamkit.windows.codec:
+buffered-record entries and their expiry index), with the stream time that closes their
+windows: the other input's.
+
+Stream time, per input. Each input has its own stream time (per partition): the largest
+event time of its records that reached the join. A record more than grace_ms behind its
+own input's stream time is late (streamkit.windows.late). A left record's window closes
+once the right input's stream time passes t + after_ms + grace_ms: every right record
+that could still join it would be late by then. The left record is then dropped from its
+buffer and, with how="left" or "outer", emitted as joiner(left, None) if it never joined
+(symmetrically for right records with how="outer", at t + before_ms + grace_ms). So no
+null result is ever followed by a match, and a record's buffer time is at most
+before_ms + after_ms + grace_ms of stream time.
+
+Judging each record against its own input's stream time (Kafka Streams keeps one stream
+time for both) makes the result independent of how the two topics' records interleave:
+the runner processes fetched batches one partition at a time, and a replay after a crash
+interleaves them differently. Only the order within each topic partition matters, and
+that never changes.
+
+Across crashes (at-least-once, as the windowed aggregation; docs/windows.md):
+- a stream time entry (codec.Clock) records the stream time and first input offsets of
+  its commit period: a task that resumes at those offsets restarts the stream time from
+  the start of the period, so each replayed record is judged late or on time as before.
+  A restarted task learns where an input resumed only from that input's first record, so
+  until then the clock keeps its stored entry untouched, and uses its lower bound;
+- a closed record is deleted only in the commit period after the one that closed it (and
+  emitted its null result): a record replayed from the closing period still finds it;
+- each buffered record remembers whether it has joined (for the null results), in the
+  same entry; a record replayed finds again every record it joined the first time.
+So a crash can repeat results, never lose or invent one: the pairs of input offsets are
+exactly those of a run without the crash.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import TopologyError
+from ..processing.nodes import Node, current
+from ..processing.topology import Group, TableSpec, Topology
+from ..serde import Serde, SerdeSpec, resolve
+from ..state.keys import KeyCodec, codec_for
+from ..state.store import PartitionStore
+from ..topics import late_events_topic
+from ..windows.codec import STREAM_TIME, Buffered, WindowKeys, WindowValues
+from ..windows.late import report_late
+from ..windows.specs import _check_int, _non_negative
+from ..windows.state import WindowState
+from .nodes import check_how
+
+if TYPE_CHECKING:
+    from ..processing.dsl import Stream
+
+Joiner = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class JoinWindows:
+    """Which records of two streams join, and for how long out-of-order records are taken.
+
+    A left record at t joins the right records with time in [t - before_ms, t + after_ms]
+    (both bounds inclusive). Either bound may be negative (a window entirely after or
+    before the left record) as long as the window is not empty: before_ms + after_ms >= 0.
+    grace_ms has no default: records more than grace_ms behind their stream's stream time
+    are late, and non-matched left/outer results wait for their window end + grace_ms.
+    """
+
+    before_ms: int
+    after_ms: int
+    grace_ms: int
+
+    def __post_init__(self) -> None:
+        _check_int("before_ms", self.before_ms)
+        _check_int("after_ms", self.after_ms)
+        _non_negative("grace_ms", self.grace_ms)
+        if self.before_ms + self.after_ms < 0:
+            raise ValueError(f"the join window [t - {self.before_ms}, t + {self.after_ms}] is "
+                             f"empty: before_ms + after_ms must be >= 0")
+
+    @classmethod
+    def of(cls, difference_ms: int, grace_ms: int) -> "JoinWindows":
+        """Records at most difference_ms apart join (before_ms = after_ms = difference_ms)."""
+        return cls(difference_ms, difference_ms, grace_ms)
+
+    @property
+    def retention_ms(self) -> int:
+        """The longest a record stays buffered, in stream time of the other input."""
+        return self.before_ms + self.after_ms + self.grace_ms
+
+
+class _Flagged:
+    """A buffered record's value, with whether it has joined yet (one byte in front of the
+    input's serialization)."""
+
+    def __init__(self, inner: Serde) -> None:
+        self.inner = inner
+        self.name = f"join-buffer:{inner.name}"
+
+    def encode(self, v: tuple[bool, Any]) -> bytes:
+        return (b"\x01" if v[0] else b"\x00") + self.inner.encode(v[1])
+
+    def decode(self, data: bytes) -> tuple[bool, Any]:
+        return data[:1] == b"\x01", self.inner.decode(data[1:])
+
+
+@dataclass
+class JoinBufferSpec(TableSpec):
+    """One input's buffer of a stream-stream join: a window store (not exposed to queries)."""
+
+    join_windows: JoinWindows | None = None
+
+    @property
+    def key_codec(self) -> KeyCodec:
+        return WindowKeys(codec_for(self.keys))
+
+
+def _add_buffer(topology: Topology, name: str, keys: Serde, values: Serde, group: Group,
+                windows: JoinWindows) -> JoinBufferSpec:
+    base = topology.add_table(name, keys, WindowValues(resolve("json"), _Flagged(values)),
+                              group, exposed=False)
+    spec = JoinBufferSpec(base.name, base.changelog, base.keys, base.values, base.group,
+                          base.exposed, join_windows=windows)
+    topology.tables[name] = spec
+    return spec
+
+
+class ClockedBuffer(WindowState):
+    """A join buffer's WindowState whose stream time (the other input's) is settled only
+    once that input's first record after a (re)start says where the input resumed.
+
+    Until then `stream_time` is a lower bound (the start of the stored clock's commit
+    period), used only to tell whether a record's window is already closed, and the stored
+    clock is left as it is: writing the lower bound would lose the real stream time."""
+
+    __slots__ = ("loaded", "resolved")
+
+    def __init__(self, store: PartitionStore) -> None:
+        super().__init__(store, True, {}, None)
+        self.loaded = store.get(STREAM_TIME)
+        self.resolved = self.loaded is None
+        if self.loaded is not None:
+            self.stream_time = self.period_stream_time = self.loaded.period_stream_time
+
+    def resolve(self, topic: str, resumed_at: dict[str, int]) -> None:
+        """Settle the stream time at the first record of its input (from `topic`)."""
+        if self.resolved:
+            return
+        clock = self.loaded
+        period = clock.period_from
+        if topic in period:
+            incomplete = period[topic] == resumed_at.get(topic)
+        else:  # the period had no record of this topic: ask the topics it had
+            known = [t for t in period if t in resumed_at]
+            incomplete = bool(known) and all(period[t] == resumed_at[t] for t in known)
+        # The commit that wrote the clock did not complete: its records are replayed from
+        # the start of its period, so the stream time starts there again.
+        self.stream_time = clock.period_stream_time if incomplete else clock.stream_time
+        self.period_stream_time = self.stream_time
+        self.period_from = {}
+        self.resolved = True
+
+    def finish(self) -> None:
+        if self.resolved:
+            super().finish()
+        elif self.store.dirty:
+            self.written = True
+
+
+class _Join:
+    """What both inputs' nodes share."""
+
+    __slots__ = ("name", "windows", "joiner", "how", "late_topic", "stores")
+
+    def __init__(self, name: str, windows: JoinWindows, joiner: Joiner, how: str,
+                 late_topic: str) -> None:
+        self.name, self.windows, self.joiner, self.how = name, windows, joiner, how
+        self.late_topic = late_topic
+        self.stores = (f"{name}-left", f"{name}-right")
+
+
+class WindowedJoinNode(Node):
+    """One input of a stream-stream windowed join (see the module docstring)."""
+
+    __slots__ = ("join", "is_left", "this", "other", "lo", "hi", "close_after", "grace",
+                 "emit_this", "emit_other")
+
+    def __init__(self, join: _Join, is_left: bool) -> None:
+        super().__init__(f"join-window:{join.name}:{'left' if is_left else 'right'}")
+        w, how = join.windows, join.how
+        self.join, self.is_left, self.grace = join, is_left, w.grace_ms
+        left_emits, right_emits = how in ("left", "outer"), how == "outer"
+        if is_left:
+            self.this, self.other = join.stores
+            self.lo, self.hi = -w.before_ms, w.after_ms
+            self.emit_this, self.emit_other = left_emits, right_emits
+        else:
+            self.other, self.this = join.stores
+            self.lo, self.hi = -w.after_ms, w.before_ms
+            self.emit_this, self.emit_other = right_emits, left_emits
+        # A record's window closes when the other input's stream time reaches this.
+        self.close_after = self.hi + w.grace_ms + 1
+
+    def _state(self, task: Any, name: str) -> ClockedBuffer:
+        ws = task.operator_state.get(name)
+        if ws is None:
+            ws = task.operator_state[name] = ClockedBuffer(task.stores[name])
+        return ws
+
+    def process(self, key, value, ts):
+        if key is None:  # goes to dead letters, like a windowed aggregation's
+            raise ValueError(f"{self.join.name}: a stream-stream join needs a record key")
+        if value is None:
+            raise ValueError(f"{self.join.name}: a stream-stream join needs a record value "
+                             f"(None would read as the missing side of a result)")
+        rec = current.record
+        topic, offset = rec.topic, rec.offset
+        task = current.task
+        mine = self._state(task, self.this)     # this input's records; the other's clock
+        theirs = self._state(task, self.other)  # the other input's records; this clock
+        mine.sync()
+        theirs.sync()
+        theirs.resolve(topic, task.resumed_at)
+        if topic not in theirs.period_from:
+            theirs.period_from[topic] = offset
+        try:
+            if ts + self.grace < theirs.stream_time:
+                report_late(self.this, self.join.late_topic, ts, theirs.stream_time,
+                            [(ts + self.lo, ts + self.hi)])
+                return
+            if ts > theirs.stream_time:
+                theirs.stream_time = ts
+            self._join(mine, theirs, key, value, ts, topic, offset)
+            if theirs.stream_time >= theirs.next_close:
+                self._expire(theirs)
+        finally:
+            theirs.finish()
+            if mine.store.dirty:
+                mine.written = True  # so that its next sync() notices the commit
+
+    def _join(self, mine: ClockedBuffer, theirs: ClockedBuffer, key: Any, value: Any,
+              ts: int, topic: str, offset: int) -> None:
+        matches = theirs.records_of(key, ts + self.lo, ts + self.hi)
+        joiner = self.join.joiner
+        # Every joiner call first: one that raises sends the record to dead letters
+        # before it is buffered or marks anything joined.
+        if self.is_left:
+            out = [(joiner(value, m[3][1]), m[0] if m[0] > ts else ts) for m in matches]
+        else:
+            out = [(joiner(m[3][1], value), m[0] if m[0] > ts else ts) for m in matches]
+        close = ts + self.close_after
+        if close <= mine.stream_time:
+            # The other input is past this record's window already: nothing can join it
+            # later, so it is not buffered, and its null result (if any) is final now.
+            if not matches:
+                if self.emit_this:
+                    out.append((joiner(value, None) if self.is_left else joiner(None, value),
+                                ts))
+            elif self.emit_this:
+                rk = ("r", key, ts, topic, offset)
+                if mine.get(rk) is not None:  # buffered before a crash: it has joined
+                    mine.put(rk, Buffered((True, value)), key)
+        else:
+            # Index before data: a changelog cut short between them leaves an index entry
+            # that points at nothing (skipped), never a record that would not expire.
+            mine.add_index(("y", close, key, ts, topic, offset))
+            mine.put_last(("r", key, ts, topic, offset), Buffered((bool(matches), value)), key)
+        if self.emit_other:
+            for ots, otopic, ooff, (joined, ovalue) in matches:
+                if not joined:
+                    theirs.put(("r", key, ots, otopic, ooff), Buffered((True, ovalue)), key)
+        for v, t in out:
+            self.forward(key, v, t)
+
+    def _expire(self, ws: ClockedBuffer) -> None:
+        """Close the other input's records whose window this input's stream time has
+        passed: emit the null results of those that never joined, and delete them in the
+        next commit period (see WindowState.sync)."""
+        joiner, records_are_left = self.join.joiner, not self.is_left
+        for ik in ws.due():
+            if ik[0] != "y":
+                continue
+            rk = ("r", ik[2], ik[3], ik[4], ik[5])
+            if rk in ws.pending:
+                continue
+            buffered = ws.get(rk)
+            if buffered is None:  # its record never reached the changelog: a stale entry
+                ws.store.delete(ik)
+                continue
+            ws.pending[rk] = ik
+            joined, value = buffered.value
+            if self.emit_other and not joined:
+                result = joiner(value, None) if records_are_left else joiner(None, value)
+                self.forward(ik[2], result, ik[3])
+
+
+def stream_stream_join(left: "Stream", right: "Stream", windows: JoinWindows,
+                       joiner: Joiner, how: str, name: str, values: SerdeSpec) -> "Stream":
+    """Declare the join of left and right (Stream.join_window)."""
+    from ..processing.dsl import Stream
+
+    if not isinstance(windows, JoinWindows):
+        raise TopologyError(f"join_window takes JoinWindows(before_ms, after_ms, grace_ms), "
+                            f"not {windows!r}")
+    check_how(how, ("inner", "left", "outer"))
+    if not isinstance(name, str) or not name:
+        raise TopologyError("a stream-stream join needs a name (it names its state stores)")
+    topology = left._topology
+    if right._topology is not topology:
+        raise TopologyError("both streams of a join must belong to the same app")
+    if left.keys.name != right.keys.name:
+        raise TopologyError(f"the streams of a join must have the same key serde (the join "
+                            f"key, co-partitioned), not {left.keys.name!r} and "
+                            f"{right.keys.name!r}")
+    # Co-partitioned: one sub-topology, so the start-up check compares partition counts.
+    group = left._group.union(right._group)
+    join = _Join(name, windows, joiner, how, late_events_topic(topology.app_id))
+    _add_buffer(topology, join.stores[0], left.keys, left.values, group, windows)
+    _add_buffer(topology, join.stores[1], right.keys, right.values, group, windows)
+    merged = Node(f"join-window:{name}")
+    left._then(WindowedJoinNode(join, True))._node.children.append(merged)
+    right._then(WindowedJoinNode(join, False))._node.children.append(merged)
+    return Stream(topology, merged, group, left.keys, resolve(values))

@@ -1,0 +1,148 @@
+"""The stream-stream windowed join on the real dev broker: the joined records across a
+SIGKILL and a restart (exact after de-duplication by the input offsets of each pair), and
+a record past grace in the late-events topic."""
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import orjson
+import pytest
+
+from streamkit.processing.outbox import partition_for
+from streamkit.testing.kafka import produce, read_topic
+
+from .conftest import worker_env
+from .test_tables import wait_for
+
+STREAM_JOIN = "tests.integration.apps.stream_join"
+BASE = 1_700_000_000_000  # event time of the first event (ms)
+BEFORE = AFTER = 100       # the app's JoinWindows(100, 100, grace_ms=500)
+KEYS = [f"k{i}" for i in range(20)]
+PARTITIONS = 4
+
+
+@pytest.fixture
+def join_env(broker, app_id, tmp_path):
+    def env(name: str = "w0", **extra: str) -> dict[str, str]:
+        return worker_env(broker, tmp_path / f"data-{name}", STREAM_JOIN_APP_ID=app_id, **extra)
+
+    return env
+
+
+def events(side: str, n: int, seed: int):
+    """Event i of a side at BASE + 10 i ms (the right side 5 ms later), up to 300 ms out of
+    order: always within grace."""
+    rng = random.Random(seed)
+    shift = 0 if side == "l" else 5
+    return [(KEYS[rng.randrange(len(KEYS))],
+             {"id": f"{side}{i}", "ts": BASE + 10 * i + shift - rng.randrange(300)})
+            for i in range(n)]
+
+
+def expected(lefts, rights) -> set[tuple]:
+    """(left id, right id or None) of a left join, by definition."""
+    per_key: dict[str, list[dict]] = {}
+    for rk, rv in rights:
+        per_key.setdefault(rk, []).append(rv)
+    out, matched = set(), set()
+    for lk, lv in lefts:
+        for rv in per_key.get(lk, ()):
+            if lv["ts"] - BEFORE <= rv["ts"] <= lv["ts"] + AFTER:
+                out.add((lv["id"], rv["id"]))
+                matched.add(lv["id"])
+    return out | {(lv["id"], None) for _k, lv in lefts if lv["id"] not in matched}
+
+
+def closers(ts: int):
+    """One right record per partition far ahead in event time: every left window closes."""
+    keys = {}
+    for i in range(1000):
+        keys.setdefault(partition_for(f"close{i}".encode(), PARTITIONS), f"close{i}")
+    return [(keys[p], {"id": f"close{p}", "ts": ts}) for p in range(PARTITIONS)]
+
+
+def positions(broker: str, topic: str) -> dict[str, tuple[int, int]]:
+    """id -> (partition, offset) of each input record."""
+    return {orjson.loads(r.value)["id"]: (r.partition, r.offset) for r in read_topic(broker, topic)}
+
+
+def joined(broker: str, topic: str) -> list[tuple]:
+    out = []
+    for rec in read_topic(broker, topic):
+        v = orjson.loads(rec.value)
+        assert rec.partition == partition_for(rec.key, PARTITIONS)  # co-partitioned output
+        out.append((v["l"], v["r"]))
+    return out
+
+
+def test_joined_records_survive_a_sigkill_and_restart_exactly_after_deduplication(
+        broker, app_id, workers, join_env):
+    env = join_env(STREAMKIT_COMMIT_MAX_RECORDS="400", STREAMKIT_FETCH_MAX_RECORDS="100",
+                   STREAMKIT_COMMIT_INTERVAL_MS="60000")
+    total, chunk = 6000, 300
+    lefts, rights = events("l", total, 11), events("r", total, 12)
+    left_topic, right_topic, out = (f"{app_id}-left", f"{app_id}-right", f"{app_id}-joined")
+    w = workers(STREAM_JOIN, env)
+    w.wait_ready()
+    done = threading.Event()
+
+    def trickle():
+        for start in range(0, total, chunk):
+            produce(broker, left_topic, lefts[start:start + chunk])
+            produce(broker, right_topic, rights[start:start + chunk])
+            time.sleep(0.05)
+        done.set()
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    try:
+        wait_for(lambda: len(read_topic(broker, out)) > 300, timeout=60, every=0.3)
+        w.kill()
+        assert not done.is_set(), "the worker must die while events are still arriving"
+    finally:
+        t.join()
+    # Outputs leave at commit time: the restarted worker commits on time as well.
+    w2 = workers(STREAM_JOIN, {**env, "STREAMKIT_COMMIT_INTERVAL_MS": "500"}, "w0-again")
+    w2.wait_ready()
+    produce(broker, right_topic, closers(BASE + 10 * total + 60_000))
+    want = expected(lefts, rights)
+    at_l, at_r = positions(broker, left_topic), positions(broker, right_topic)
+
+    def by_offsets(results):
+        return {(at_l[lid], at_r[rid] if rid is not None else None) for lid, rid in results}
+
+    want_offsets = by_offsets(want)
+    got = wait_for(lambda: (lambda r: r if len(by_offsets(r)) >= len(want_offsets) else None)(
+        joined(broker, out)), timeout=120, every=0.5)
+    assert by_offsets(got) == want_offsets
+    assert set(got) == want
+    assert len(got) >= len(want)  # at-least-once: a crash may repeat results
+    assert read_topic(broker, f"{app_id}-late-events") == []
+
+
+def test_record_past_grace_goes_to_late_events_and_joins_nothing(
+        broker, app_id, workers, join_env):
+    left_topic, right_topic = f"{app_id}-left", f"{app_id}-right"
+    on_time = [("k1", {"id": f"l{i}", "ts": BASE + 10 * i}) for i in range(100)]  # to +990
+    late = ("k1", {"id": "l-late", "ts": BASE + 100})  # 890 ms behind, grace 500
+    produce(broker, left_topic, on_time + [late])
+    produce(broker, right_topic, [("k1", {"id": "r0", "ts": BASE + 100})] + closers(BASE + 100_000))
+    w = workers(STREAM_JOIN, join_env())
+    w.wait_ready()
+    want = ({(f"l{i}", "r0") for i in range(21)}                # [ts - 100, ts + 100]
+            | {(f"l{i}", None) for i in range(21, 100)})
+    got = wait_for(lambda: (lambda r: r if len(set(r)) >= len(want) else None)(
+        joined(broker, f"{app_id}-joined")), timeout=60)
+    assert set(got) == want
+    dropped = wait_for(lambda: read_topic(broker, f"{app_id}-late-events"))
+    assert len(dropped) == 1
+    rec = dropped[0]
+    assert (rec.key, orjson.loads(rec.value)) == (b"k1", late[1])
+    h = dict(rec.headers)
+    assert h["streamkit.table"] == b"pairs-left"
+    assert h["streamkit.lateness_ms"] == b"890"
+    assert orjson.loads(h["streamkit.windows"]) == [[BASE, BASE + 200]]
+    assert (h["streamkit.topic"], int(h["streamkit.offset"])) == (left_topic.encode(), 100)
+    assert "late record dropped" in w.log_tail(200_000)

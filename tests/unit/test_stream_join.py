@@ -1,0 +1,478 @@
+"""The stream-stream windowed join through the test driver: inner, left and outer joins in
+order, out of order within grace, late past grace, retention, null results only once a
+window has closed, restarts and crashes; and property tests against a brute-force oracle."""
+from __future__ import annotations
+
+import os
+import random
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import streamkit
+from streamkit import JoinWindows, Settings
+from streamkit.errors import TopologyError
+from streamkit.processing.dsl import source_stream
+from streamkit.processing.outbox import partition_for
+from streamkit.processing.topology import Topology
+from streamkit.testing.driver import TopologyTestDriver
+
+W = JoinWindows(before_ms=10, after_ms=10, grace_ms=5)
+
+
+def join_app(how: str = "inner", windows: JoinWindows = W, app_id: str = "sj"):
+    """left.join_window(right) keyed by user; the result is [left id, right id]."""
+    app = streamkit.App(app_id, settings=Settings.from_env({}))
+    left = app.stream("left", timestamp=lambda v: v["ts"])
+    right = app.stream("right", timestamp=lambda v: v["ts"])
+    left.join_window(right, windows, lambda lv, rv: [lv and lv["id"], rv and rv["id"]],
+                     how=how, name="j").to("joined")
+    return app
+
+
+def join_topology(how: str, windows: JoinWindows) -> Topology:
+    """join_app's topology without an App (cheaper, for the property tests)."""
+    topo = Topology("prop")
+    left = source_stream(topo, "left", "str", "json", lambda v: v["ts"], None)
+    right = source_stream(topo, "right", "str", "json", lambda v: v["ts"], None)
+    left.join_window(right, windows, lambda lv, rv: [lv and lv["id"], rv and rv["id"]],
+                     how=how, name="j").to("joined")
+    return topo
+
+
+def send(driver, side: str, key: str, ts: int, ident) -> None:
+    driver.pipe(side, key, {"ts": ts, "id": ident}, timestamp_ms=ts)
+
+
+def joined(driver) -> list[tuple]:
+    return [(r.key, tuple(r.value), r.timestamp) for r in driver.read_output("joined")]
+
+
+def buffered(driver, side: str, partition: int = 0) -> list[tuple]:
+    """(key, ts) of the records in one input's buffer, in RocksDB (committed)."""
+    store = next(t.stores[f"j-{side}"] for (_g, p), t in driver.tasks.items() if p == partition)
+    return sorted(store.keys.decode(kb)[1:3] for kb, _ in store.raw_items(prefix=b"r"))
+
+
+# --------------------------------------------------------------------------- inner
+
+def test_inner_join_pairs_records_of_the_same_key_within_the_window_at_the_later_time():
+    with TopologyTestDriver(join_app()) as d:
+        send(d, "left", "a", 100, "l1")
+        assert joined(d) == []
+        send(d, "right", "a", 105, "r1")
+        send(d, "right", "a", 111, "r2")  # 11 ms after l1: outside [90, 110]
+        send(d, "right", "b", 105, "r3")  # another key
+        assert joined(d) == [("a", ("l1", "r1"), 105)]
+        send(d, "left", "a", 115, "l2")   # [105, 125]: r1 and r2
+        assert joined(d) == [("a", ("l2", "r1"), 115), ("a", ("l2", "r2"), 115)]
+        assert d.late_records == 0
+
+
+def test_window_bounds_are_inclusive_and_may_be_asymmetric():
+    app = join_app(windows=JoinWindows(before_ms=5, after_ms=10, grace_ms=0))
+    with TopologyTestDriver(app) as d:
+        for ts in (94, 95, 110, 111):
+            send(d, "right", "a", ts, f"r{ts}")
+        send(d, "left", "a", 100, "l")  # right records in [95, 110]
+        assert joined(d) == [("a", ("l", "r95"), 100), ("a", ("l", "r110"), 110)]
+        send(d, "right", "a", 111, "r111b")  # 111 > 100 + 10
+        send(d, "left", "a", 116, "l116")    # [111, 126]
+        assert [v for _k, v, _t in joined(d)] == [("l116", "r111"), ("l116", "r111b")]
+
+
+def test_negative_bound_gives_a_window_entirely_after_the_left_record():
+    app = join_app(windows=JoinWindows(before_ms=-5, after_ms=10, grace_ms=0))
+    with TopologyTestDriver(app) as d:
+        send(d, "left", "a", 100, "l")
+        for ts in (99, 104, 105, 110, 111):
+            send(d, "right", "a", ts, f"r{ts}")
+        assert [v for _k, v, _t in joined(d)] == [("l", "r105"), ("l", "r110")]
+
+
+def test_out_of_order_records_within_grace_join_correctly():
+    app = join_app(windows=JoinWindows(before_ms=10, after_ms=10, grace_ms=25))
+    with TopologyTestDriver(app) as d:
+        send(d, "left", "a", 100, "l1")
+        send(d, "right", "a", 130, "r1")  # no match: [90, 110]
+        send(d, "right", "a", 108, "r2")  # 22 ms behind the right stream time, grace 25
+        send(d, "left", "a", 98, "l2")    # 2 ms behind the left stream time: [88, 108]
+        assert [v for _k, v, _t in joined(d)] == [("l1", "r2"), ("l2", "r2")]
+        assert d.late_records == 0
+
+
+def test_each_input_is_judged_against_its_own_stream_time():
+    with TopologyTestDriver(join_app()) as d:
+        send(d, "right", "a", 1_000, "r1")  # the right input is far ahead
+        send(d, "right", "a", 103, "r-late")  # late on the right: 897 ms behind
+        send(d, "left", "a", 100, "l1")     # the first left record is not late
+        send(d, "right", "b", 2_000, "r2")
+        send(d, "left", "a", 96, "l2")      # 4 ms behind the left stream time: on time
+        assert d.late_records == 1
+        assert [orjson.loads(r.value)["id"] for r in d.read_output(d.late_events_topic)] == ["r-late"]
+        assert joined(d) == []
+
+
+# --------------------------------------------------------------------------- late records
+
+def test_record_past_grace_goes_to_late_events_with_headers_and_joins_nothing():
+    with TopologyTestDriver(join_app()) as d:
+        send(d, "left", "a", 100, "l1")
+        send(d, "right", "a", 130, "r1")
+        send(d, "right", "a", 105, "r-late")  # 25 ms behind the right stream time, grace 5
+        assert joined(d) == []
+        [rec] = d.read_output(d.late_events_topic)
+        assert d.late_records == 1
+        assert (rec.key, orjson.loads(rec.value)) == (b"a", {"ts": 105, "id": "r-late"})
+        h = rec.headers
+        assert h["streamkit.table"] == b"j-right"
+        assert h["streamkit.lateness_ms"] == b"25"
+        assert orjson.loads(h["streamkit.windows"]) == [[95, 115]]  # the left times it missed
+        assert (h["streamkit.topic"], h["streamkit.offset"]) == (b"right", b"1")
+        assert buffered(d, "right") == [("a", 130)]
+
+
+def test_a_late_left_record_is_reported_and_not_buffered():
+    with TopologyTestDriver(join_app("left")) as d:
+        send(d, "left", "a", 100, "l1")
+        send(d, "left", "a", 94, "l-late")  # 6 ms behind, grace 5
+        assert d.late_records == 1
+        assert buffered(d, "left") == [("a", 100)]
+        send(d, "right", "b", 1_000, "r")  # closes l1's window: only l1 gets a null result
+        assert joined(d) == [("a", ("l1", None), 100)]
+
+
+# --------------------------------------------------------------------------- left and outer
+
+def test_left_join_emits_a_non_matched_record_only_once_its_window_has_closed():
+    with TopologyTestDriver(join_app("left")) as d:
+        send(d, "left", "a", 100, "l1")       # closes when the right stream time > 115
+        send(d, "left", "a", 200, "l2")
+        send(d, "right", "b", 110, "rb1")
+        send(d, "right", "b", 115, "rb2")
+        assert joined(d) == []                # a right record at 110 could still join l1
+        send(d, "right", "a", 205, "r1")      # joins l2, closes l1
+        assert joined(d) == [("a", ("l2", "r1"), 205), ("a", ("l1", None), 100)]
+        send(d, "right", "b", 10_000, "rb3")  # closes l2: it joined, so no null result
+        assert joined(d) == []
+
+
+def test_left_join_does_not_emit_a_null_for_a_record_matched_late_within_grace():
+    with TopologyTestDriver(join_app("left")) as d:
+        send(d, "left", "a", 100, "l1")
+        send(d, "right", "b", 114, "rb")  # l1's window [90, 110] has ended, grace runs
+        send(d, "right", "a", 109, "r1")  # out of order, within grace: joins
+        send(d, "right", "b", 1_000, "rb2")
+        assert [v for _k, v, _t in joined(d)] == [("l1", "r1")]
+
+
+def test_left_join_right_records_never_get_null_results():
+    with TopologyTestDriver(join_app("left")) as d:
+        send(d, "right", "a", 100, "r1")
+        send(d, "left", "b", 10_000, "lb")
+        send(d, "right", "c", 20_000, "rc")
+        assert joined(d) == [("b", ("lb", None), 10_000)]
+
+
+def test_outer_join_emits_non_matched_records_of_both_sides_once_closed():
+    with TopologyTestDriver(join_app("outer")) as d:
+        send(d, "left", "a", 100, "l1")
+        send(d, "right", "b", 100, "r1")
+        send(d, "left", "c", 100, "l2")
+        send(d, "right", "c", 104, "r2")
+        assert joined(d) == [("c", ("l2", "r2"), 104)]
+        send(d, "left", "z", 115, "lz")   # left stream time 115: r1 closes at > 100 + 10 + 5
+        send(d, "right", "z", 115, "rz")  # joins lz; l1 still open
+        assert joined(d) == [("z", ("lz", "rz"), 115)]
+        send(d, "left", "y", 116, "ly")
+        assert joined(d) == [("b", (None, "r1"), 100)]
+        send(d, "right", "y", 116, "ry")  # joins ly; right stream time 116 closes l1
+        assert joined(d) == [("y", ("ly", "ry"), 116), ("a", ("l1", None), 100)]
+
+
+def test_a_record_whose_window_closed_before_it_arrived_is_settled_at_once():
+    with TopologyTestDriver(join_app("left")) as d:
+        send(d, "right", "a", 105, "r1")
+        send(d, "right", "b", 1_000, "rb")  # the right input is far ahead
+        send(d, "left", "a", 100, "l1")     # joins r1 (still buffered), not buffered itself
+        send(d, "left", "c", 101, "l2")     # joins nothing: its null result is final now
+        assert joined(d) == [("a", ("l1", "r1"), 105), ("c", ("l2", None), 101)]
+        assert buffered(d, "left") == []
+
+
+# --------------------------------------------------------------------------- retention
+
+def test_buffered_records_are_dropped_once_the_other_stream_time_passes_their_window():
+    with TopologyTestDriver(join_app()) as d:
+        send(d, "left", "a", 100, "l1")       # needed until the right stream time > 115
+        send(d, "right", "a", 100, "r1")      # needed until the left stream time > 115
+        assert buffered(d, "left") == [("a", 100)]
+        send(d, "right", "b", 115, "rb")
+        send(d, "left", "b", 115, "lb")
+        assert buffered(d, "left") == [("a", 100), ("b", 115)]
+        assert buffered(d, "right") == [("a", 100), ("b", 115)]
+        send(d, "right", "c", 116, "rc")      # closes l1: deleted in the next commit period
+        send(d, "left", "c", 116, "lc")       # closes r1; deletes l1
+        assert buffered(d, "left") == [("b", 115), ("c", 116)]
+        send(d, "left", "d", 117, "ld")
+        assert buffered(d, "right") == [("b", 115), ("c", 116)]
+        assert [v for _k, v, _t in joined(d)] == [("l1", "r1"), ("lb", "rb"), ("lc", "rc")]
+
+
+def test_the_buffers_are_internal_tables_of_one_sub_topology():
+    topo = join_app().topology
+    topo.finalize()
+    left, right = topo.tables["j-left"], topo.tables["j-right"]
+    assert not left.exposed and not right.exposed
+    assert left.changelog == "sj-j-left-changelog" and right.changelog == "sj-j-right-changelog"
+    assert topo.group_of_topic("left") == topo.group_of_topic("right")
+    assert {t.name for t in topo.tables_of_group(topo.group_of_topic("left"))} == {"j-left", "j-right"}
+
+
+# --------------------------------------------------------------------------- restarts
+
+def test_buffers_and_stream_times_survive_a_restart():
+    with TopologyTestDriver(join_app("left")) as d:
+        send(d, "left", "a", 100, "l1")
+        send(d, "right", "b", 200, "rb")  # closes l1
+        send(d, "left", "a", 300, "l2")
+        d.restart()
+        assert joined(d) == [("a", ("l1", None), 100)]
+        send(d, "right", "a", 305, "r1")
+        send(d, "right", "a", 250, "r-late")  # the right stream time 305 came back
+        assert joined(d) == [("a", ("l2", "r1"), 305)]
+        assert d.late_records == 1
+
+
+def test_a_crash_before_a_commit_replays_the_records_and_repeats_only_what_was_emitted():
+    with TopologyTestDriver(join_app("outer"), auto_commit=False) as d:
+        send(d, "left", "a", 100, "l1")
+        d.commit()
+        send(d, "right", "a", 105, "r1")
+        send(d, "left", "b", 200, "lb")   # closes r1 (joined: no null)
+        send(d, "right", "c", 300, "rc")  # closes l1 (joined) and lb: (lb, None)
+        before = joined(d)
+        assert before == [("a", ("l1", "r1"), 105), ("b", ("lb", None), 200)]
+        d.restart(crash=True, torn=0.5, lose_outputs=True)
+        assert joined(d) == before
+        send(d, "left", "d", 1_000, "ld")  # closes rc: (None, rc)
+        assert joined(d) == [("c", (None, "rc"), 300)]
+
+
+# --------------------------------------------------------------------------- partitions and checks
+
+def test_each_partition_has_its_own_stream_times():
+    keys = {}
+    for i in range(100):
+        keys.setdefault(partition_for(f"k{i}".encode(), 2), f"k{i}")
+    k0, k1 = keys[0], keys[1]
+    with TopologyTestDriver(join_app("left"), partitions=2) as d:
+        send(d, "left", k0, 100, "l0")
+        send(d, "right", k1, 10_000, "r1")  # partition 1 only: l0 stays open
+        send(d, "left", k1, 9_000, "l1")    # closed on arrival on partition 1
+        assert joined(d) == [(k1, ("l1", None), 9_000)]
+        send(d, "right", k0, 200, "r0")
+        assert joined(d) == [(k0, ("l0", None), 100)]
+
+
+def test_inputs_with_different_partition_counts_are_rejected_at_start_up():
+    with pytest.raises(TopologyError, match="same number of partitions"):
+        TopologyTestDriver(join_app(), partitions={"left": 2, "right": 3})
+
+
+def test_a_record_without_a_key_goes_to_dead_letters():
+    with TopologyTestDriver(join_app("left"), on_error="continue") as d:
+        d.pipe("left", None, {"ts": 1, "id": "x"}, timestamp_ms=1)
+        [dead] = d.read_output(d.dead_letter_topic)
+        assert b"needs a record key" in dead.headers["streamkit.error"]
+
+
+@pytest.mark.parametrize("args, error", [
+    ((10, 10), TypeError),                  # grace is required
+    ((10, 10, -1), ValueError),
+    ((10, 10, 1.5), TypeError),
+    ((10.0, 10, 0), TypeError),
+    ((True, 10, 0), TypeError),
+    ((-11, 10, 0), ValueError),             # the window [t + 11, t + 10] is empty
+])
+def test_join_windows_reject_impossible_arguments(args, error):
+    with pytest.raises(error):
+        JoinWindows(*args)
+
+
+def test_join_windows_are_frozen_and_symmetric_with_of():
+    w = JoinWindows.of(5_000, grace_ms=1_000)
+    assert (w.before_ms, w.after_ms, w.grace_ms, w.retention_ms) == (5_000, 5_000, 1_000, 11_000)
+    assert JoinWindows(-5, 5, 0).before_ms == -5
+    with pytest.raises(AttributeError):
+        w.grace_ms = 0  # type: ignore[misc]
+
+
+def test_join_window_declaration_errors():
+    app = streamkit.App("bad", settings=Settings.from_env({}))
+    left, right = app.stream("left"), app.stream("right")
+    joiner = lambda lv, rv: lv  # noqa: E731
+    with pytest.raises(ValueError, match="how must be"):
+        left.join_window(right, W, joiner, how="full", name="j")
+    with pytest.raises(TopologyError, match="JoinWindows"):
+        left.join_window(right, streamkit.Tumbling(10, 0), joiner, name="j")
+    with pytest.raises(TopologyError, match="same key serde"):
+        left.join_window(app.stream("ints", keys="int"), W, joiner, name="j")
+    left.join_window(right, W, joiner, name="j")
+    with pytest.raises(TopologyError, match="already exists"):
+        left.join_window(right, W, joiner, name="j")
+
+
+# --------------------------------------------------------------------------- properties
+
+# STREAM_JOIN_PROPERTY_EXAMPLES=2000 for a deeper search than the suite's default.
+SETTINGS = settings(max_examples=int(os.environ.get("STREAM_JOIN_PROPERTY_EXAMPLES", "40")),
+                    deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+BIG = 10 ** 9
+CLOSERS = [("left", "~left", BIG, -1), ("right", "~right", BIG, -2)]
+
+
+@st.composite
+def windows(draw) -> JoinWindows:
+    before = draw(st.integers(-5, 15))
+    after = draw(st.integers(max(-before, -5), 15))
+    return JoinWindows(before, after, draw(st.integers(0, 15)))
+
+
+@st.composite
+def inputs(draw, max_size: int = 30) -> list[tuple[str, str, int, int]]:
+    """(side, key, event time, id) in arrival order: each input's time moves forward with
+    jitter behind, the two inputs drifting apart by up to 40 ms."""
+    n = draw(st.integers(1, max_size))
+    clocks = {"left": 0, "right": draw(st.integers(0, 40))}
+    out = []
+    for i in range(n):
+        side = draw(st.sampled_from(["left", "right"]))
+        clocks[side] += draw(st.integers(0, 6))
+        ts = max(0, clocks[side] - draw(st.integers(0, 25)))
+        out.append((side, draw(st.sampled_from("abc")), ts, i))
+    return out
+
+
+def oracle(w: JoinWindows, how: str, evs):
+    """{(left id, right id): (arrival index of its emission, timestamp)} and the late ids,
+    by definition: each input's stream time is the largest time of its records so far; a
+    record more than grace behind its own input's is late; a record's window closes when
+    the other input's stream time reaches its end + grace + 1."""
+    stream_time = {"left": None, "right": None}
+    after_each, kept, late = [], [], set()
+    for i, (side, key, ts, ident) in enumerate(evs):
+        t = stream_time[side]
+        if t is not None and ts + w.grace_ms < t:
+            late.add(ident)
+        else:
+            stream_time[side] = ts if t is None else max(t, ts)
+            kept.append((side, key, ts, ident, i))
+        after_each.append(dict(stream_time))
+    lefts = [r for r in kept if r[0] == "left"]
+    rights = [r for r in kept if r[0] == "right"]
+    out, matched = {}, set()
+    for _, lk, lt, lid, li in lefts:
+        for _, rk, rt, rid, ri in rights:
+            if lk == rk and lt - w.before_ms <= rt <= lt + w.after_ms:
+                out[(lid, rid)] = (max(li, ri), max(lt, rt))
+                matched |= {("left", lid), ("right", rid)}
+
+    def closing(rec, other: str, hi: int):
+        need = rec[2] + hi + w.grace_ms + 1
+        for j in range(rec[4], len(evs)):
+            t = after_each[j][other]
+            if t is not None and t >= need:
+                return j
+        return "end"
+
+    if how in ("left", "outer"):
+        for rec in lefts:
+            if ("left", rec[3]) not in matched:
+                out[(rec[3], None)] = (closing(rec, "right", w.after_ms), rec[2])
+    if how == "outer":
+        for rec in rights:
+            if ("right", rec[3]) not in matched:
+                out[(None, rec[3])] = (closing(rec, "left", w.before_ms), rec[2])
+    return out, late
+
+
+def late_ids(driver) -> set:
+    """Ids reported late, de-duplicated by their source topic and offset."""
+    seen = {}
+    for rec in driver.output(driver.late_events_topic):
+        seen[(rec.headers["streamkit.topic"], rec.headers["streamkit.offset"])] = \
+            orjson.loads(rec.value)["id"]
+    return set(seen.values())
+
+
+def _real(result) -> bool:
+    return all(i is None or i >= 0 for i in result)  # not a closer
+
+
+@SETTINGS
+@given(w=windows(), how=st.sampled_from(["inner", "left", "outer"]), evs=inputs())
+def test_results_match_the_oracle_once_each_and_when_they_are_due(w, how, evs):
+    want, late = oracle(w, how, evs)
+    got = {}
+    with TopologyTestDriver(join_topology(how, w)) as d:
+        for i, (side, key, ts, ident) in enumerate(evs):
+            send(d, side, key, ts, ident)
+            for _k, v, t in joined(d):
+                assert v not in got, f"{v} emitted twice"
+                got[v] = (i, t)
+        for side, key, ts, ident in CLOSERS:
+            send(d, side, key, ts, ident)
+        for _k, v, t in joined(d):
+            assert v not in got, f"{v} emitted twice"
+            got[v] = ("end", t)
+        assert late_ids(d) == late
+        assert d.late_records == len(late)
+    assert {v: when for v, when in got.items() if _real(v)} == want
+
+
+@SETTINGS
+@given(w=windows(), how=st.sampled_from(["inner", "left", "outer"]), evs=inputs(),
+       seed=st.integers(0, 2 ** 32))
+def test_results_do_not_depend_on_how_the_two_inputs_interleave(w, how, evs, seed):
+    # A worker reads each topic partition in order, but the two topics in whatever
+    # batches it fetched (and differently after a restart).
+    sides = {s: [e for e in evs if e[0] == s] for s in ("left", "right")}
+    order = [e[0] for e in evs]
+    random.Random(seed).shuffle(order)
+    shuffled = [sides[s].pop(0) for s in order]
+    want, late = oracle(w, how, evs)
+    with TopologyTestDriver(join_topology(how, w)) as d:
+        for side, key, ts, ident in shuffled + CLOSERS:
+            send(d, side, key, ts, ident)
+        got = {v for _k, v, _t in joined(d) if _real(v)}
+        assert late_ids(d) == late
+    assert got == set(want)
+
+
+crash = st.one_of(st.none(), st.tuples(st.sampled_from([None, 0.0, 0.3, 0.6, 1.0]),
+                                       st.booleans()))
+
+
+@SETTINGS
+@given(w=windows(), how=st.sampled_from(["inner", "left", "outer"]), data=st.data())
+def test_crashes_lose_nothing_and_invent_nothing_after_deduplication(w, how, data):
+    evs = data.draw(inputs(max_size=25))
+    plan = data.draw(st.lists(st.tuples(st.booleans(), crash), min_size=len(evs),
+                              max_size=len(evs)))
+    want, late = oracle(w, how, evs)
+    with TopologyTestDriver(join_topology(how, w), auto_commit=False) as d:
+        for (side, key, ts, ident), (commit, crashed) in zip(evs, plan):
+            send(d, side, key, ts, ident)
+            if commit:
+                d.commit()
+            if crashed is not None:
+                d.restart(crash=True, torn=crashed[0], lose_outputs=crashed[1])
+        for side, key, ts, ident in CLOSERS:
+            send(d, side, key, ts, ident)
+        got = {tuple(r.value) for r in d.output("joined")}
+        assert late_ids(d) == late
+    assert {v for v in got if _real(v)} == set(want)
