@@ -4,8 +4,9 @@ rules), read it, and pay it. Creating through the gateway with
 import time
 
 import streamkit
+from streamkit import JoinWindows
 from apps.common import names, new_order, submit_order
-from apps.orders.rules import pay, validate
+from apps.orders.rules import PAY_GRACE_MS, PAY_WITHIN_MS, pay, validate
 
 N = names()
 app = streamkit.App(N.orders_app, service_name="orders")
@@ -18,9 +19,13 @@ customers = app.global_table("customers", topic=N.customer_events)             #
     .join_global(customers, key=lambda o: o["customer_id"], joiner=validate, how="left")
     .to(N.orders))
 
-# Payment: a payment (keyed by order id) meets its order's current state.
-(app.stream(N.payments, timestamp=lambda p: p["ts_ms"])
-    .join(orders, joiner=pay, how="inner")
+# Payment: a validated order and a payment for it (both keyed by order id) meet when the
+# payment's event time is within 5 minutes after the order's; a payment more than the
+# grace behind stream time goes to the late-events topic.
+validated = app.stream(N.orders).filter(lambda o: o is not None and o.get("state") == "VALIDATED")
+payments = app.stream(N.payments, timestamp=lambda p: p["ts_ms"])
+(validated.join_window(payments, JoinWindows(before_ms=0, after_ms=PAY_WITHIN_MS, grace_ms=PAY_GRACE_MS),
+                       joiner=lambda order, payment: pay(payment, order), name="order-payments")
     .filter(lambda paid: paid is not None)
     .to(N.orders))
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from apps.common import DISCOUNT, MAX_QTY
 
-PAY_WITHIN_MS = 5 * 60 * 1000
+PAY_WITHIN_MS = 5 * 60 * 1000   # a payment counts within 5 minutes (event time) of the order
+PAY_GRACE_MS = 30 * 1000        # how far behind stream time a payment may still arrive
 
 
 def validate(order: dict, customer: dict | None) -> dict:

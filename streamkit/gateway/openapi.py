@@ -74,7 +74,8 @@ def gateway_paths() -> dict[str, Any]:
         "/ws": _get("websocket: {id, service, method, path, query, body, wait_for, timeout_ms} "
                     "frames in, {id, status, body} frames out", extra={
                         "101": {"description": "switching to the websocket protocol"},
-                        "400": _err("not a websocket upgrade request")}),
+                        "400": _err("not a websocket upgrade request"),
+                        "429": _err("the instance holds its limit of websockets")}),
         "/gateway/stats": _get("parked requests, owned response partitions and counters"),
         "/gateway/responses": {"post": {
             "summary": "replies handed over by the instance that consumed them (internal)",

@@ -34,6 +34,7 @@ class GatewaySettings:
     max_timeout_ms: int = 60_000
     max_body_bytes: int = 1024 * 1024
     max_parked: int = 10_000
+    max_websockets: int = 1_000
     fetch_wait_ms: int = 10
     handoff_timeout_ms: int = 2_000
     registry_topic: str = REGISTRY_TOPIC
@@ -41,7 +42,7 @@ class GatewaySettings:
 
     def __post_init__(self) -> None:
         for name in ("response_partitions", "timeout_ms", "max_timeout_ms", "max_body_bytes",
-                     "max_parked", "fetch_wait_ms", "handoff_timeout_ms"):
+                     "max_parked", "fetch_wait_ms", "handoff_timeout_ms", "max_websockets"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.timeout_ms > self.max_timeout_ms:
@@ -73,6 +74,7 @@ class GatewaySettings:
             timeout_ms=num("STREAMKIT_GATEWAY_TIMEOUT_MS", 10_000),
             max_timeout_ms=num("STREAMKIT_GATEWAY_MAX_TIMEOUT_MS", 60_000),
             max_body_bytes=num("STREAMKIT_GATEWAY_MAX_BODY_BYTES", 1024 * 1024),
+            max_websockets=num("STREAMKIT_GATEWAY_MAX_WEBSOCKETS", 1_000),
             max_parked=num("STREAMKIT_GATEWAY_MAX_PARKED", 10_000),
             fetch_wait_ms=num("STREAMKIT_GATEWAY_FETCH_WAIT_MS",
                               _FETCH_WAIT_MS.get(profile, _FETCH_WAIT_MS["production"])),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from ..http import error
 from ..serde import dumps
 from .envelope import METHODS
 from .routes import BadRequest, parse_timeout, parse_wait_for
@@ -35,12 +36,18 @@ class WebsocketRoute:
         self.gs = gateway.gs
         # Kept in the gateway's counters so that /gateway/stats shows them.
         self.counters = gateway.counters
-        self.counters.update(ws_connections=0, ws_open=0, ws_frames=0)
+        self.counters.update(ws_connections=0, ws_open=0, ws_frames=0, ws_refused=0,
+                             ws_too_large=0)
 
     def install(self, web_app: web.Application) -> None:
         web_app.router.add_get("/ws", self.handle)
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.counters["ws_open"] >= self.gs.max_websockets:
+            self.counters["ws_refused"] += 1
+            return error(429, "too_many_websockets",
+                         f"this instance holds its limit of {self.gs.max_websockets} websockets",
+                         {"Retry-After": "1"})
         # A frame carries a body plus a little envelope: allow for it above the body limit.
         ws = web.WebSocketResponse(max_msg_size=self.gs.max_body_bytes + 16 * 1024, heartbeat=20)
         await ws.prepare(request)
@@ -56,6 +63,9 @@ class WebsocketRoute:
                     inflight.add(task)
                     task.add_done_callback(inflight.discard)
                 elif msg.type == WSMsgType.ERROR:
+                    # A frame over the size limit closes the socket with 1009 (message too big).
+                    if ws.close_code == 1009 or getattr(ws.exception(), "code", None) == 1009:
+                        self.counters["ws_too_large"] += 1
                     log.info("websocket closed with error: %r", ws.exception())
         finally:
             # Cancelling the waiters purges their parked entries; replies that still come

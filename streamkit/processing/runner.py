@@ -112,7 +112,7 @@ class Runner(Service):
         if self.topology.globals:
             self.global_consumer = AIOKafkaConsumer(enable_auto_commit=False,
                                                     auto_offset_reset="earliest",
-                                                    fetch_max_wait_ms=200, **common)
+                                                    fetch_max_wait_ms=s.fetch_max_wait_ms, **common)
             self._clients.append(self.global_consumer)
             self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir)
         for client in self._clients:

@@ -7,7 +7,7 @@ import time
 import orjson
 import pytest
 
-from streamkit.testing.kafka import read_topic
+from streamkit.testing.kafka import produce, read_topic
 
 
 def eventually(fn, timeout: float = 30.0):
@@ -62,6 +62,20 @@ def test_register_fill_basket_checkout_pay_and_query(start_system, broker, per_s
     assert status == 200 and failed["value"]["state"] == "FAILED"
     assert "unknown customer" in failed["value"]["reason"]
     assert s.call("GET", "/api/orders/o-none")[0] == 404
+
+    # A payment whose event time is past the join window and its grace is late: it goes to
+    # the late-events topic and the order stays VALIDATED.
+    status, second = s.call("POST", "/api/orders?wait_for=state:VALIDATED,FAILED",
+                            {"customer_id": cid, "items": [{"sku": "tea", "qty": 1, "price": 10}]})
+    second = second["value"]
+    now = int(time.time() * 1000)
+    produce(broker, f"{s.prefix}payments", [
+        (second["id"], {"order_id": second["id"], "amount": 1, "ts_ms": now}),
+        (second["id"], {"order_id": second["id"], "amount": 100, "ts_ms": now - 10 * 60 * 1000})])
+    late = eventually(lambda: [r for r in read_topic(broker, f"{s.prefix}orders-late-events")
+                               if r.key == second["id"].encode()] or None)
+    assert orjson.loads(late[0].value)["amount"] == 100
+    assert s.call("GET", f"/api/orders/{second['id']}")[1]["state"] == "VALIDATED"
 
     # The orders plugin (not part of the orders app) wrote the customer's emails.
     emails = eventually(lambda: [r for r in read_topic(broker, f"{s.prefix}order-emails")

@@ -520,3 +520,32 @@ def test_garbage_on_a_request_topic_goes_to_dead_letters_and_the_service_goes_on
         read_topic(broker, f"{app_id}-svc-dead-letters")))
     assert sorted(r.value for r in dead) == sorted(garbage)
     assert all(dict(r.headers)["streamkit.stage"] == b"decode" for r in dead)
+
+
+def test_websocket_limits_refuse_extra_connections_and_oversized_frames(
+        broker, app_id, workers, tmp_path):
+    d = Deployment(broker, app_id, workers, tmp_path, STREAMKIT_GATEWAY_MAX_WEBSOCKETS="1",
+                   STREAMKIT_GATEWAY_MAX_BODY_BYTES="1000")
+    d.start_echo()
+    gw = d.start_gateway("gw0")
+    wait_for(lambda: d.settled())
+
+    async def scenario():
+        async with session() as s:
+            ws = await s.ws_connect(f"{gw.url}/ws")
+            status, body, headers = await call(s, f"{gw.url}/ws", method="GET",
+                                               headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                                        "Sec-WebSocket-Version": "13",
+                                                        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+            await ws.send_str(orjson.dumps({"id": "big", "service": "echo", "path": "x",
+                                            "body": {"pad": "y" * 50_000}}).decode())
+            msg = await ws.receive()
+            await ws.close()
+            return status, body, headers, msg, ws.close_code
+
+    status, body, headers, msg, code = asyncio.run(scenario())
+    assert status == 429 and body["error"]["code"] == "too_many_websockets"
+    assert headers["Retry-After"] == "1"
+    assert code == 1009
+    assert d.stats(gw)["ws_refused"] == 1
+    wait_for(lambda: d.stats(gw)["ws_too_large"] == 1)
