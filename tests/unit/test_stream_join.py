@@ -64,7 +64,7 @@ def test_inner_join_pairs_records_of_the_same_key_within_the_window_at_the_later
         assert joined(d) == []
         send(d, "right", "a", 105, "r1")
         send(d, "right", "a", 111, "r2")  # 11 ms after l1: outside [90, 110]
-        send(d, "right", "b", 105, "r3")  # another key
+        send(d, "right", "b", 110, "r3")  # another key
         assert joined(d) == [("a", ("l1", "r1"), 105)]
         send(d, "left", "a", 115, "l2")   # [105, 125]: r1 and r2
         assert joined(d) == [("a", ("l2", "r1"), 115), ("a", ("l2", "r2"), 115)]
@@ -328,7 +328,7 @@ def test_join_window_declaration_errors():
 # --------------------------------------------------------------------------- properties
 
 # STREAM_JOIN_PROPERTY_EXAMPLES=2000 for a deeper search than the suite's default.
-SETTINGS = settings(max_examples=int(os.environ.get("STREAM_JOIN_PROPERTY_EXAMPLES", "40")),
+SETTINGS = settings(max_examples=int(os.environ.get("STREAM_JOIN_PROPERTY_EXAMPLES", "25")),
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 BIG = 10 ** 9
@@ -453,11 +453,12 @@ def test_results_do_not_depend_on_how_the_two_inputs_interleave(w, how, evs, see
     assert got == set(want)
 
 
-crash = st.one_of(st.none(), st.tuples(st.sampled_from([None, 0.0, 0.3, 0.6, 1.0]),
-                                       st.booleans()))
+# A crash after about one record in four: (torn fraction, outputs lost).
+crash = st.one_of(st.none(), st.none(), st.none(),
+                  st.tuples(st.sampled_from([None, 0.0, 0.3, 0.6, 1.0]), st.booleans()))
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples * 3 // 5))  # restarts cost
 @given(w=windows(), how=st.sampled_from(["inner", "left", "outer"]), data=st.data())
 def test_crashes_lose_nothing_and_invent_nothing_after_deduplication(w, how, data):
     evs = data.draw(inputs(max_size=25))
