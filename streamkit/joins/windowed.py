@@ -172,7 +172,7 @@ class ClockedBuffer(WindowState):
         self.resolved = True
 
     def finish(self) -> None:
-        if True:
+        if self.resolved:
             super().finish()
         elif self.store.dirty:
             self.written = True
@@ -246,7 +246,8 @@ class WindowedJoinNode(Node):
                 self._expire(theirs)
         finally:
             theirs.finish()
-            mine.finish()
+            if mine.store.dirty:
+                mine.written = True  # so that its next sync() notices the commit
 
     def _join(self, mine: ClockedBuffer, theirs: ClockedBuffer, key: Any, value: Any,
               ts: int, topic: str, offset: int) -> None:

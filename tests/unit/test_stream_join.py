@@ -328,7 +328,7 @@ def test_join_window_declaration_errors():
 # --------------------------------------------------------------------------- properties
 
 # STREAM_JOIN_PROPERTY_EXAMPLES=2000 for a deeper search than the suite's default.
-SETTINGS = settings(max_examples=int(os.environ.get("STREAM_JOIN_PROPERTY_EXAMPLES", "25")),
+SETTINGS = settings(max_examples=int(os.environ.get("STREAM_JOIN_PROPERTY_EXAMPLES", "20")),
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 BIG = 10 ** 9
