@@ -12,12 +12,7 @@ import itertools
 import secrets
 from typing import Collection
 
-from aiokafka.partitioner import murmur2
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives key among `partitions`."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+from ..processing.outbox import kafka_partition as partition_of
 
 
 class CorrelationIds:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,6 +18,7 @@ from aiokafka.errors import KafkaError
 
 from ..config import Settings
 from ..serde import resolve
+from ..query.keys import parse_key_text
 from .correlation import partition_of
 
 log = logging.getLogger(__name__)
@@ -26,15 +26,8 @@ log = logging.getLogger(__name__)
 
 def encode_key(kind: str, raw: str) -> bytes:
     """A key's bytes as its table stores them, from its URL text (as the query routes parse it)."""
-    if kind == "int":
-        return resolve("int").encode(int(raw))
-    if kind == "json":
-        try:
-            value: Any = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            value = raw
-        return resolve("json").encode(value)
-    return raw.encode()
+    serde = resolve(kind if kind in ("int", "json", "raw") else "str")
+    return serde.encode(parse_key_text(serde.name, raw))
 
 
 class Registry:

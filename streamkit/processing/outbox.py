@@ -17,8 +17,13 @@ Header = tuple[str, bytes]
 _Pending = tuple[bytes | None, bytes | None, int | None, Sequence[Header] | None]
 
 
+def kafka_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives key among `partitions`."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class Partitioner:
-    """Kafka's default partitioner (murmur2 of the key bytes), with a bounded memo."""
+    """kafka_partition with a bounded memo, for the per-record path where keys repeat."""
 
     def __init__(self, memo_size: int = 100_000) -> None:
         self._memo: dict[bytes, int] = {}

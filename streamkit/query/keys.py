@@ -16,7 +16,11 @@ class BadKey(ValueError):
 
 def parse_key(spec: TableSpec, raw: str) -> Any:
     """The key in the table's key type, from its URL text."""
-    kind = spec.keys.name
+    return parse_key_text(spec.keys.name, raw)
+
+
+def parse_key_text(kind: str, raw: str) -> Any:
+    """The key of a key serde named `kind` ('str', 'int', 'raw', 'json'), from URL text."""
     if kind == "str":
         return raw
     if kind == "int":

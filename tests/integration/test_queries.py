@@ -75,15 +75,16 @@ def three(broker, catalog_id, tmp_path_factory):
 
 def test_every_worker_serves_every_key_with_the_produced_value(three):
     for w in three:
-        served_by = set()
         for i in range(N):
             status, body = w.get(f"/tables/items/keys/i{i:04d}")
             assert status == 200, (i, status, body)
             assert body["value"] == item(i)
-        # Each worker answered locally for some keys and forwarded the others.
-        with urllib.request.urlopen(w.url + "/tables/items/keys/i0001") as resp:
-            served_by.add(resp.headers["X-Streamkit-Served-By"])
-        assert served_by
+        # The worker answered some keys itself and forwarded the others to their owners.
+        served_by = set()
+        for i in range(0, N, 10):
+            with urllib.request.urlopen(f"{w.url}/tables/items/keys/i{i:04d}") as resp:
+                served_by.add(resp.headers["X-Streamkit-Served-By"])
+        assert served_by == {x.url for x in three}
     meta = three[0].get("/metadata")[1]
     owners = set(meta["tables"]["items"]["active"].values())
     assert owners == {w.url for w in three}
