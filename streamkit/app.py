@@ -1,6 +1,7 @@
 """streamkit.App: a faust.App with streamkit's defaults and its processing path."""
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 import os
@@ -65,7 +66,7 @@ class App(faust.App):
             producer_linger=0.005,
             key_serializer="json",
             value_serializer="json",
-            # Lines and headers up to 64 KiB reach streamkit's middleware, which answers an
+            # Lines and headers up to 64 KiB reach streamkit's route guard, which answers an
             # over-long URL with a JSON 414 instead of aiohttp's plain-text 400.
             web_application_options={
                 "client_max_size": settings.max_body_bytes,
@@ -79,7 +80,8 @@ class App(faust.App):
         super().__init__(id, **defaults)
         self.topology = Topology(id)
         self.processors = Runner(id, self.topology, settings, beacon=self.beacon)
-        self._route_installers: list[Callable[[Any], None]] = []
+        self._routes_on: Any = None
+        self.route_installers: list[Callable[[Any], None]] = []
         self.limit_breaches: Counter[str] = Counter()   # HTTP requests refused, per limit
         self.query_counters: dict[str, int] = {}         # filled by the query routes
         self.metrics_registry = registry_for(self)
@@ -137,24 +139,39 @@ class App(faust.App):
 
     async def on_first_start(self) -> None:
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
-        self.load_plugins()  # for workers started without the faust command
         await super().on_first_start()
 
+    async def on_started(self) -> None:
+        await super().on_started()
+        # What exists now (Faust, aiohttp, the topology, the clients) lives as long as the
+        # worker. Frozen, it is left out of the collector's full passes, which would
+        # otherwise walk all of it and stall the event loop for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
+
     def on_init_dependencies(self) -> Iterable[ServiceT]:
-        # The runner starts with Faust's consumer, so that both groups form together.
+        self.load_plugins()  # for workers started without the faust command; plugins may add agents
+        if not self.agents and not self.tables:
+            # Faust's consumer serves only Faust agents and tables. Without any it would
+            # hold a consumer group of its own and poll the broker for nothing.
+            self.boot_strategy.enable_kafka_consumer = False
         return [*super().on_init_dependencies(), self.processors]
 
     def on_webserver_init(self, web: Any) -> None:
         super().on_webserver_init(web)
         from .web import install_routes
 
-        install_routes(self, web.web_app)
-        for installer in self._route_installers:
-            installer(web.web_app)
+        # `faust worker` initializes the web server twice (after autodiscovery and when
+        # the web service starts): install the routes and their listeners once.
+        if self._routes_on is not web.web_app:
+            self._routes_on = web.web_app
+            install_routes(self, web.web_app)
 
     def add_routes(self, installer: Callable[[Any], None]) -> None:
-        """Call installer(aiohttp_app) when the web server starts, to add routes."""
-        self._route_installers.append(installer)
+        """Call installer(routes) when the web server starts, to add routes; routes is a
+        streamkit.routing.Routes, whose routes get the URL and header limits and JSON
+        errors (routes.app is the aiohttp application)."""
+        self.route_installers.append(installer)
 
     @property
     def is_ready(self) -> bool:

@@ -31,10 +31,10 @@ class GatewayApp(App):
         self.add_routes(self.install_gateway_routes)
         self.openapi_paths.update(gateway_paths())
 
-    def install_gateway_routes(self, web_app: Any) -> None:
-        """Add the gateway's routes to an aiohttp application."""
-        for routes in self._gateway_routes:
-            routes.install(web_app)
+    def install_gateway_routes(self, routes: Any) -> None:
+        """Add the gateway's routes (to a streamkit.routing.Routes)."""
+        for group in self._gateway_routes:
+            group.install(routes)
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         return [*super().on_init_dependencies(), self.gateway]

@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from ..http import error, json_response
+from ..routing import Routes
 
 if TYPE_CHECKING:
     from .core import Gateway
@@ -36,12 +37,11 @@ class QueryRoutes:
         self.registry = gateway.registry
         self.timeout_s = gateway.settings.query_timeout_ms / 1000
 
-    def install(self, web_app: web.Application) -> None:
-        router = web_app.router
-        router.add_get("/apps", self.list_apps)
-        router.add_get("/apps/{app}", self.describe)
-        router.add_get("/apps/{app}/tables/{table}/keys/{key}", self.get_key)
-        router.add_get("/apps/{app}/{tail:.+}", self.forward_any)
+    def install(self, routes: Routes) -> None:
+        routes.get("/apps", self.list_apps)
+        routes.get("/apps/{app}", self.describe)
+        routes.get("/apps/{app}/tables/{table}/keys/{key}", self.get_key)
+        routes.get("/apps/{app}/{tail:.+}", self.forward_any)
 
     async def list_apps(self, request: web.Request) -> web.Response:
         return json_response({"apps": self.registry.describe()})

@@ -7,6 +7,7 @@ import orjson
 from aiohttp import web
 
 from ..http import error, json_response
+from ..routing import Routes
 from .handoff import HANDOFF_PATH, MAX_REQUEST_BYTES
 from .waits import WaitFor
 
@@ -95,13 +96,12 @@ class GatewayRoutes:
         self.gateway = gateway
         self.gs = gateway.gs
 
-    def install(self, web_app: web.Application) -> None:
-        router = web_app.router
+    def install(self, routes: Routes) -> None:
         for method in METHODS:
-            router.add_route(method, "/api/{service}", self.api)
-            router.add_route(method, "/api/{service}/{path:.*}", self.api)
-        router.add_get("/gateway/stats", self.stats)
-        router.add_post(HANDOFF_PATH, self.handoff_in)
+            routes.route(method, "/api/{service}", self.api)
+            routes.route(method, "/api/{service}/{path:.*}", self.api)
+        routes.get("/gateway/stats", self.stats)
+        routes.post(HANDOFF_PATH, self.handoff_in)
 
     async def api(self, request: web.Request) -> web.Response:
         service = request.match_info["service"]

@@ -21,6 +21,7 @@ from mode import Service
 
 from ..config import Settings
 from ..http import json_response
+from ..routing import Routes
 from ..serde import dumps
 from ..topics import TopicAdmin, TopicSpec, dead_letter_topic
 from .envelope import EnvelopeError, ReplyEnvelope, RequestEnvelope
@@ -123,7 +124,7 @@ class ServiceRunner(Service):
     async def send(self, topic: str, key: str | bytes | None, value: Any) -> None:
         await self.producer.send_and_wait(topic, dumps(value), key=_key(key))
 
-    def install_routes(self, web_app: web.Application) -> None:
+    def install_routes(self, routes: Routes) -> None:
         async def stats(request: web.Request) -> web.Response:
             return json_response({
                 "app": self.app_id, "group": self.group_id, "assigned": self.assigned,
@@ -132,7 +133,7 @@ class ServiceRunner(Service):
                 "partitions": sorted([tp.topic, tp.partition] for tp in self.partitions),
                 **self.counters})
 
-        web_app.router.add_get("/services/stats", stats)
+        routes.get("/services/stats", stats)
 
     # the loop --------------------------------------------------------------------------
     async def _run(self) -> None:

@@ -20,6 +20,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from ..http import error
+from ..routing import Routes
 from ..serde import dumps
 from .envelope import METHODS
 from .routes import BadRequest, parse_timeout, parse_wait_for
@@ -39,8 +40,8 @@ class WebsocketRoute:
         self.counters.update(ws_connections=0, ws_open=0, ws_frames=0, ws_refused=0,
                              ws_too_large=0)
 
-    def install(self, web_app: web.Application) -> None:
-        web_app.router.add_get("/ws", self.handle)
+    def install(self, routes: Routes) -> None:
+        routes.get("/ws", self.handle)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if self.counters["ws_open"] >= self.gs.max_websockets:

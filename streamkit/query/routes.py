@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from aiohttp import web
 
 from ..http import error, json_response, unavailable
+from ..routing import Routes
 from ..processing.topology import TableSpec
 from .forward import FORWARDED, SERVED_BY, STALE, Forwarder, PeerError
 from .keys import BadKey, b64, parse_key, unb64
@@ -43,16 +44,17 @@ class TableRoutes:
         self.counters = app.query_counters
         self.counters.setdefault("forwarded", 0)
 
-    def install(self, web_app: web.Application) -> None:
-        r = web_app.router
-        r.add_get("/tables", self.list_tables)
-        r.add_get("/metadata", self.metadata)
-        r.add_get("/tables/{table}", self.scan)
-        r.add_get("/tables/{table}/count", self.count)
-        r.add_get("/tables/{table}/keys/{key}", self.get_key)
-        r.add_get("/tables/{table}/_local/scan", self.local_scan)
-        r.add_get("/tables/{table}/_local/count", self.local_count)
-        web_app.on_cleanup.append(lambda _app: self.forwarder.close())
+    def install(self, routes: Routes) -> None:
+        # aiohttp tries the routes under /tables in the order they were added: the key
+        # read, the most frequent request, goes first.
+        routes.get("/tables/{table}/keys/{key}", self.get_key)
+        routes.get("/tables", self.list_tables)
+        routes.get("/metadata", self.metadata)
+        routes.get("/tables/{table}", self.scan)
+        routes.get("/tables/{table}/count", self.count)
+        routes.get("/tables/{table}/_local/scan", self.local_scan)
+        routes.get("/tables/{table}/_local/count", self.local_count)
+        routes.app.on_cleanup.append(lambda _app: self.forwarder.close())
 
     # helpers -----------------------------------------------------------------
     def _spec(self, request: web.Request) -> TableSpec | None:
@@ -82,37 +84,41 @@ class TableRoutes:
             return self._unknown(request)
         try:
             key = parse_key(spec, request.match_info["key"])
-            predicate = _wait_predicate(request.query.get("wait_for"))
-            max_wait = self.settings.max_wait_ms
-            timeout_s = _int_param(request, "timeout_ms", min(10_000, max_wait), 1, max_wait) / 1000
+            opts = self._read_options(request) if "?" in request.raw_path else _PLAIN
         except BadKey as exc:
             return error(400, "bad_request", str(exc))
         me = self.own.url
-        partition = self.own.partition_of(spec.name, key)
+        stale = opts.allow_stale and opts.predicate is None
+        partition, store = self.own.locate(spec.name, key, allow_standby=stale)
         if partition is None:
             return self._not_ready()
-        if request.query.get("allow_stale") == "true" and predicate is None:
-            store = self.own.local_store(spec.name, partition, allow_standby=True)
-            if store is not None:
-                headers = {SERVED_BY: me, STALE: "true"}
-                if _windowed(spec):
-                    return self._windows(request, spec, key, partition, store, headers)
-                return self._value(spec, key, partition, store.get(key), headers)
+        if stale and store is not None:
+            return self._read(request, spec, key, partition, store, {SERVED_BY: me, STALE: "true"})
         if not self.own.ready:
             return self._not_ready()
-        store = self.own.local_store(spec.name, partition)
         if store is not None:
-            if _windowed(spec):
-                return self._windows(request, spec, key, partition, store, {SERVED_BY: me})
-            if predicate is not None:
-                return await self._wait(spec, key, partition, store, predicate, timeout_s)
-            return self._value(spec, key, partition, store.get(key), {SERVED_BY: me})
+            if opts.predicate is not None and not _windowed(spec):
+                return await self._wait(spec, key, partition, store, opts.predicate, opts.timeout_s)
+            return self._read(request, spec, key, partition, store, {SERVED_BY: me})
         owner = self.own.owner(spec.name, partition)
         if owner is None or owner == me or request.headers.get(FORWARDED):
             # The assignment map and the local tasks disagree: a rebalance is under way.
             return unavailable(f"partition {partition} of {spec.name} is moving", owner=owner)
         self.counters["forwarded"] += 1
         return await self.forwarder.forward(request, owner)
+
+    def _read_options(self, request: web.Request) -> "_ReadOptions":
+        max_wait = self.settings.max_wait_ms
+        return _ReadOptions(
+            _wait_predicate(request.query.get("wait_for")),
+            _int_param(request, "timeout_ms", min(10_000, max_wait), 1, max_wait) / 1000,
+            request.query.get("allow_stale") == "true")
+
+    def _read(self, request: web.Request, spec: TableSpec, key: Any, partition: int, store,
+              headers: dict[str, str]) -> web.Response:
+        if _windowed(spec):
+            return self._windows(request, spec, key, partition, store, headers)
+        return self._value(spec, key, partition, store.get(key), headers)
 
     def _windows(self, request: web.Request, spec, key: Any, partition: int, store,
                  headers: dict[str, str]) -> web.Response:
@@ -263,6 +269,15 @@ class TableRoutes:
         if what == "count":
             return json_response({"count": result})
         return json_response({"items": [[b64(kb), k, v] for kb, k, v in result]})
+
+
+class _ReadOptions(NamedTuple):
+    predicate: Callable[[Any], bool] | None
+    timeout_s: float
+    allow_stale: bool
+
+
+_PLAIN = _ReadOptions(None, 10.0, False)  # a read without a query string
 
 
 def _windowed(spec) -> bool:

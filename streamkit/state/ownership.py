@@ -3,7 +3,7 @@ gives the local store when this worker holds it. The query layer, /ready, /metad
 the registry read ownership only through here."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from aiokafka import TopicPartition
 
@@ -19,6 +19,7 @@ class Ownership:
         self.runner = runner
         self.url = url
         self._tables: dict[bool, dict[str, Any]] = {}
+        self._routing: dict[str, tuple[int | None, Any, Callable[[Any], bytes]]] = {}
 
     @property
     def ready(self) -> bool:
@@ -40,6 +41,19 @@ class Ownership:
     def kind(self, table: str) -> str:
         return "global" if table in self.runner.topology.globals else "key-value"
 
+    def _route(self, table: str) -> tuple[int | None, Any, Callable[[Any], bytes]]:
+        """(sub-topology id or None, global table or None, key encoder), read once the
+        graph is final: every key read needs them."""
+        found = self._routing.get(table)
+        if found is None:
+            topo = self.runner.topology
+            g = topo.globals.get(table)
+            spec = g.spec if g is not None else topo.tables[table]
+            found = (None if g is not None else spec.group.root().id, g, spec.keys.encode)
+            if topo.finalized:
+                self._routing[table] = found
+        return found
+
     def _global(self, table: str):
         return self.runner.topology.globals.get(table)
 
@@ -56,10 +70,28 @@ class Ownership:
 
     def partition_of(self, table: str, key: Any) -> int | None:
         """Where Kafka's default partitioner puts key (serialized as the table's key type)."""
-        n = self.partitions(table)
-        if n is None:
-            return None
-        return partition_for(self.tables(False)[table].keys.encode(key), n)
+        return self.locate(table, key)[0]
+
+    def locate(self, table: str, key: Any, allow_standby: bool = False
+               ) -> tuple[int | None, PartitionStore | None]:
+        """(key's partition or None before an assignment, the partition's local store or
+        None), in one look-up: the key read's path."""
+        gid, g, encode = self._route(table)
+        if g is not None:
+            n = len(g.stores)
+            if not n:
+                return None, None
+            p = partition_for(encode(key), n)
+            return p, g.stores[p]
+        runner = self.runner
+        n = runner.cluster.partitions.get(gid)
+        if not n:
+            return None, None
+        p = partition_for(encode(key), n)
+        task = runner.tasks.get((gid, p))
+        if task is not None:
+            return p, task.stores[table]
+        return p, self.local_store(table, p, allow_standby) if allow_standby else None
 
     def owner(self, table: str, partition: int) -> str | None:
         if self._global(table) is not None:
