@@ -118,7 +118,7 @@ class TableRoutes:
               headers: dict[str, str]) -> web.Response:
         if _windowed(spec):
             return self._windows(request, spec, key, partition, store, headers)
-        return self._value(spec, key, partition, store.get(key), headers)
+        return self._value(spec, key, partition, store.read(key), headers)
 
     def _windows(self, request: web.Request, spec, key: Any, partition: int, store,
                  headers: dict[str, str]) -> web.Response:

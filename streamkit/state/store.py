@@ -25,6 +25,7 @@ _CHECKPOINT = b"changelog-offset"
 _OFFSET = struct.Struct(">q")
 MISSING = object()
 TOMBSTONE = object()
+READ_CACHE_ENTRIES = 10_000  # per store; decoded values of the keys that queries read
 
 
 def _options() -> Options:
@@ -46,6 +47,9 @@ class PartitionStore:
         self.keys = keys
         self.values = values
         self.dirty: dict[Any, Any] = {}
+        # Committed values that queries read, by encoded key (None for an absent key).
+        # Every database write goes through write(), which drops the keys it writes.
+        self._read_cache: dict[bytes, Any] = {}
         self._db: Rdict | None = None
         self._meta_handle = None
         self.checkpoint: int | None = None
@@ -62,6 +66,7 @@ class PartitionStore:
         return self
 
     def close(self) -> None:
+        self._read_cache.clear()
         if self._db is not None:
             self._meta_handle = None
             self._db.close()
@@ -87,6 +92,24 @@ class PartitionStore:
             raw = self._db.get(self.keys.encode(key))
             return default if raw is None else self.values.decode(raw)
         return default if value is TOMBSTONE else value
+
+    def read(self, key: Any) -> Any:
+        """get() for interactive queries: the committed value comes from a bounded cache
+        of decoded values, filled by reads and emptied of each key the database writes.
+        Callers must not change the value they get."""
+        value = self.dirty.get(key, MISSING)
+        if value is not MISSING:
+            return None if value is TOMBSTONE else value
+        kb = self.keys.encode(key)
+        cache = self._read_cache
+        value = cache.get(kb, MISSING)
+        if value is MISSING:
+            raw = self._db.get(kb)
+            value = None if raw is None else self.values.decode(raw)
+            if len(cache) >= READ_CACHE_ENTRIES:
+                del cache[next(iter(cache))]  # the oldest entry
+            cache[kb] = value
+        return value
 
     def get_committed(self, key: Any) -> Any:
         """The value as of the last commit (not the uncommitted cache)."""
@@ -130,7 +153,10 @@ class PartitionStore:
     def write(self, items: Iterable[tuple[bytes, bytes | None]], checkpoint: int | None) -> None:
         """Apply encoded updates and move the checkpoint, atomically."""
         batch = WriteBatch(raw_mode=True)
+        cache = self._read_cache
         for kb, vb in items:
+            if cache:
+                cache.pop(kb, None)
             if vb is None:
                 batch.delete(kb)
             else:

@@ -31,3 +31,33 @@ def test_ranges_and_prefixes_follow_key_order(tmp_path):
     assert [k for k, _ in store.items(prefix=b"b")] == ["b1", "b2"]
     assert store.count() == 5
     store.close()
+
+
+def test_query_reads_are_cached_and_every_write_drops_what_it_changes(tmp_path, monkeypatch):
+    from streamkit.state import store as store_module
+
+    monkeypatch.setattr(store_module, "READ_CACHE_ENTRIES", 3)
+    store = PartitionStore(tmp_path / "t", StrKeys(), resolve("json")).open()
+    store.write([(b"a", b'{"n": 1}'), (b"b", b"2")], checkpoint=1)
+    assert store.read("a") == {"n": 1} and store.read("zz") is None
+    # A changelog record applied by restore or a standby replaces the cached value...
+    store.write((kv for kv in [(b"a", b'{"n": 5}'), (b"zz", b"7")]), checkpoint=2)
+    assert store.read("a") == {"n": 5} and store.read("zz") == 7
+    # ...so does a commit, and an uncommitted update is read before the cache.
+    store.put("a", {"n": 6})
+    assert store.read("a") == {"n": 6}
+    store.write(store.encode_dirty(), checkpoint=3)
+    store.dirty.clear()
+    assert store.read("a") == {"n": 6}
+    store.delete("b")
+    assert store.read("b") is None
+    store.write(store.encode_dirty(), checkpoint=4)
+    store.dirty.clear()
+    assert store.read("b") is None
+    # The cache stays within its bound, and a wiped store forgets it.
+    for k in ["c", "d", "e", "f"]:
+        store.read(k)
+    assert len(store._read_cache) == 3
+    store.wipe()
+    assert store.read("a") is None
+    store.close()
