@@ -9,6 +9,7 @@ paths (404) and wrong methods (405) as JSON.
 """
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Any, Awaitable, Callable
 
@@ -50,6 +51,7 @@ class Routes:
     def guard(self, handler: Handler) -> Handler:
         max_url, max_headers, breaches = self.max_url, self.max_headers, self.breaches
 
+        @functools.wraps(handler)
         async def guarded(request: web.Request) -> web.StreamResponse:
             if len(request.raw_path) > max_url:
                 breaches["url"] += 1
@@ -68,8 +70,6 @@ class Routes:
                 return error(exc.status, _CODES.get(exc.status, "http_error"), exc.reason,
                              {k: v for k, v in exc.headers.items() if k in _PASSED_HEADERS})
 
-        guarded.__name__ = getattr(handler, "__name__", "handler")
-        guarded.__qualname__ = getattr(handler, "__qualname__", guarded.__name__)
         return guarded
 
     async def _unmatched(self, request: web.Request) -> web.Response:

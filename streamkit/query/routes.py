@@ -277,7 +277,7 @@ class _ReadOptions(NamedTuple):
     allow_stale: bool
 
 
-_PLAIN = _ReadOptions(None, 10.0, False)  # a read without a query string
+_PLAIN = _ReadOptions(None, 0.0, False)  # a read without a query string: nothing to wait for
 
 
 def _windowed(spec) -> bool:

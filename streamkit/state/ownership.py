@@ -54,19 +54,13 @@ class Ownership:
                 self._routing[table] = found
         return found
 
-    def _global(self, table: str):
-        return self.runner.topology.globals.get(table)
-
-    def _group(self, table: str) -> int:
-        return self.runner.topology.tables[table].group.root().id
-
     def partitions(self, table: str) -> int | None:
         """The table's partition count, once an assignment (or, for a global table, the
         initial load) has said it."""
-        g = self._global(table)
+        gid, g, _ = self._route(table)
         if g is not None:
             return len(g.stores) or None
-        return self.runner.cluster.partitions.get(self._group(table)) or None
+        return self.runner.cluster.partitions.get(gid) or None
 
     def partition_of(self, table: str, key: Any) -> int | None:
         """Where Kafka's default partitioner puts key (serialized as the table's key type)."""
@@ -75,43 +69,33 @@ class Ownership:
     def locate(self, table: str, key: Any, allow_standby: bool = False
                ) -> tuple[int | None, PartitionStore | None]:
         """(key's partition or None before an assignment, the partition's local store or
-        None), in one look-up: the key read's path."""
-        gid, g, encode = self._route(table)
-        if g is not None:
-            n = len(g.stores)
-            if not n:
-                return None, None
-            p = partition_for(encode(key), n)
-            return p, g.stores[p]
-        runner = self.runner
-        n = runner.cluster.partitions.get(gid)
-        if not n:
+        None): the key read's path."""
+        n = self.partitions(table)
+        if n is None:
             return None, None
-        p = partition_for(encode(key), n)
-        task = runner.tasks.get((gid, p))
-        if task is not None:
-            return p, task.stores[table]
-        return p, self.local_store(table, p, allow_standby) if allow_standby else None
+        p = partition_for(self._route(table)[2](key), n)
+        return p, self.local_store(table, p, allow_standby)
 
     def owner(self, table: str, partition: int) -> str | None:
-        if self._global(table) is not None:
+        gid, g, _ = self._route(table)
+        if g is not None:
             return self.url  # every worker holds all of a global table
-        return self.runner.cluster.active.get((self._group(table), partition))
+        return self.runner.cluster.active.get((gid, partition))
 
     def standbys(self, table: str, partition: int) -> list[str]:
-        if self._global(table) is not None:
+        gid, g, _ = self._route(table)
+        if g is not None:
             return []
-        return list(self.runner.cluster.standby.get((self._group(table), partition), []))
+        return list(self.runner.cluster.standby.get((gid, partition), []))
 
     def local_store(self, table: str, partition: int, allow_standby: bool = False
                     ) -> PartitionStore | None:
         """The store of this table partition if this worker holds it (active, or standby
         when allowed)."""
-        g = self._global(table)
+        gid, g, _ = self._route(table)
         if g is not None:
             return g.stores[partition] if partition < len(g.stores) else None
         runner = self.runner
-        gid = self._group(table)
         task = runner.tasks.get((gid, partition))
         if task is not None:
             return task.stores[table]

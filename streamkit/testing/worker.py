@@ -53,6 +53,11 @@ class WorkerProcess:
             time.sleep(0.1)
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log_tail()}")
 
+    def tasks(self) -> list:
+        """The tasks this worker runs, from one /ready answer; [] while it is not ready."""
+        status, body = self.get("/ready")
+        return body["tasks"] if status == 200 else []
+
     def get(self, path: str, timeout: float = 10.0) -> tuple[int, Any]:
         """GET path; (status, decoded JSON body), or (0, None) when nothing answers."""
         try:

@@ -34,7 +34,7 @@ def test_stream_table_global_and_table_table_joins_across_two_workers(
     a.wait_ready()
     b = workers(JOINS, env_for(broker, app_id, tmp_path, "b"), "b")
     b.wait_ready()
-    wait_for(lambda: all(w.get("/ready")[0] == 200 and w.get("/ready")[1]["tasks"] for w in (a, b)))
+    wait_for(lambda: all(w.tasks() for w in (a, b)))
 
     # The global table is complete on each worker, and each answers from its own copy.
     for w in (a, b):

@@ -63,8 +63,7 @@ def three(broker, catalog_id, tmp_path_factory):
                               cwd=ROOT)
             ws.append(w.start())
             w.wait_ready()
-        wait_for(lambda: all(w.get("/ready")[0] == 200 and w.get("/ready")[1]["tasks"]
-                             for w in ws), timeout=60)
+        wait_for(lambda: all(w.tasks() for w in ws), timeout=60)
         wait_for(lambda: all_served(ws[0]), timeout=30)
         time.sleep(1.2)  # one commit interval: scans read committed state
         yield ws
