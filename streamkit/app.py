@@ -134,8 +134,9 @@ class App(faust.App):
         return self.plugins
 
     def worker_init_post_autodiscover(self) -> None:
-        super().worker_init_post_autodiscover()
+        # Before Faust initializes the web server: a plugin may add routes (a service does).
         self.load_plugins()
+        super().worker_init_post_autodiscover()
 
     async def on_first_start(self) -> None:
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)

@@ -39,3 +39,13 @@ def test_entry_point_plugins_are_discovered(tmp_path, monkeypatch):
     a = app()
     assert install(a, {}) == ["doubled"]
     assert "orders-doubled" in a.topology.sinks
+
+
+def test_routes_a_plugin_adds_are_served_by_a_faust_worker(monkeypatch):
+    # `faust worker` initializes the web server right after autodiscovery, once.
+    monkeypatch.setenv("STREAMKIT_PLUGINS", "tests.unit.plugins_fixture.extra:stats_page")
+    a = app()
+    a.worker_init_post_autodiscover()
+    a.web.init_server()  # the second initialization, when the web service starts
+    served = [r.resource.canonical for r in a.web.web_app.router.routes() if r.method == "GET"]
+    assert served.count("/plugin/stats") == 1 and served.count("/tables") == 1

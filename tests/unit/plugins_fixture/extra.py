@@ -9,3 +9,12 @@ def doubled(app):
 
 other = Plugin(app="billing", install=lambda app: app.stream("invoices").to("never"), name="other")
 not_a_plugin = 42
+
+
+@plugin("shop")
+def stats_page(app):
+    async def page(request):
+        from streamkit.http import json_response
+        return json_response({"plugin": "stats_page"})
+
+    app.add_routes(lambda routes: routes.get("/plugin/stats", page))
