@@ -480,12 +480,11 @@ def test_event_driven_wait_survives_its_partition_moving_to_another_worker(
 
         held = wait_for(held_value)
         wait_for(lambda: d.stats(g)["wait_requests"] >= 1)
-        tasks = len(first.get("/ready")[1]["tasks"])
+        tasks = len(first.tasks())
         second = workers(ORDERS, d.env("orders-b", ORDERS_APP_ID=orders_app), "orders-b")
         second.wait_ready()
         first.kill()
-        wait_for(lambda: second.get("/ready")[0] == 200
-                 and len(second.get("/ready")[1]["tasks"]) == tasks, timeout=60)
+        wait_for(lambda: len(second.tasks()) == tasks, timeout=60)
         assert "answer" not in outcome  # still waiting: HELD is not a final state
         produce(broker, f"{orders_app}-orders", [("o-held", {**held, "state": "VALIDATED"})])
     finally:

@@ -125,9 +125,8 @@ def test_two_workers_split_partitions_and_survivor_serves_every_key(
     b = workers(COUNTER, counter_env("b"), "b")
     b.wait_ready()
     # Both workers hold some tasks once the second one has joined.
-    wait_for(lambda: a.get("/ready")[0] == 200 and b.get("/ready")[0] == 200
-             and a.get("/ready")[1]["tasks"] and b.get("/ready")[1]["tasks"])
-    tasks_a, tasks_b = a.get("/ready")[1]["tasks"], b.get("/ready")[1]["tasks"]
+    wait_for(lambda: a.tasks() and b.tasks())
+    tasks_a, tasks_b = a.tasks(), b.tasks()
     assert sorted(tasks_a + tasks_b) == [[0, p] for p in range(4)]
     assert not set(map(tuple, tasks_a)) & set(map(tuple, tasks_b))
     want = expected(4000)
