@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 APPS   ?= apps.customer.app apps.basket.app apps.orders.app
 GATEWAY ?= apps.gateway
+# auto: Apache Kafka where Java 17+ is installed, else the dev broker (or kafka, dev)
+BROKER ?= auto
 
 .PHONY: install run test bench clean browser demo
 
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/streamkit dev $(APPS) --gateway $(GATEWAY)
+	$(BIN)/streamkit dev $(APPS) --gateway $(GATEWAY) --broker $(BROKER)
 
 # A user's journey with curl against `make run` (in another terminal).
 demo:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from dataclasses import dataclass
 
 from faust import Record
@@ -64,9 +63,10 @@ class Item(Record, serializer="json"):
     price: float
 
 
-def new_order(customer_id: str, items: list[dict]) -> dict:
-    """A CREATED order; the orders service validates it."""
-    return {"id": f"o-{uuid.uuid4().hex[:12]}", "customer_id": str(customer_id),
+def new_order(order_id: str, customer_id: str, items: list[dict]) -> dict:
+    """A CREATED order; the orders service validates it. `order_id` comes from the request
+    (ServiceRequest.new_id), so a request that runs again makes the same order."""
+    return {"id": order_id, "customer_id": str(customer_id),
             "items": items, "state": "CREATED", "created_ms": int(time.time() * 1000)}
 
 

@@ -139,6 +139,13 @@ class App(faust.App):
         super().worker_init_post_autodiscover()
 
     async def on_first_start(self) -> None:
+        s = self.settings
+        log.info("streamkit app=%s broker=%s profile=%s session_timeout_ms=%d "
+                 "heartbeat_interval_ms=%d fetch_max_wait_ms=%d commit_interval_ms=%d "
+                 "partitions=%d replication_factor=%d security=%s", self.conf.id,
+                 ",".join(s.bootstrap_servers), s.profile, s.session_timeout_ms,
+                 s.heartbeat_interval_ms, s.fetch_max_wait_ms, s.commit_interval_ms,
+                 s.partitions, s.replication_factor, s.security.protocol)
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
         await super().on_first_start()
 

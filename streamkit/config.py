@@ -9,18 +9,24 @@ from .errors import ConfigError
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
 
-Profile = Literal["dev", "production"]
+Profile = Literal["dev", "devbroker", "production"]
 OnError = Literal["continue", "stop"]
 
-# Group timings per profile. The dev broker holds every JoinGroup for half the
-# session timeout, so a short timeout is what makes a dev worker ready in seconds.
-# Apache Kafka rejects session timeouts below group.min.session.timeout.ms (6 s by
-# default), so the production profile stays well above it.
-# The dev broker also answers a fetch only when the fetch wait runs out, even with records
-# waiting, so the dev profile waits 10 ms (Kafka answers as soon as records arrive).
+# Group timings and fetch waits per profile.
+# dev: a broker on this machine (`streamkit kafka`). A short session timeout makes a
+#   killed worker's partitions move within seconds; Apache Kafka admits it when its
+#   group.min.session.timeout.ms does (streamkit kafka sets 1 s). Kafka answers a fetch as
+#   soon as records arrive, so a long fetch wait costs no latency and saves idle fetches.
+# devbroker: the in-memory dev broker (Tansu). It holds every JoinGroup for half the
+#   session timeout, and answers a fetch only when the fetch wait runs out, even with
+#   records waiting: a 10 ms wait keeps one hop near 10 ms there.
+# production: Apache Kafka's own minimum session timeout is 6 s by default; 30 s rides out
+#   a long pause of a worker without a rebalance.
 _PROFILE_DEFAULTS: dict[str, dict[str, int]] = {
     "dev": {"session_timeout_ms": 4000, "heartbeat_interval_ms": 1000, "replication_factor": 1,
-            "fetch_max_wait_ms": 10},
+            "fetch_max_wait_ms": 500},
+    "devbroker": {"session_timeout_ms": 4000, "heartbeat_interval_ms": 1000,
+                  "replication_factor": 1, "fetch_max_wait_ms": 10},
     "production": {"session_timeout_ms": 30000, "heartbeat_interval_ms": 3000,
                    "replication_factor": 3, "fetch_max_wait_ms": 500},
 }
@@ -83,6 +89,8 @@ class Settings:
     commit_max_records: int = 20000
     fetch_max_records: int = 2000
     fetch_max_wait_ms: int = 10
+    global_fetch_max_wait_ms: int | None = None  # None: fetch_max_wait_ms
+    global_fetch_min_bytes: int = 1
     standby_replicas: int = 0
     on_error: OnError = "continue"
     query_timeout_ms: int = 5000
@@ -96,13 +104,14 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.profile not in _PROFILE_DEFAULTS:
-            raise ConfigError(f"STREAMKIT_PROFILE must be dev or production, not {self.profile!r}")
+            raise ConfigError(f"STREAMKIT_PROFILE must be one of {sorted(_PROFILE_DEFAULTS)}, "
+                              f"not {self.profile!r}")
         if self.on_error not in ("continue", "stop"):
             raise ConfigError(f"STREAMKIT_ON_ERROR must be continue or stop, not {self.on_error!r}")
         for name in ("partitions", "replication_factor", "commit_interval_ms", "commit_max_records",
                      "fetch_max_records", "session_timeout_ms", "heartbeat_interval_ms",
                      "query_timeout_ms", "scan_max_limit", "max_url_bytes", "max_body_bytes",
-                     "max_header_bytes", "max_wait_ms"):
+                     "max_header_bytes", "max_wait_ms", "global_fetch_min_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.standby_replicas < 0:
@@ -128,6 +137,13 @@ class Settings:
                 raise ConfigError(f"STREAMKIT_BROKER: {part!r} is not host:port")
             servers.append(part)
         return servers
+
+    @property
+    def global_fetch_wait_ms(self) -> int:
+        """How long the consumer that tails global tables waits for records."""
+        if self.global_fetch_max_wait_ms is None:
+            return self.fetch_max_wait_ms
+        return self.global_fetch_max_wait_ms
 
     @property
     def web_url(self) -> str:
@@ -177,6 +193,9 @@ class Settings:
             commit_max_records=num("STREAMKIT_COMMIT_MAX_RECORDS", 20000),
             fetch_max_records=num("STREAMKIT_FETCH_MAX_RECORDS", 2000),
             fetch_max_wait_ms=num("STREAMKIT_FETCH_MAX_WAIT_MS", base["fetch_max_wait_ms"]),
+            global_fetch_max_wait_ms=(num("STREAMKIT_GLOBAL_FETCH_MAX_WAIT_MS", 0)
+                                      if env.get("STREAMKIT_GLOBAL_FETCH_MAX_WAIT_MS") else None),
+            global_fetch_min_bytes=num("STREAMKIT_GLOBAL_FETCH_MIN_BYTES", 1),
             standby_replicas=num("STREAMKIT_STANDBY_REPLICAS", 0),
             on_error=env.get("STREAMKIT_ON_ERROR", "continue"),  # type: ignore[arg-type]
             query_timeout_ms=num("STREAMKIT_QUERY_TIMEOUT_MS", 5000),

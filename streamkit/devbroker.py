@@ -44,21 +44,33 @@ def port_in_use(host: str, port: int) -> bool:
 
 def metadata_answers(host: str, port: int, timeout: float = 1.0) -> bool:
     """Send a Kafka Metadata (v0, all topics) request and check that a broker answers."""
+    count = metadata_brokers(host, port, timeout)
+    return count is not None and count >= 1
+
+
+def metadata_brokers(host: str, port: int, timeout: float = 1.0, api_version: int = 0
+                     ) -> int | None:
+    """How many brokers a Metadata request (v0: all topics; v4: no topics) lists, or None
+    when nothing answers."""
     client_id = b"streamkit-probe"
     correlation = 7
-    body = struct.pack(">hhih", 3, 0, correlation, len(client_id)) + client_id + struct.pack(">i", 0)
+    header = struct.pack(">hhih", 3, api_version, correlation, len(client_id)) + client_id
+    # v0 reads an empty topic list as "all topics"; v1+ as "none", and v4+ adds
+    # allow_auto_topic_creation.
+    body = header + struct.pack(">i", 0) + (b"\x00" if api_version >= 4 else b"")
     try:
         with socket.create_connection((host, port), timeout=timeout) as s:
             s.sendall(struct.pack(">i", len(body)) + body)
-            header = _recv_exact(s, 8)
-            size, got = struct.unpack(">ii", header)
+            size, got = struct.unpack(">ii", _recv_exact(s, 8))
             payload = _recv_exact(s, size - 4)
-    except OSError:
-        return False
-    if got != correlation or len(payload) < 4:
-        return False
-    (brokers,) = struct.unpack(">i", payload[:4])
-    return brokers >= 1
+    except (OSError, struct.error):
+        return None
+    # From v3 on the response starts with throttle_time_ms; the broker array comes next.
+    skip = 4 if api_version >= 3 else 0
+    if got != correlation or len(payload) < skip + 4:
+        return None
+    (brokers,) = struct.unpack(">i", payload[skip:skip + 4])
+    return brokers
 
 
 def _recv_exact(s: socket.socket, n: int) -> bytes:

@@ -6,6 +6,7 @@ and changelogs must be compacted.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -64,6 +65,9 @@ class TopicAdmin:
 
     async def ensure(self, specs: list[TopicSpec]) -> dict[str, int]:
         """Create the topics that do not exist; return every topic's partition count."""
+        # A topic may be named twice (a source that is also a sink); a broker refuses a
+        # request that creates one topic twice.
+        specs = list({s.name: s for s in reversed(specs)}.values())
         counts = await self.partition_counts([s.name for s in specs])
         missing = [s for s in specs if s.name not in counts]
         if missing:
@@ -76,8 +80,24 @@ class TopicAdmin:
                     raise RuntimeError(f"could not create topic {topic}: {message} (error {code})")
             for s in missing:
                 log.info("created topic %s partitions=%d compact=%s", s.name, s.partitions, s.compact)
-            counts.update(await self.partition_counts([s.name for s in missing]))
+            counts.update(await self._until_visible([s.name for s in missing]))
         return counts
+
+    async def _until_visible(self, names: list[str], timeout_s: float = 30.0) -> dict[str, int]:
+        """Partition counts of topics just created (or created meanwhile by another worker),
+        once the broker's metadata shows them: a broker answers CreateTopics before every
+        part of it knows the topic."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            counts = await self.partition_counts(names)
+            if len(counts) == len(names):
+                return counts
+            if loop.time() > deadline:
+                missing = sorted(set(names) - set(counts))
+                raise RuntimeError(f"topics {missing} were created but are not visible after "
+                                   f"{timeout_s:.0f}s")
+            await asyncio.sleep(0.05)
 
 
 def _errors(response) -> list[tuple[str, int, str | None]]:

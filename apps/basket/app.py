@@ -36,7 +36,9 @@ def item(body: object) -> dict:
     return {"sku": body["sku"], "qty": qty, "price": price}
 
 
-@streamkit.service(app, N.basket_requests, table="baskets")
+# A checkout retried with the same Idempotency-Key is answered with the first one's reply
+# (recorded, so this holds across restarts), and its order id is derived from that key.
+@streamkit.service(app, N.basket_requests, table="baskets", request_id=lambda req: req.request_id)
 async def handle(req: streamkit.ServiceRequest):
     segs = req.segments  # {customer}[/items[/{sku}] | /checkout]
     if not segs:
@@ -57,7 +59,7 @@ async def handle(req: streamkit.ServiceRequest):
         basket = await app.read("baskets", customer)
         if not basket or not basket["items"]:
             raise streamkit.ServiceError(409, "empty_basket", f"the basket of {customer} is empty")
-        order = new_order(customer, list(basket["items"].values()))
+        order = new_order(req.new_id("o-"), customer, list(basket["items"].values()))
         await submit_order(req, N, order)
         await req.send(N.basket_events, customer, {"op": "clear", "customer_id": customer})
         return streamkit.Reply(202, {"order_id": order["id"]}, entity=order["id"],

@@ -40,7 +40,7 @@ def checked(body: object, partial: bool = False) -> dict:
 async def handle(req: streamkit.ServiceRequest):
     if req.method == "POST" and not req.entity:
         fields = checked(req.body)
-        cid = str(req.body.get("id") or f"c-{req.id[:12]}")
+        cid = str(req.body.get("id") or req.new_id("c-"))
         customer = {"id": cid, "level": "bronze", **fields}
         await req.send(N.customer_events, cid, customer)
         return streamkit.Reply(201, customer, entity=cid)

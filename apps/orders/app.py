@@ -37,7 +37,7 @@ async def handle(req: streamkit.ServiceRequest):
         body = req.body if isinstance(req.body, dict) else {}
         if not body.get("customer_id") or not isinstance(body.get("items"), list):
             raise streamkit.ServiceError(400, "bad_order", "send {customer_id, items: [{sku, qty, price}]}")
-        order = new_order(body["customer_id"], body["items"])
+        order = new_order(req.new_id("o-"), body["customer_id"], body["items"])
         await submit_order(req, N, order)
         return streamkit.Reply(201, {"order_id": order["id"]}, entity=order["id"])
     if not segs:

@@ -203,6 +203,8 @@ class Gateway(Service):
                            {**headers, "Retry-After": "1"})
         headers.update({"X-Correlation-Id": reply.id,
                         "X-Streamkit-Handed-Off": "1" if handed_off else "0"})
+        if reply.status == 503:
+            headers["Retry-After"] = "1"  # the service was unavailable: a retry may succeed
         if wait_for is None or reply.status >= 400:
             return Outcome(reply.status, reply.http_body(), headers)
         if not reply.entity or not reply.entity.get("key"):

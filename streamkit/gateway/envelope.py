@@ -1,6 +1,7 @@
 """The request and reply envelopes that travel on request and response topics (JSON).
 
-Request (value on the service's request topic; key = entity id, else correlation id):
+Request (value on the service's request topic; key = entity id, else request id, else
+correlation id):
     {"v": 1, "id", "reply_to", "instance", "method", "path", "query", "body",
      "deadline_ms", "trace_id", "request_id", "sent_ms"}
 Reply (value on the gateway's response topic; key = correlation id, UTF-8):
@@ -56,8 +57,10 @@ class RequestEnvelope:
         return entity_of(self.path)
 
     def key(self) -> bytes:
-        """The record key: the entity id keeps one entity's requests in order."""
-        return (self.entity or self.id).encode()
+        """The record key: the entity id keeps one entity's requests in order; without
+        one, the request id puts a client's retries where the first attempt went (and
+        where its reply is recorded)."""
+        return (self.entity or self.request_id or self.id).encode()
 
     def encode(self) -> bytes:
         return dumps({"v": VERSION, "id": self.id, "reply_to": self.reply_to,

@@ -69,7 +69,8 @@ def create_gateway(gateway_id: str | None = None, services: Mapping[str, str] | 
     """A gateway app. `services` maps service names to request topics; what is not given
     comes from STREAMKIT_GATEWAY_* (see docs/gateway.md). Extra options go to faust.App."""
     settings = settings or Settings.from_env(env)
-    gs = GatewaySettings.from_env(env, profile=settings.profile, gateway_id=gateway_id,
+    gs = GatewaySettings.from_env(env, fetch_wait_ms=settings.fetch_max_wait_ms,
+                                  gateway_id=gateway_id,
                                   services=dict(services) if services else None,
                                   response_topic=response_topic)
     if not gs.services:

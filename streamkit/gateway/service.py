@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections import OrderedDict
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..errors import StreamkitError
 from .envelope import ReplyEnvelope, RequestEnvelope
+from .replies import DEFAULT_RETENTION_MS
 
 if TYPE_CHECKING:
     from .service_runner import ServiceRunner
 
+_ID_NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-4c61-9a53-3b7a3e2f6c10")
 Handler = Callable[["ServiceRequest"], Awaitable[Any]]
 RequestId = Callable[["ServiceRequest"], Any]
 
@@ -58,12 +60,13 @@ class Reply:
 class ServiceRequest:
     """One request as a handler sees it."""
 
-    __slots__ = ("envelope", "topic", "partition", "offset", "_runner")
+    __slots__ = ("envelope", "topic", "partition", "offset", "_runner", "_ids")
 
     def __init__(self, envelope: RequestEnvelope, topic: str, partition: int, offset: int,
                  runner: "ServiceRunner | None" = None) -> None:
         self.envelope, self.topic, self.partition, self.offset = envelope, topic, partition, offset
         self._runner = runner
+        self._ids = 0
 
     id = property(lambda self: self.envelope.id, doc="the correlation id")
     method = property(lambda self: self.envelope.method)
@@ -79,6 +82,19 @@ class ServiceRequest:
     @property
     def segments(self) -> list[str]:
         return [s for s in self.envelope.path.split("/") if s]
+
+    def new_id(self, prefix: str = "") -> str:
+        """A fresh unique id for an entity this request creates (`prefix` + 24 hex digits).
+
+        Ids are derived from the request: its `request_id` (the client's Idempotency-Key)
+        when it has one, else its correlation id. A handler that runs again for the same
+        request (a redelivery after a crash, a client's retry with the same key) makes the
+        same ids in the same order, so it writes to the same entities instead of new ones;
+        requests that differ get different ids."""
+        self._ids += 1
+        origin = f"rq:{self.envelope.request_id}" if self.envelope.request_id else f"id:{self.id}"
+        name = f"{self.topic}\n{origin}\n{self._ids}"
+        return prefix + uuid.uuid5(_ID_NAMESPACE, name).hex[:24]
 
     def remaining_ms(self) -> int:
         """Milliseconds until the gateway gives up on this request."""
@@ -101,7 +117,7 @@ class HandlerSpec:
     request_id: RequestId | None = None
     table: str | None = None
     skip_expired: bool = True
-    dedupe_size: int = 10_000
+    dedupe_ms: int = DEFAULT_RETENTION_MS
 
 
 def build_reply(env: RequestEnvelope, outcome: Any, app_id: str, table: str | None
@@ -124,32 +140,6 @@ def build_reply(env: RequestEnvelope, outcome: Any, app_id: str, table: str | No
     return ReplyEnvelope(status=outcome.status, body=outcome.body, entity=entity, **base)
 
 
-class ReplyCache:
-    """Replies already sent, by request id (bounded, least recently used goes first), so that
-    a redelivered or retried request gets the same answer without running the handler."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[str, ReplyEnvelope] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: str) -> ReplyEnvelope | None:
-        reply = self._items.get(key)
-        if reply is not None:
-            self._items.move_to_end(key)
-        return reply
-
-    def put(self, key: str, reply: ReplyEnvelope) -> None:
-        if self.size < 1:
-            return
-        self._items[key] = reply
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-
 def readdress(reply: ReplyEnvelope, env: RequestEnvelope) -> ReplyEnvelope:
     """A cached reply, addressed to a new request (its correlation id and parking instance)."""
     return ReplyEnvelope(id=env.id, status=reply.status, body=reply.body, error=reply.error,
@@ -158,14 +148,15 @@ def readdress(reply: ReplyEnvelope, env: RequestEnvelope) -> ReplyEnvelope:
 
 def service(app: Any, topic: str, *, request_id: RequestId | None = None,
             table: str | None = None, skip_expired: bool = True,
-            dedupe_size: int = 10_000) -> Callable[[Handler], Handler]:
+            dedupe_ms: int = DEFAULT_RETENTION_MS) -> Callable[[Handler], Handler]:
     """Decorator: run `handler(request)` for every request on `topic`, replying on the topic
     the request names with key = its correlation id.
 
     request_id(request) -> a key that identifies retries of one request (for example
     `lambda r: r.request_id`); a request whose key was answered already gets the same reply
-    again without the handler running (the last `dedupe_size` keys, in memory). Exact
-    redeliveries (same correlation id) are always answered from that cache.
+    again without the handler running. Exact redeliveries (same correlation id) are always
+    answered that way. Replies are recorded in a changelogged store (they survive a restart
+    and a move of the partition) for `dedupe_ms` (default 24 hours); 5xx replies are not.
     table: the table whose key a Reply's `entity` names (for ?wait_for=).
     skip_expired: drop requests whose gateway deadline has passed (the client has had its
     504) instead of running them.
@@ -175,8 +166,10 @@ def service(app: Any, topic: str, *, request_id: RequestId | None = None,
     def decorate(handler: Handler) -> Handler:
         if not inspect.iscoroutinefunction(handler):
             raise TypeError(f"{handler!r} must be an async function")
+        if dedupe_ms < 1:
+            raise ValueError(f"dedupe_ms must be at least 1, got {dedupe_ms}")
         runner_for(app).add(HandlerSpec(topic, handler, request_id, table, skip_expired,
-                                        dedupe_size))
+                                        dedupe_ms))
         return handler
 
     return decorate

@@ -15,12 +15,6 @@ from ..errors import ConfigError
 
 REGISTRY_TOPIC = "streamkit-registry"
 
-# The dev broker answers a fetch only when its max wait has passed, even when records are
-# waiting (measured: fetch_max_wait_ms=1500 gave 700 ms per hop, 10 gave 3 ms), so the
-# request and response consumers poll briefly there. Apache Kafka answers as soon as a
-# record arrives, so a long wait costs nothing in production and saves idle fetches.
-_FETCH_WAIT_MS = {"dev": 10, "production": 500}
-
 
 @dataclass(frozen=True)
 class GatewaySettings:
@@ -35,7 +29,7 @@ class GatewaySettings:
     max_body_bytes: int = 1024 * 1024
     max_parked: int = 10_000
     max_websockets: int = 1_000
-    fetch_wait_ms: int = 10
+    fetch_wait_ms: int = 500
     handoff_timeout_ms: int = 2_000
     registry_topic: str = REGISTRY_TOPIC
     static_apps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -58,9 +52,11 @@ class GatewaySettings:
         return self.response_topic or f"{self.gateway_id}-responses"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, profile: str = "dev",
+    def from_env(cls, env: Mapping[str, str] | None = None, fetch_wait_ms: int = 500,
                  **overrides) -> "GatewaySettings":
-        """Read STREAMKIT_GATEWAY_*; keyword overrides win over the environment."""
+        """Read STREAMKIT_GATEWAY_*; keyword overrides win over the environment.
+        fetch_wait_ms: the default wait of the request and response consumers (the
+        worker's STREAMKIT_FETCH_MAX_WAIT_MS, which its profile sets)."""
         env = os.environ if env is None else env
 
         def num(name: str, default: int) -> int:
@@ -76,8 +72,7 @@ class GatewaySettings:
             max_body_bytes=num("STREAMKIT_GATEWAY_MAX_BODY_BYTES", 1024 * 1024),
             max_websockets=num("STREAMKIT_GATEWAY_MAX_WEBSOCKETS", 1_000),
             max_parked=num("STREAMKIT_GATEWAY_MAX_PARKED", 10_000),
-            fetch_wait_ms=num("STREAMKIT_GATEWAY_FETCH_WAIT_MS",
-                              _FETCH_WAIT_MS.get(profile, _FETCH_WAIT_MS["production"])),
+            fetch_wait_ms=num("STREAMKIT_GATEWAY_FETCH_WAIT_MS", fetch_wait_ms),
             handoff_timeout_ms=num("STREAMKIT_GATEWAY_HANDOFF_TIMEOUT_MS", 2_000),
             registry_topic=env.get("STREAMKIT_REGISTRY_TOPIC", REGISTRY_TOPIC),
             static_apps=parse_apps(env.get("STREAMKIT_GATEWAY_APPS", "")),

@@ -2,6 +2,7 @@
 to the fetch high watermark before the worker is ready and tailed afterwards."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from ..processing.outbox import partition_for
 from ..serde import Serde
 from ..state.keys import codec_for
+from ..state.restore import seek_to_checkpoint
 from ..state.store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -60,41 +62,86 @@ class GlobalTable:
         self.stores = []
 
     def apply(self, store: PartitionStore, records) -> None:
-        """Source records (serialized as the topic's keys) into the store's key encoding."""
+        """Source records (serialized as the topic's keys) into the store's key encoding.
+        Records below the store's checkpoint were applied already (two readers share the
+        stores: the tail and the catch-up) and are skipped, so a store never goes back."""
+        start = store.checkpoint or 0
+        if records[-1].offset < start:
+            return
         decode, encode = self.spec.keys.decode, store.keys.encode
-        store.write(((encode(decode(r.key)), r.value) for r in records if r.key is not None),
+        store.write(((encode(decode(r.key)), r.value) for r in records
+                     if r.key is not None and r.offset >= start),
                     records[-1].offset + 1)
 
 
 class GlobalTables:
-    """Restores and tails every global table of a worker with one consumer (no group)."""
+    """Every global table of a worker: loaded before processing starts, then kept current
+    by a tailing consumer, and caught up on demand.
+
+    Catching up is what makes a lookup see every update written before the record that
+    looks it up was fetched: the tail alone may be a fetch wait behind. A catch-up gives
+    the probe consumer a new assignment (so every fetch response it counts comes from a
+    request sent after the catch-up began, whose high watermark covers every record
+    acknowledged before then) and reads each partition up to that high watermark. The high
+    watermark of fetch responses is used, never ListOffsets, which some brokers answer
+    wrongly."""
 
     def __init__(self, tables: list[GlobalTable], state_dir: Path) -> None:
         self.tables = tables
         self.state_dir = state_dir
         self.by_tp: dict[TopicPartition, tuple[GlobalTable, PartitionStore]] = {}
+        self.catch_ups = 0
+        self.catch_up_timeouts = 0
 
-    async def start(self, consumer: AIOKafkaConsumer, partitions: dict[str, int]) -> int:
-        """Open the stores and read every source partition to the high watermark of the
-        fetch responses; return the number of records read."""
+    async def start(self, probe: AIOKafkaConsumer, tail: AIOKafkaConsumer,
+                    partitions: dict[str, int]) -> int:
+        """Open the stores, read every source partition to its end, and start the tail;
+        return the number of records read."""
         for table in self.tables:
             for tp, store in table.open(self.state_dir, partitions[table.spec.topic]).items():
                 self.by_tp[tp] = (table, store)
-        consumer.assign(list(self.by_tp))
+        applied = await self._read_to_end(probe)
+        tail.assign(list(self.by_tp))
         for tp, (_, store) in self.by_tp.items():
-            if store.checkpoint is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, store.checkpoint)
+            await seek_to_checkpoint(tail, tp, store)
+        return applied
+
+    async def catch_up(self, probe: AIOKafkaConsumer, tail: AIOKafkaConsumer,
+                       timeout_s: float) -> bool:
+        """Read every partition to the end the broker reports now; False if that took
+        longer than timeout_s (the stores then hold what was read)."""
+        self.catch_ups += 1
+        before = {tp: store.checkpoint for tp, (_, store) in self.by_tp.items()}
+        try:
+            await asyncio.wait_for(self._read_to_end(probe), timeout_s)
+        except asyncio.TimeoutError:
+            self.catch_up_timeouts += 1
+            probe.unsubscribe()
+            log.warning("global tables not caught up within %.1fs; records are processed "
+                        "with what they hold", timeout_s)
+            return False
+        finally:
+            for tp, (_, store) in self.by_tp.items():
+                if store.checkpoint is not None and store.checkpoint != before[tp]:
+                    tail.seek(tp, store.checkpoint)  # the tail need not read it again
+        return True
+
+    async def _read_to_end(self, probe: AIOKafkaConsumer) -> int:
+        probe.assign(list(self.by_tp))
+        for tp, (_, store) in self.by_tp.items():
+            await seek_to_checkpoint(probe, tp, store)
         pending, applied = set(self.by_tp), 0
         while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=200, max_records=20000)
+            # A short wait: a partition with nothing to read has its high watermark as soon
+            # as the broker answers its fetch, but getmany returns early only for records.
+            batches = await probe.getmany(*pending, timeout_ms=10, max_records=20000)
             self.apply(batches)
             applied += sum(len(r) for r in batches.values())
             for tp in list(pending):
-                hw = consumer.highwater(tp)
-                if hw is not None and await consumer.position(tp) >= hw:
+                hw = probe.highwater(tp)
+                if hw is not None and await probe.position(tp) >= hw:
                     pending.discard(tp)
+        probe.unsubscribe()
         return applied
 
     def apply(self, batches) -> None:

@@ -113,8 +113,10 @@ class Stream:
     def join_global(self, table: "GlobalTable", key: Callable[[Any], Any],
                     joiner: Callable[[Any, Any], Any], how: str = "inner") -> "Stream":
         """Each record with the global table's value for key(value) (a foreign key);
-        how='left' keeps records with no match."""
+        how='left' keeps records with no match. The lookup sees every update of the
+        global table that was written before the record was fetched."""
         check_how(how, ("inner", "left"))
+        self._topology.global_readers.append(self._group)
         return self._then(GlobalJoinNode(table.name, table.get, key, joiner, how))  # type: ignore[arg-type]
 
     def join_window(self, other: "Stream", windows: Any, joiner: Callable[[Any, Any], Any],

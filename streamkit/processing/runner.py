@@ -25,7 +25,7 @@ from mode import Service
 from ..config import Settings
 from ..joins.global_table import GlobalTables
 from ..errors import TopologyError
-from ..state.restore import restore
+from ..state.restore import restore, seek_to_checkpoint
 from ..state.store import PartitionStore
 from ..registry import REGISTRY_TOPIC, registry_record
 from ..serde import dumps
@@ -40,6 +40,8 @@ from .topology import Topology
 log = logging.getLogger(__name__)
 
 PRODUCER_BATCH_BYTES = 512 * 1024
+# How long records that look up global tables wait for those tables to catch up.
+GLOBAL_CATCH_UP_TIMEOUT_S = 10.0
 
 
 class Runner(Service):
@@ -77,6 +79,7 @@ class Runner(Service):
         self._pending: tuple[set[TaskId], set[TaskId]] = (set(), set())
         self._stopping = False
         self.globals: GlobalTables | None = None
+        self._global_readers: set[int] = set()
         self._loops: list[asyncio.Task] = []
         self._clients: list[Any] = []
 
@@ -112,9 +115,17 @@ class Runner(Service):
         if self.topology.globals:
             self.global_consumer = AIOKafkaConsumer(enable_auto_commit=False,
                                                     auto_offset_reset="earliest",
-                                                    fetch_max_wait_ms=s.fetch_max_wait_ms, **common)
-            self._clients.append(self.global_consumer)
+                                                    fetch_max_wait_ms=s.global_fetch_wait_ms,
+                                                    fetch_min_bytes=s.global_fetch_min_bytes,
+                                                    **common)
+            # Reads to the end on demand, so it must not wait for records that are not
+            # there: 1 ms (a wait of 0 is never answered by some Kafka-protocol brokers).
+            self.global_probe = AIOKafkaConsumer(enable_auto_commit=False,
+                                                 auto_offset_reset="earliest",
+                                                 fetch_max_wait_ms=1, **common)
+            self._clients += [self.global_consumer, self.global_probe]
             self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir)
+            self._global_readers = self.topology.groups_reading_globals()
         for client in self._clients:
             await client.start()
         self.outbox = Outbox(self.producer)
@@ -122,7 +133,7 @@ class Runner(Service):
         if self.globals is not None:
             # Global tables are complete before any record is processed (as in Kafka Streams).
             started = time.monotonic()
-            n = await self.globals.start(self.global_consumer, self.partitions)
+            n = await self.globals.start(self.global_probe, self.global_consumer, self.partitions)
             log.info("global tables loaded (%d records) in %.3fs", n, time.monotonic() - started)
             self._loops.append(asyncio.create_task(self._run_globals()))
         self.consumer.subscribe(sorted(self.topology.sources), listener=_Listener(self))
@@ -286,10 +297,7 @@ class Runner(Service):
         self.standby_consumer.assign(tps)
         for stores in self.standbys.values():
             for tp, store in stores.items():
-                if store.checkpoint is None:
-                    await self.standby_consumer.seek_to_beginning(tp)
-                else:
-                    self.standby_consumer.seek(tp, store.checkpoint)
+                await seek_to_checkpoint(self.standby_consumer, tp, store)
 
     def _close_standbys(self, ids: set[TaskId]) -> None:
         for tid in ids:
@@ -317,6 +325,9 @@ class Runner(Service):
                         continue
                     if batches and self.first_record_at is None:
                         self.first_record_at = time.monotonic()
+                    if self._reads_globals(batches):
+                        await self.globals.catch_up(self.global_probe, self.global_consumer,
+                                                    GLOBAL_CATCH_UP_TIMEOUT_S)
                     started = time.perf_counter()
                     for tp, records in batches.items():
                         task = self._task_of_tp.get(tp)
@@ -337,6 +348,16 @@ class Runner(Service):
             self.failed = exc
             self.ready = False
             await self.crash(exc)
+
+    def _reads_globals(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
+        """Whether records of this fetch look up a global table."""
+        if self.globals is None or not self._global_readers:
+            return False
+        for tp, records in batches.items():
+            task = self._task_of_tp.get(tp)
+            if records and task is not None and task.group in self._global_readers:
+                return True
+        return False
 
     def _dead_letter(self, rec: ConsumerRecord, stage: str, exc: BaseException) -> None:
         headers = [

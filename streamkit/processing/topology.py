@@ -66,6 +66,8 @@ class Topology:
     sinks: set[str] = field(default_factory=set)
     internal: dict[str, InternalTopic] = field(default_factory=dict)
     globals: dict[str, Any] = field(default_factory=dict)  # name -> joins.GlobalTable
+    # Sub-topologies that look records up in a global table.
+    global_readers: list[Group] = field(default_factory=list)
     finalized: bool = False
 
     def changelog_topic(self, table: str) -> str:
@@ -110,6 +112,9 @@ class Topology:
 
     def groups(self) -> list[int]:
         return sorted({s.group.root().id for s in self.sources.values()})
+
+    def groups_reading_globals(self) -> set[int]:
+        return {g.root().id for g in self.global_readers}
 
     def tables_of_group(self, group: int) -> list[TableSpec]:
         return [t for t in self.tables.values() if t.group.root().id == group]

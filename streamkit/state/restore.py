@@ -27,7 +27,7 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, Pa
     tps = list(stores)
     consumer.assign(tps)
     for tp, store in stores.items():
-        await _seek(consumer, tp, store)
+        await seek_to_checkpoint(consumer, tp, store)
     pending = set(tps)
     applied = 0
     last_log = time.monotonic()
@@ -64,7 +64,9 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, Pa
     return applied
 
 
-async def _seek(consumer: AIOKafkaConsumer, tp: TopicPartition, store: PartitionStore) -> None:
+async def seek_to_checkpoint(consumer: AIOKafkaConsumer, tp: TopicPartition,
+                             store: PartitionStore) -> None:
+    """Position consumer at the first record the store has not applied."""
     if store.checkpoint is None:
         await consumer.seek_to_beginning(tp)
     else:

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable
+import contextlib
+from typing import Any, AsyncIterator, Iterable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
+
+from ..config import Settings
+from ..topics import TopicAdmin, TopicSpec
 
 
 def _bytes(x: Any) -> bytes | None:
@@ -17,10 +22,38 @@ def _bytes(x: Any) -> bytes | None:
     return orjson.dumps(x)
 
 
+@contextlib.asynccontextmanager
+async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An aiokafka admin client of the broker, closed on exit."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def topic_names(bootstrap: str) -> set[str]:
+    """Every topic the broker has."""
+    async with admin_client(bootstrap) as admin:
+        return set(await admin.list_topics())
+
+
+async def ensure_topic(bootstrap: str, topic: str, partitions: int = 4,
+                       replication: int = 1) -> int:
+    """Create topic unless it exists (brokers here never create topics on their own);
+    return its partition count."""
+    settings = Settings(broker=bootstrap, replication_factor=replication)
+    async with TopicAdmin(settings) as admin:
+        return (await admin.ensure([TopicSpec(topic, partitions)]))[topic]
+
+
 async def produce_async(bootstrap: str, topic: str, records: Iterable[tuple[Any, Any]],
-                        linger_ms: int = 5) -> int:
-    """Send (key, value) pairs (str keys as UTF-8, other values as JSON); return the count."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms)
+                        linger_ms: int = 5, partitions: int = 4) -> int:
+    """Send (key, value) pairs (str keys as UTF-8, other values as JSON) to topic, creating
+    it with `partitions` if it does not exist; return the count."""
+    await ensure_topic(bootstrap, topic, partitions)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all")
     await producer.start()
     try:
         futures = [await producer.send(topic, _bytes(v), key=_bytes(k)) for k, v in records]
@@ -30,8 +63,9 @@ async def produce_async(bootstrap: str, topic: str, records: Iterable[tuple[Any,
         await producer.stop()
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[Any, Any]]) -> int:
-    return asyncio.run(produce_async(bootstrap, topic, records))
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[Any, Any]],
+            partitions: int = 4) -> int:
+    return asyncio.run(produce_async(bootstrap, topic, records, partitions=partitions))
 
 
 async def read_topic_async(bootstrap: str, topic: str, timeout: float = 10.0

@@ -9,14 +9,7 @@ import pytest
 
 from streamkit.testing.kafka import produce, read_topic
 
-
-def eventually(fn, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
+from .conftest import eventually
 
 
 @pytest.mark.parametrize("per_service", [1, 2])

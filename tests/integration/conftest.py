@@ -12,11 +12,10 @@ ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def worker_env(broker: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of one test worker: the session's broker, the dev profile, a data
-    directory and a web port of its own."""
-    return {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_PROFILE": "dev",
-            "STREAMKIT_DATA_DIR": str(data_dir), "STREAMKIT_WEB_PORT": str(free_port()),
-            "PYTHONPATH": ROOT, **extra}
+    """The environment of one test worker: the session's broker (and, inherited, its
+    profile), a data directory and a web port of its own."""
+    return {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_DATA_DIR": str(data_dir),
+            "STREAMKIT_WEB_PORT": str(free_port()), "PYTHONPATH": ROOT, **extra}
 
 
 @pytest.fixture

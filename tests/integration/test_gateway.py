@@ -41,14 +41,14 @@ class Deployment:
                                + [TopicSpec(t, 4) for t in self.services.values()])
 
     def env(self, name, **extra):
-        return {"STREAMKIT_BROKER": f"kafka://{self.broker}", "STREAMKIT_PROFILE": "dev",
+        return {"STREAMKIT_BROKER": f"kafka://{self.broker}",
                 "STREAMKIT_DATA_DIR": str(self.tmp / f"data-{name}"),
                 "STREAMKIT_WEB_PORT": str(free_port()), "PYTHONPATH": ROOT, **extra}
 
-    def start_echo(self, name="echo"):
+    def start_echo(self, name="echo", **extra):
         w = self.workers(ECHO, self.env(name, ECHO_APP_ID=f"{self.app_id}-svc",
                                         ECHO_TOPIC=self.services["echo"],
-                                        COUNTED_TOPIC=self.services["counted"]), name)
+                                        COUNTED_TOPIC=self.services["counted"], **extra), name)
         w.wait_ready()
         wait_for(lambda: w.get("/services/stats")[1]["assigned"])
         return w

@@ -23,8 +23,8 @@ def test_orders_keyed_by_id_aggregate_per_customer_and_branch_merge_to_a_topic(
         broker, app_id, workers, tmp_path):
     data = orders(3000)
     produce(broker, f"{app_id}-orders", data)
-    env = {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_PROFILE": "dev",
-           "STREAMKIT_DATA_DIR": str(tmp_path / "data"), "STREAMKIT_WEB_PORT": str(free_port()),
+    env = {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_DATA_DIR": str(tmp_path / "data"),
+           "STREAMKIT_WEB_PORT": str(free_port()),
            "SHOP_APP_ID": app_id, "PYTHONPATH": ROOT}
     w = workers(SHOP, env)
     w.wait_ready()

@@ -26,6 +26,18 @@ def test_profile_and_numbers_can_be_overridden():
     assert (s.profile, s.partitions, s.web_port, s.session_timeout_ms) == ("dev", 8, 7000, 4000)
 
 
+def test_each_profile_fits_its_broker():
+    timings = {p: Settings.from_env({"STREAMKIT_PROFILE": p}) for p in
+               ("dev", "devbroker", "production")}
+    # A local Kafka answers a fetch when records arrive: waiting long costs no latency.
+    assert (timings["dev"].session_timeout_ms, timings["dev"].fetch_max_wait_ms) == (4000, 500)
+    # The dev broker answers only when the wait runs out.
+    assert timings["devbroker"].fetch_max_wait_ms == 10
+    assert timings["devbroker"].session_timeout_ms == 4000
+    assert (timings["production"].session_timeout_ms, timings["production"].fetch_max_wait_ms,
+            timings["production"].replication_factor) == (30000, 500, 3)
+
+
 @pytest.mark.parametrize("env, fragment", [
     ({"STREAMKIT_WEB_PORT": "http"}, "STREAMKIT_WEB_PORT"),
     ({"STREAMKIT_WEB_PORT": "70000"}, "STREAMKIT_WEB_PORT"),

@@ -24,10 +24,12 @@ def test_request_envelope_round_trips_every_field():
     assert raw["deadline_ms"] == 1_700_000_010_000 and raw["trace_id"] == "t1"
 
 
-def test_requests_for_one_entity_share_a_key_and_others_use_the_correlation_id():
+def test_requests_for_one_entity_share_a_key_then_the_request_id_then_the_correlation_id():
     assert request(path="o-17/items").key() == b"o-17"
-    assert request(path="o-17").key() == b"o-17"
-    assert request(path="").key() == b"p-1"
+    assert request(path="o-17", request_id="k").key() == b"o-17"
+    # Without an entity, a client's retries (same request id) share a partition.
+    assert request(path="", request_id="k").key() == b"k"
+    assert request(path="", request_id=None).key() == b"p-1"
     assert entity_of("/c1/basket") == "c1"
     assert entity_of("") is None and entity_of("/") is None
 

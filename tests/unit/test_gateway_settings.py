@@ -18,8 +18,8 @@ def test_defaults_and_services_from_the_environment():
     assert gs.services == {"orders": "orders-requests", "basket": "b-req"}
     assert gs.responses == "gateway-responses"
     assert (gs.timeout_ms, gs.max_body_bytes, gs.max_parked) == (10_000, 1024 * 1024, 10_000)
-    assert gs.fetch_wait_ms == 10
-    assert GatewaySettings.from_env({}, profile="production").fetch_wait_ms == 500
+    assert gs.fetch_wait_ms == 500  # the default; a worker passes its profile's fetch wait
+    assert GatewaySettings.from_env({}, fetch_wait_ms=10).fetch_wait_ms == 10
 
 
 def test_arguments_win_over_the_environment():

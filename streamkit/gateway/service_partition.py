@@ -1,0 +1,213 @@
+"""One request partition of a service: its requests handled in order, each reply sent and
+recorded before the partition's offset moves past the request."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from ..errors import StoreUnavailable
+from ..topics import dead_letter_topic
+from .envelope import EnvelopeError, ReplyEnvelope, RequestEnvelope
+from .replies import Item, ReplyLog
+from .service import HandlerSpec, ServiceError, ServiceRequest, build_reply, readdress
+
+if TYPE_CHECKING:
+    from .service_runner import ServiceRunner
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE_RETRY_S = 0.2  # pause before a handler that met a moving store runs again
+EXPIRE_EVERY_S = 60.0
+
+Outgoing = tuple[str, ReplyEnvelope]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Abandoned(Exception):
+    """The partition is being revoked while the request waited: leave it unanswered, so
+    that its next owner handles it."""
+
+
+class PartitionWorker:
+    """The task that handles one partition's requests, and its queue of fetched batches."""
+
+    def __init__(self, runner: "ServiceRunner", tp: TopicPartition, spec: HandlerSpec,
+                 replies: ReplyLog) -> None:
+        self.runner, self.tp, self.spec, self.replies = runner, tp, spec, replies
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.stopping = False
+        self.unflushed: list[Item] = []  # reply records not yet acknowledged
+        self._last_expiry = time.monotonic()
+        self.task = asyncio.create_task(self._work())
+
+    def stop(self) -> None:
+        """Finish the request in hand (and send its reply), drop the queued ones."""
+        self.stopping = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait([])  # wakes a worker that waits for records
+
+    async def _work(self) -> None:
+        runner, tp = self.runner, self.tp
+        while not self.stopping:
+            records = await self.queue.get()
+            acks, last = [], None
+            for rec in records:
+                if self.stopping:
+                    break
+                try:
+                    out = await self._handle(rec)
+                except _Abandoned:
+                    break
+                if out is not None:
+                    topic, reply = out
+                    try:
+                        # The record of a reply is written before the reply: nobody sees
+                        # a reply that a redelivery after a crash would not repeat.
+                        await self._flush()
+                    except Exception as exc:
+                        self._retry(rec.offset, exc)
+                        break
+                    acks.append(await runner.producer.send(topic, reply.encode(),
+                                                           key=reply.id.encode()))
+                last = rec.offset
+            if last is None:
+                continue
+            try:
+                await asyncio.gather(*acks)
+            except Exception as exc:  # KafkaError, or a record the broker refused
+                self._retry(records[0].offset, exc)
+                await asyncio.sleep(0.2)
+                continue
+            runner.handled(tp, last + 1, self)
+            if time.monotonic() - self._last_expiry >= EXPIRE_EVERY_S:
+                await self._expire()
+
+    def _retry(self, offset: int, exc: BaseException) -> None:
+        """Read the partition again from offset: what was answered is answered from the
+        record of its reply."""
+        log.warning("replies for %s[%d] not acknowledged, reading again from %d: %r",
+                    self.tp.topic, self.tp.partition, offset, exc)
+        self.runner.retry_from(self.tp, offset, self)
+
+    async def _flush(self) -> None:
+        """Write the unacknowledged reply records to the changelog, then to the store."""
+        if not self.unflushed:
+            return
+        items, producer = self.unflushed, self.runner.producer
+        ctp = self.replies.changelog
+        futures = [await producer.send(ctp.topic, vb, key=kb, partition=ctp.partition)
+                   for kb, vb in items]
+        metas = await asyncio.gather(*futures)
+        self.replies.apply(items, max(m.offset for m in metas) + 1)
+        self.unflushed = []
+
+    async def _expire(self) -> None:
+        self._last_expiry = time.monotonic()
+        gone = self.replies.expired(now_ms())
+        if gone:
+            self.unflushed += gone
+            await self._flush()
+            self.runner.counters["replies_expired"] += len(gone) // 2
+
+    # one request ----------------------------------------------------------------------
+    async def _handle(self, rec: ConsumerRecord) -> Outgoing | None:
+        runner, spec, tp = self.runner, self.spec, self.tp
+        runner.counters["requests"] += 1
+        try:
+            env = RequestEnvelope.decode(rec.value)
+        except EnvelopeError as exc:
+            return await self._bad_request(exc, rec)
+        keys = [f"id:{env.id}"]
+        req = ServiceRequest(env, tp.topic, tp.partition, rec.offset, runner)
+        if spec.request_id is not None:
+            try:
+                rid = spec.request_id(req)
+            except Exception as exc:  # a key function that fails must not stop the service
+                log.warning("request_id failed for %r: %r", req, exc)
+                rid = None
+            if rid is not None:
+                keys.append(f"rq:{spec.topic}:{rid}")
+        now = now_ms()
+        for k in keys:
+            done = self.replies.get(k, now)
+            if done is None and k in runner.inflight:
+                done = await asyncio.shield(runner.inflight[k])
+            if done is not None:
+                runner.counters["replayed"] += 1
+                return env.reply_to, readdress(done, env)
+        if spec.skip_expired and env.deadline_ms and now > env.deadline_ms:
+            runner.counters["expired"] += 1
+            log.warning("request expired before it was handled, not run: id=%s topic=%s "
+                        "partition=%d offset=%d late_ms=%d", env.id, tp.topic, tp.partition,
+                        rec.offset, now - env.deadline_ms)
+            return None
+        return env.reply_to, await self._run_handler(env, req, keys)
+
+    async def _run_handler(self, env: RequestEnvelope, req: ServiceRequest, keys: list[str]
+                           ) -> ReplyEnvelope:
+        runner = self.runner
+        future = asyncio.get_running_loop().create_future()
+        for k in keys:
+            runner.inflight[k] = future
+        try:
+            outcome = await self._outcome(req)
+            reply = build_reply(env, outcome, runner.app_id, self.spec.table)
+            runner.counters["errors" if reply.status >= 500 else "handled"] += 1
+            if reply.status < 500:  # a server failure may succeed when retried
+                self.unflushed += self.replies.record(keys, reply, now_ms())
+            future.set_result(reply)
+            return reply
+        finally:
+            for k in keys:
+                if runner.inflight.get(k) is future:
+                    del runner.inflight[k]
+            if not future.done():
+                future.cancel()
+
+    async def _outcome(self, req: ServiceRequest) -> Any:
+        """What the handler returned or raised. A table that is moving or restoring
+        (StoreUnavailable) is waited for until the request's deadline: the request
+        keeps its place in the partition's order."""
+        while True:
+            try:
+                return await self.spec.handler(req)
+            except ServiceError as exc:
+                return exc
+            except StoreUnavailable as exc:
+                if self.stopping:
+                    raise _Abandoned() from exc
+                if req.deadline_ms and req.remaining_ms() <= UNAVAILABLE_RETRY_S * 1000:
+                    return ServiceError(503, "unavailable", f"{exc}; retry shortly")
+                self.runner.counters["unavailable_retries"] += 1
+                await asyncio.sleep(UNAVAILABLE_RETRY_S)
+            except Exception as exc:
+                log.exception("handler for %s failed on %r", self.spec.topic, req)
+                return exc
+
+    async def _bad_request(self, exc: EnvelopeError, rec: ConsumerRecord) -> Outgoing | None:
+        """A request that is not a valid envelope goes to the app's dead letters (and gets a
+        400 reply when enough of it could be read to address one)."""
+        runner, tp = self.runner, self.tp
+        runner.counters["bad_requests"] += 1
+        log.warning("bad request at %s[%d]@%d: %s", tp.topic, tp.partition, rec.offset, exc)
+        headers = [("streamkit.error", f"EnvelopeError: {exc}".encode()[:2000]),
+                   ("streamkit.stage", b"decode"), ("streamkit.topic", tp.topic.encode()),
+                   ("streamkit.partition", str(tp.partition).encode()),
+                   ("streamkit.offset", str(rec.offset).encode()),
+                   ("streamkit.timestamp", str(rec.timestamp).encode())]
+        await runner.producer.send_and_wait(dead_letter_topic(runner.app_id), rec.value,
+                                            key=rec.key, headers=headers)
+        cid, reply_to = exc.partial.get("id"), exc.partial.get("reply_to")
+        if not (isinstance(cid, str) and cid and isinstance(reply_to, str) and reply_to):
+            return None  # nobody to answer
+        return reply_to, ReplyEnvelope(id=cid, status=400, instance=exc.partial.get("instance"),
+                                       error={"code": "bad_request", "message": str(exc)})

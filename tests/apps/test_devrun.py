@@ -1,0 +1,139 @@
+"""`streamkit dev` (what `make run` runs) keeps a local deployment running: it starts a
+broker, a worker that dies is started again while the others keep running, and only Ctrl-C
+stops them all."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from types import SimpleNamespace
+
+from streamkit.devbroker import free_port, port_in_use
+
+from .conftest import ROOT, SERVICES, System, eventually
+
+WORKER_LINE = re.compile(r"^worker\s+(\S+)\s+(http://\S+)\s+\(pid (\d+),")
+RESTARTED = re.compile(r"^worker (\S+) restarted \(pid (\d+),")
+BROKER_LINE = re.compile(r"^broker\s+(.+) at (kafka://\S+) \(")
+
+
+def consecutive_free_ports(n: int) -> int:
+    while True:
+        base = free_port()
+        if base + n < 65536 and not any(port_in_use("127.0.0.1", base + i) for i in range(n)):
+            return base
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Dev:
+    """A `streamkit dev` process of the example services and the lines it prints."""
+
+    def __init__(self, tmp_path, prefix: str, env: dict[str, str], *args: str) -> None:
+        self.gateway_port = free_port()
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamkit.cli", "dev", *SERVICES, "--gateway", "apps.gateway",
+             "--base-port", str(consecutive_free_ports(len(SERVICES))),
+             "--gateway-port", str(self.gateway_port), "--state-dir", str(tmp_path), *args],
+            env={**env, "APPS_PREFIX": prefix, "PYTHONPATH": ROOT}, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+        self.system = System(SimpleNamespace(url=f"http://127.0.0.1:{self.gateway_port}"),
+                             prefix, [], None)
+
+    def _read(self) -> None:
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def wait(self, pattern: re.Pattern, count: int = 1, timeout: float = 180) -> list[re.Match]:
+        """The first `count` printed lines that match pattern, once they are there."""
+        def matches():
+            found = [m for m in map(pattern.match, list(self.lines)) if m]
+            return found if len(found) >= count else None
+
+        found = eventually(matches, timeout)
+        assert found, f"no {count} lines like {pattern.pattern!r}:\n" + "\n".join(self.lines)
+        return found[:count]
+
+    def workers(self) -> dict[str, int]:
+        return {m[1]: int(m[3]) for m in self.wait(WORKER_LINE, len(SERVICES) + 1)}
+
+    def stop(self) -> int:
+        """Ctrl-C, as a user stops it; the exit code."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(90)
+
+
+def journey(s: System) -> None:
+    """Register, fill a basket, check out and pay, through the gateway."""
+    status, customer = s.call("POST", "/api/customer", {"name": "Ada", "email": "a@x.org",
+                                                        "level": "gold"})
+    assert status == 201, customer
+    cid = customer["id"]
+    assert s.call("GET", f"/api/customer/{cid}") == (200, customer)
+    assert s.call("POST", f"/api/basket/{cid}/items", {"sku": "tea", "qty": 2, "price": 5})[0] == 202
+    view = f"/apps/{s.prefix}basket/tables/baskets/keys/{cid}"
+    assert eventually(lambda: s.call("GET", view)[0] == 200)
+    status, done = s.call("POST", f"/api/basket/{cid}/checkout?wait_for=state:VALIDATED,FAILED",
+                          timeout=90, headers={"X-Timeout-Ms": "60000"})
+    assert status == 200 and done["value"]["state"] == "VALIDATED", done
+    assert done["value"]["total"] == 9.0  # gold: 10% off 2 x 5
+    status, paid = s.call("POST", f"/api/orders/{done['value']['id']}/payments?wait_for=state:PAID",
+                          {"amount": done["value"]["total"]})
+    assert status == 200 and paid["value"]["state"] == "PAID", paid
+
+
+def test_a_worker_killed_under_streamkit_dev_comes_back_and_the_journey_goes_on(
+        broker, app_id, tmp_path):
+    dev = Dev(tmp_path, f"{app_id}-", {**os.environ, "STREAMKIT_BROKER": f"kafka://{broker}"})
+    pids: list[int] = []
+    try:
+        started = dev.workers()
+        pids += started.values()
+        assert set(started) == {*SERVICES, "apps.gateway"}
+        s = dev.system
+        status, customer = s.call("POST", "/api/customer", {"name": "Bo", "email": "b@x.org"})
+        assert status == 201
+
+        os.kill(started["apps.orders.app"], signal.SIGKILL)
+        (restarted,) = dev.wait(RESTARTED)
+        pids.append(int(restarted[2]))
+        assert restarted[1] == "apps.orders.app"
+        assert all(alive(pid) for module, pid in started.items() if module != "apps.orders.app")
+        # Nothing was lost, and the journey works through the restarted orders service.
+        assert s.call("GET", f"/api/customer/{customer['id']}") == (200, customer)
+        journey(s)
+    finally:
+        code = dev.stop()
+    assert code == 0, "\n".join(dev.lines)
+    assert dev.lines[-1] == "stopped."
+    assert len(pids) == len(SERVICES) + 2
+    assert not [pid for pid in pids if alive(pid)]
+
+
+def test_make_run_on_the_dev_broker_starts_it_and_the_journey_works(app_id, tmp_path):
+    # make run's path where Java is absent: streamkit dev starts the dev broker itself.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("STREAMKIT_BROKER", "STREAMKIT_PROFILE")}
+    dev = Dev(tmp_path, f"{app_id}-", env, "--broker", "dev", "--broker-port", str(free_port()))
+    try:
+        (line,) = dev.wait(BROKER_LINE)
+        assert line[1] == "dev broker"
+        pids = list(dev.workers().values())
+        journey(dev.system)
+    finally:
+        code = dev.stop()
+    assert code == 0, "\n".join(dev.lines)
+    assert not [pid for pid in pids if alive(pid)]
+    assert not port_in_use("127.0.0.1", int(line[2].rsplit(":", 1)[1]))

@@ -1,0 +1,156 @@
+"""streamkit on Apache Kafka as it is, not as the fixtures set it up: the topics it creates
+read back from the broker, the production profile end to end, TLS with a CA made here,
+and Faust's own table recovery reading batched changelog writes."""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from streamkit.devbroker import free_port
+from streamkit.kafkabroker import start_kafka
+from streamkit.testing.kafka import admin_client, produce, topic_names
+
+from .conftest import COUNTER, ROOT, totals, worker_env
+from .test_tables import KEYS, events, expected, wait_for
+
+SHOP = "tests.integration.apps.shop"
+FAUST_COUNTER = "tests.integration.apps.faust_counter"
+
+
+async def describe(bootstrap: str, topics: list[str]) -> dict[str, dict]:
+    """Per topic: its partition count, replication factor and cleanup.policy, as the broker
+    reports them."""
+    async with admin_client(bootstrap) as admin:
+        out = {d["topic"]: {"partitions": len(d["partitions"]),
+                            "replication": len(d["partitions"][0]["replicas"])}
+               for d in await admin.describe_topics(topics) if d["error_code"] == 0}
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+        for response in responses:
+            for _code, _msg, _type, name, entries in response.resources:
+                policy = next(value for key, value, *_ in entries if key == "cleanup.policy")
+                out[name]["cleanup.policy"] = policy
+        return out
+
+
+def test_internal_topics_are_created_with_their_partitions_cleanup_policy_and_replication(
+        broker, app_id, workers, tmp_path):
+    produce(broker, f"{app_id}-orders", [(f"o{i}", {"customer": f"c{i % 5}", "amount": 1,
+                                                    "kind": "web"}) for i in range(50)],
+            partitions=3)
+    w = workers(SHOP, worker_env(broker, tmp_path / "data", SHOP_APP_ID=app_id,
+                                 STREAMKIT_PARTITIONS="3"))
+    w.wait_ready()
+    ours = {t for t in asyncio.run(topic_names(broker)) if t.startswith(app_id)}
+    want = {
+        f"{app_id}-orders": ("delete", 3),                  # the source, made by the test
+        f"{app_id}-big": ("delete", 3),                     # a sink
+        f"{app_id}-dead-letters": ("delete", 3),
+        f"{app_id}-late-events": ("delete", 3),
+        f"{app_id}-by-customer-repartition": ("delete", 3),
+        f"{app_id}-by-channel-repartition": ("delete", 3),
+        f"{app_id}-spend-changelog": ("compact", 3),
+        f"{app_id}-per-channel-changelog": ("compact", 3),
+    }
+    got = asyncio.run(describe(broker, sorted(ours | {"streamkit-registry"})))
+    assert {t: (d["cleanup.policy"], d["partitions"]) for t, d in got.items() if t in want} == want
+    # Nothing else of the app's exists: the broker created no topic on its own.
+    assert ours == set(want) | {t for t in ours if t.startswith(f"{app_id}-__")}
+    assert got["streamkit-registry"]["cleanup.policy"] == "compact"
+    assert got["streamkit-registry"]["partitions"] == 1
+    assert all(d["replication"] == 1 for d in got.values())
+
+
+def test_the_production_profile_runs_end_to_end_on_kafka(broker, app_id, workers, tmp_path):
+    env = worker_env(broker, tmp_path / "data", COUNTER_APP_ID=app_id,
+                     COUNTER_SOURCE=f"{app_id}-events", STREAMKIT_PROFILE="production",
+                     # One node: three copies cannot be placed (the profile's default).
+                     STREAMKIT_REPLICATION_FACTOR="1")
+    produce(broker, f"{app_id}-events", events(3000))
+    w = workers(COUNTER, env, "w1")
+    w.wait_ready(timeout=90)
+    wait_for(lambda: totals(w, KEYS) == expected(3000))
+    assert ("profile=production session_timeout_ms=30000 heartbeat_interval_ms=3000 "
+            "fetch_max_wait_ms=500") in w.log_tail(200_000)
+    # A graceful restart leaves the group, so the 30 s session timeout costs nothing.
+    assert w.stop() == 0
+    produce(broker, f"{app_id}-events", events(2000, start=3000))
+    w2 = workers(COUNTER, env, "w2")
+    w2.wait_ready(timeout=90)
+    wait_for(lambda: totals(w2, KEYS) == expected(5000))
+
+
+def make_tls_files(d) -> tuple[str, str]:
+    """A CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, server keystore
+    holding the server's key and certificate, as Kafka's PEM keystore reads it)."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=streamkit test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.cnf")
+    keystore = d / "server-keystore.pem"
+    keystore.write_text((d / "server.key").read_text() + (d / "server.crt").read_text())
+    return str(d / "ca.pem"), str(keystore)
+
+
+def test_a_worker_talks_to_kafka_over_tls_with_a_ca_made_here(app_id, workers, tmp_path):
+    ca, keystore = make_tls_files(tmp_path)
+    tls_port = free_port()
+
+    def tls_listener(node):
+        return {"listeners": f"PLAINTEXT://127.0.0.1:{node.port},"
+                             f"CONTROLLER://127.0.0.1:{node.controller_port},"
+                             f"SSL://127.0.0.1:{tls_port}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port},"
+                                        f"SSL://127.0.0.1:{tls_port}",
+                "listener.security.protocol.map":
+                    "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL",
+                "ssl.keystore.type": "PEM", "ssl.keystore.location": keystore}
+
+    with start_kafka(1, data_dir=tmp_path / "kafka", overrides=tls_listener) as cluster:
+        produce(cluster.bootstrap, f"{app_id}-events", events(1000))
+        # The worker knows only the TLS listener: every client it has goes through it.
+        env = worker_env(cluster.bootstrap, tmp_path / "data", COUNTER_APP_ID=app_id,
+                         COUNTER_SOURCE=f"{app_id}-events",
+                         STREAMKIT_BROKER=f"kafka://127.0.0.1:{tls_port}",
+                         STREAMKIT_SECURITY_PROTOCOL="SSL", STREAMKIT_SSL_CAFILE=ca)
+        w = workers(COUNTER, env)
+        w.wait_ready(timeout=90)
+        wait_for(lambda: totals(w, KEYS) == expected(1000))
+        assert "security=SSL" in w.log_tail(200_000)
+        produce(cluster.bootstrap, f"{app_id}-events", events(500, start=1000))
+        wait_for(lambda: totals(w, KEYS) == expected(1500))
+
+
+def test_faust_recovers_its_own_table_from_batched_changelog_writes(
+        broker, app_id, workers, tmp_path):
+    users = [f"u{i}" for i in range(50)]
+    # Keyed by user: a Faust table is partitioned like the stream that updates it.
+    data = [(users[i % 50], {"user": users[i % 50], "n": i % 9 + 1}) for i in range(20_000)]
+    want = {u: sum(ev["n"] for _, ev in data if ev["user"] == u) for u in users}
+    produce(broker, f"{app_id}-events", data)
+
+    def faust_worker(name: str):
+        env = {"STREAMKIT_BROKER": f"kafka://{broker}", "FAUST_APP_ID": app_id,
+               "STREAMKIT_DATA_DIR": str(tmp_path / name), "STREAMKIT_WEB_PORT": str(free_port()),
+               "PYTHONPATH": ROOT}
+        return workers(FAUST_COUNTER, env, name)
+
+    def sums(w):
+        status, body = w.get("/sums")
+        return body if status == 200 else None
+
+    first = faust_worker("first")
+    wait_for(lambda: sums(first) == want, timeout=120)
+    assert first.stop() == 0
+    # A new worker with an empty disk: the table comes back from the changelog alone.
+    second = faust_worker("second")
+    wait_for(lambda: sums(second) == want, timeout=120)
+    assert "Restore complete" in second.log_tail(1_000_000)
