@@ -106,7 +106,7 @@ class ServiceRunner(Service):
                                 for t in sorted(self.specs)])
         self.producer = AIOKafkaProducer(acks="all", linger_ms=0, **common)
         self.restorer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="none",
-                                         fetch_max_wait_ms=50, **common)
+                                         fetch_max_wait_ms=1, **common)
         self.consumer = AIOKafkaConsumer(
             group_id=self.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=self.fetch_wait_ms, session_timeout_ms=s.session_timeout_ms,

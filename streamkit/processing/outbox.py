@@ -55,15 +55,31 @@ class Outbox:
         self.pending[(topic, partition)].append((key, value, timestamp_ms, headers))
         self.count += 1
 
-    async def flush(self) -> dict[tuple[str, int], int]:
-        """Send everything queued; return the last offset written per topic-partition."""
-        if not self.pending:
-            return {}
+    async def flush(self, changelogs: dict[tuple[str, int], list[_Pending]] | None = None
+                    ) -> dict[tuple[str, int], int]:
+        """Send everything queued, and the changelog records given; return the last offset
+        written per topic-partition once every record is acknowledged.
+
+        If a send fails, the queued records are queued again (they go out with the next
+        flush; some may then be written twice, which at-least-once allows) and the error
+        is raised; changelog records are not kept: the caller rebuilds them from the state
+        it has not yet marked as written."""
         pending, self.pending, self.count = self.pending, defaultdict(list), 0
-        results = await asyncio.gather(*(self._send(tp, recs) for tp, recs in pending.items()))
-        for (topic, _), recs in pending.items():
+        batches: dict[tuple[str, int], list[_Pending]] = {tp: list(r) for tp, r in pending.items()}
+        for tp, recs in (changelogs or {}).items():
+            batches.setdefault(tp, []).extend(recs)
+        if not batches:
+            return {}
+        try:
+            results = await asyncio.gather(*(self._send(tp, recs) for tp, recs in batches.items()))
+        except BaseException:
+            for tp, recs in pending.items():
+                self.pending[tp][:0] = recs
+                self.count += len(recs)
+            raise
+        for (topic, _), recs in batches.items():
             self.sent[topic] += len(recs)
-        return dict(zip(pending, results))
+        return dict(zip(batches, results))
 
     async def _send(self, tp: tuple[str, int], records: list[_Pending]) -> int:
         topic, partition = tp

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 PRODUCER_BATCH_BYTES = 512 * 1024
 # How long records that look up global tables wait for those tables to catch up.
 GLOBAL_CATCH_UP_TIMEOUT_S = 10.0
+COMMIT_RETRY_S = 0.5  # pause before a commit that a broker failed is tried again
 
 
 class Runner(Service):
@@ -59,7 +60,7 @@ class Runner(Service):
         self.ready = False
         self.failed: BaseException | None = None
         self.counters = {"records": 0, "dead_letters": 0, "commits": 0, "restored": 0,
-                         "late_records_retired": 0}
+                         "late_records_retired": 0, "commit_failures": 0}
         self.records_in: Counter[str] = Counter()       # per source topic
         self.dead_letters_by_topic: Counter[str] = Counter()
         self.positions: dict[TopicPartition, int] = {}  # next offset to process, per input
@@ -72,6 +73,9 @@ class Runner(Service):
         # and with the task ids this worker stops running.
         self.commit_listeners: list[Callable[[str, int, list[tuple[bytes, bytes | None]]], None]] = []
         self.revoke_listeners: list[Callable[[set[TaskId]], None]] = []
+        # Someone waits for a state to become durable (a ?wait_for= read): while any of
+        # these says so, a commit follows every processed fetch instead of the interval.
+        self.prompt_commit_checks: list[Callable[[], bool]] = []
         self._lock = asyncio.Lock()
         self._generation = 0
         self._uncommitted = 0
@@ -100,7 +104,7 @@ class Runner(Service):
         self.producer = AIOKafkaProducer(linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES,
                                          acks="all", **common)
         self.restorer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="none",
-                                         fetch_max_wait_ms=50, **common)
+                                         fetch_max_wait_ms=1, **common)
         self.standby_consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest",
                                                  fetch_max_wait_ms=200, **common)
         assignor = TaskAssignor(s.web_url, self._group_topics, s.standby_replicas,
@@ -339,8 +343,9 @@ class Runner(Service):
                     if batches and len(self.batch_seconds) < 10_000:
                         self.batch_seconds.append(time.perf_counter() - started)
                     if self._uncommitted and (self._uncommitted >= s.commit_max_records
-                                              or time.monotonic() - self._last_commit >= interval):
-                        await self._commit()
+                                              or time.monotonic() - self._last_commit >= interval
+                                              or any(c() for c in self.prompt_commit_checks)):
+                        await self._commit_or_retry()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -374,18 +379,34 @@ class Runner(Service):
         self.dead_letters_by_topic[rec.topic] += 1
         log.warning("dead letter: %s at %s[%d]@%d: %r", stage, rec.topic, rec.partition, rec.offset, exc)
 
+    async def _commit_or_retry(self) -> None:
+        """Commit; a broker that fails the commit is not a reason to stop processing."""
+        try:
+            await self._commit()
+        except CommitFailedError as exc:
+            # The group moved on (this worker was out of it too long): the state is written,
+            # the input offsets are not, so the next owner of these partitions (this worker
+            # again, once it has rejoined) processes the records since the last commit again.
+            log.warning("input offsets not committed, the group has rebalanced: %r", exc)
+            self._last_commit = time.monotonic()
+        except KafkaError as exc:
+            # Nothing was marked written: the state and the outputs wait for the next try.
+            self.counters["commit_failures"] += 1
+            log.warning("commit failed, retrying in %.1fs: %r", COMMIT_RETRY_S, exc)
+            self._last_commit = time.monotonic() - self.settings.commit_interval_ms / 1000 \
+                + COMMIT_RETRY_S
+
     async def _commit(self) -> None:
         """Changelog and outputs first, then RocksDB with the changelog offsets, then inputs."""
-        flushed = []
+        flushed, changelogs = [], {}
         for task in self.tasks.values():
             for name, store in task.stores.items():
                 if store.dirty:
                     items = store.encode_dirty()
                     ctp = (self.topology.tables[name].changelog, task.partition)
-                    for kb, vb in items:
-                        self.outbox.add(ctp[0], ctp[1], kb, vb)
+                    changelogs[ctp] = [(kb, vb, None, None) for kb, vb in items]
                     flushed.append((name, task.partition, store, items, ctp))
-        last = await self.outbox.flush()
+        last = await self.outbox.flush(changelogs)
         for name, partition, store, items, ctp in flushed:
             store.write(items, last[ctp] + 1)
             store.dirty.clear()

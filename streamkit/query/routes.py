@@ -41,6 +41,8 @@ class TableRoutes:
                                lambda t: topo.tables[t].group.root().id if t in topo.tables else -1)
         app.processors.commit_listeners.append(self.waiters.on_commit)
         app.processors.revoke_listeners.append(self.waiters.on_revoke)
+        # A waiter is answered from committed state: commit at once while any waits.
+        app.processors.prompt_commit_checks.append(self.waiters.pending)
         self.counters = app.query_counters
         self.counters.setdefault("forwarded", 0)
 

@@ -1,7 +1,10 @@
 """Requests waiting for a table entry to reach a state (the event-driven gateway variant).
 
 A waiter is registered on the worker that owns the key and answered from committed
-state: after each commit, the keys that changed are checked against their waiters.
+state: after each commit, the keys that changed are checked against their waiters. While
+any request waits, the worker commits after every fetch it processes (not once a commit
+interval), so an answer follows the state within a few milliseconds of processing, and a
+state that was answered is in the changelog: it survives a crash.
 """
 from __future__ import annotations
 
@@ -31,6 +34,10 @@ class Waiters:
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_key.values())
+
+    def pending(self) -> bool:
+        """Whether any request waits."""
+        return bool(self._by_key)
 
     async def wait(self, table: str, partition: int, key_bytes: bytes,
                    predicate: Callable[[Any], bool], timeout_s: float) -> Any:

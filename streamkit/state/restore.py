@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, PartitionStore],
                   progress_every_s: float = 5.0) -> int:
     """Read each changelog partition from its store's checkpoint up to the high watermark;
-    return the number of records applied. The consumer must have no group."""
+    return the number of records applied. The consumer must have no group, and a short
+    fetch wait (it must not wait for records that are not there)."""
     if not stores:
         return 0
     tps = list(stores)
@@ -33,7 +34,9 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, Pa
     last_log = time.monotonic()
     while pending:
         try:
-            batches = await consumer.getmany(*pending, timeout_ms=200, max_records=20000)
+            # A short wait: a partition with nothing (more) to read has its high watermark as
+            # soon as the broker answers, but getmany returns early only for records.
+            batches = await consumer.getmany(*pending, timeout_ms=10, max_records=20000)
         except OffsetOutOfRangeError as exc:
             # The checkpoint points past the log (the topic was recreated): start over.
             for tp in exc.args[0] if exc.args and isinstance(exc.args[0], dict) else pending:

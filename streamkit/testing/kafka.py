@@ -49,11 +49,15 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int = 4,
 
 
 async def produce_async(bootstrap: str, topic: str, records: Iterable[tuple[Any, Any]],
-                        linger_ms: int = 5, partitions: int = 4) -> int:
+                        linger_ms: int = 5, partitions: int = 4, replication: int = 1,
+                        idempotent: bool = False) -> int:
     """Send (key, value) pairs (str keys as UTF-8, other values as JSON) to topic, creating
-    it with `partitions` if it does not exist; return the count."""
-    await ensure_topic(bootstrap, topic, partitions)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all")
+    it with `partitions` if it does not exist; return the count. `idempotent` keeps the
+    producer's retries (a broker failing over) from writing a record twice; it needs a
+    broker with idempotent producers (Apache Kafka has them, the dev broker does not)."""
+    await ensure_topic(bootstrap, topic, partitions, replication)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all",
+                                enable_idempotence=idempotent)
     await producer.start()
     try:
         futures = [await producer.send(topic, _bytes(v), key=_bytes(k)) for k, v in records]
@@ -64,8 +68,9 @@ async def produce_async(bootstrap: str, topic: str, records: Iterable[tuple[Any,
 
 
 def produce(bootstrap: str, topic: str, records: Iterable[tuple[Any, Any]],
-            partitions: int = 4) -> int:
-    return asyncio.run(produce_async(bootstrap, topic, records, partitions=partitions))
+            partitions: int = 4, replication: int = 1, idempotent: bool = False) -> int:
+    return asyncio.run(produce_async(bootstrap, topic, records, partitions=partitions,
+                                     replication=replication, idempotent=idempotent))
 
 
 async def read_topic_async(bootstrap: str, topic: str, timeout: float = 10.0
@@ -105,3 +110,26 @@ async def read_topic_async(bootstrap: str, topic: str, timeout: float = 10.0
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[ConsumerRecord]:
     return asyncio.run(read_topic_async(bootstrap, topic, timeout))
+
+
+async def committed_and_end(bootstrap: str, group: str, topic: str
+                            ) -> tuple[dict[int, int | None], dict[int, int]]:
+    """A group's committed offset and the end offset of each partition of topic."""
+    async with admin_client(bootstrap) as admin:
+        (described,) = await admin.describe_topics([topic])
+    tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        committed = {tp.partition: await consumer.committed(tp) for tp in tps}
+        ends = await consumer.end_offsets(tps)
+        return committed, {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+def caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """Whether the group has committed the end of every partition of topic."""
+    committed, ends = asyncio.run(committed_and_end(bootstrap, group, topic))
+    return all(committed.get(p) == end for p, end in ends.items())

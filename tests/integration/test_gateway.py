@@ -25,8 +25,10 @@ ORDERS = "tests.integration.apps.gateway_orders"
 class Deployment:
     """One test's services and gateway instances, on topics named after its app id."""
 
-    def __init__(self, broker, app_id, workers, tmp_path, response_partitions=12, **gateway_env):
+    def __init__(self, broker, app_id, workers, tmp_path, response_partitions=12, replication=1,
+                 **gateway_env):
         self.broker, self.app_id, self.workers, self.tmp = broker, app_id, workers, tmp_path
+        self.replication = replication
         self.gateway_id = f"{app_id}-gw"
         self.responses = f"{self.gateway_id}-responses"
         self.response_partitions = response_partitions
@@ -36,13 +38,14 @@ class Deployment:
         asyncio.run(self._topics())
 
     async def _topics(self):
-        async with TopicAdmin(Settings(broker=f"kafka://{self.broker}")) as admin:
+        settings = Settings(broker=self.broker, replication_factor=self.replication)
+        async with TopicAdmin(settings) as admin:
             await admin.ensure([TopicSpec(self.responses, self.response_partitions)]
                                + [TopicSpec(t, 4) for t in self.services.values()])
 
     def env(self, name, **extra):
-        return {"STREAMKIT_BROKER": f"kafka://{self.broker}",
-                "STREAMKIT_DATA_DIR": str(self.tmp / f"data-{name}"),
+        return {"STREAMKIT_BROKER": self.broker, "STREAMKIT_DATA_DIR": str(self.tmp / f"data-{name}"),
+                "STREAMKIT_REPLICATION_FACTOR": str(self.replication),
                 "STREAMKIT_WEB_PORT": str(free_port()), "PYTHONPATH": ROOT, **extra}
 
     def start_echo(self, name="echo", **extra):

@@ -4,27 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from streamkit.testing.kafka import admin_client
+from streamkit.testing.kafka import committed_and_end
 
 from .test_gateway import Deployment, call, expected_echo, session
 from .test_tables import wait_for
-
-
-async def committed_and_end(broker: str, group: str, topic: str) -> tuple[dict, dict]:
-    """The group's committed offsets and the topic's end offsets, per partition."""
-    async with admin_client(broker) as admin:
-        (described,) = await admin.describe_topics([topic])
-    tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker, group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        committed = {tp.partition: await consumer.committed(tp) for tp in tps}
-        ends = await consumer.end_offsets(tps)
-        return committed, {tp.partition: off for tp, off in ends.items()}
-    finally:
-        await consumer.stop()
 
 
 def test_requests_sent_while_the_only_service_worker_is_down_are_each_answered_once(
