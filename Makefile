@@ -39,8 +39,12 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet -e . -r bench/requirements.txt
 	touch $@
 
+# Every benchmark, one at a time, on one Apache Kafka node started for the run; one results
+# file, bench/results/latest.json (bench/README.md). E.g. make bench BENCH_ARGS="--only w1,gateway"
+# or BENCH_ARGS="--broker dev" (bench/results/devbroker.json).
+BENCH_ARGS ?=
 bench: $(BENCH_VENV)/.installed
-	$(BENCH_VENV)/bin/python bench/w1.py --out bench/results/latest.json
+	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .run streamkit-data

@@ -4,9 +4,10 @@ profile, 10 ms) reads them; prints the hop latency (consumer receipt minus recor
 per 10 s window. No streamkit code is on the path: this measures the broker the other
 benchmarks run on.
 
-    python bench/broker_hop.py [--rate 500] [--seconds 60] [--broker HOST:PORT]
+    python bench/broker_hop.py [--rate 500] [--seconds 60] [--broker HOST:PORT] [--out FILE]
 
-Without --broker it starts a dev broker. Writes bench/results/broker_hop.json.
+Without --broker it starts a dev broker. Writes --out (default bench/results/broker_hop.json,
+the dev broker's figures that bench/README.md cites). bench/run.py does not run it.
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 
-from streamkit import devbroker  # noqa: E402
+from common import add_common_args, bench_broker  # noqa: E402
 from streamkit.config import Settings  # noqa: E402
 from streamkit.topics import TopicAdmin, TopicSpec  # noqa: E402
 
@@ -73,21 +74,17 @@ def main() -> None:
     p.add_argument("--rate", type=int, default=500)
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--fetch-wait-ms", type=int, default=10)
-    p.add_argument("--broker")
+    add_common_args(p, ROOT / "bench" / "results" / "broker_hop.json")
     args = p.parse_args()
-    broker = None if args.broker else devbroker.start()
-    try:
-        windows = asyncio.run(measure(args.broker or broker.bootstrap, args.rate, args.seconds,
+    with bench_broker(args) as broker:
+        windows = asyncio.run(measure(broker.bootstrap, args.rate, args.seconds,
                                       args.fetch_wait_ms))
-    finally:
-        if broker is not None:
-            broker.stop()
     for w in windows:
         print(json.dumps(w))
-    out = {"broker": args.broker or "dev broker (Tansu)", "rate": args.rate,
+    out = {"broker": broker.description, "rate": args.rate,
            "fetch_wait_ms": args.fetch_wait_ms, "windows": windows}
-    (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "broker_hop.json").write_text(json.dumps(out, indent=2) + "\n")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,48 +1,55 @@
-"""Round trips through the request-response gateway, against a direct HTTP call, in one run.
+"""Round trips through the request-response gateway against a direct HTTP call, in one run:
+a stepped sweep of offered load, and the same at 500 and 1000 req/s with three gateway
+instances and two service workers.
 
-    python bench/gateway.py [--rate 500] [--seconds 20] [--broker HOST:PORT]
+    python bench/gateway.py [--rates 500,1000,1500,2000,3000] [--seconds 20] [--warmup 2]
+                            [--threshold-ms 100] [--cluster-rates 500,1000] [--no-cluster]
+                            [--broker HOST:PORT] [--out FILE]
 
-1. Starts a dev broker (unless --broker), one echo service (tests/integration/apps/
-   gateway_echo.py, written with the service helper) and one gateway instance, each a
-   `python -m faust -A ... worker` process, and a plain aiohttp server whose handler does
-   the same work as the echo service (decode the JSON body, build the same answer).
-2. Offers a fixed load, open loop: request i is due at start + i/rate whatever happened to
-   the earlier ones, and its latency runs from when it was due, so a stall is not hidden
-   (no coordinated omission). First --warmup seconds at the same rate, not measured.
-3. Gateway first, then direct, each for --seconds; every answer is checked against the
-   request. Writes p50, p99, max, answered requests/s and errors of each to --out
-   (bench/results/gateway.json); the goal is gateway p99 <= 25 ms on loopback.
+1. Starts (unless --broker) a dev broker, one echo service (tests/integration/apps/
+   gateway_echo.py, written with the service helper) and one gateway instance
+   (tests/integration/apps/gateway_front.py), each a `python -m faust -A ... worker`
+   process, and a plain aiohttp server whose handler does the same work as the echo service
+   (decode the JSON body, build the same answer): "direct".
+2. Offers a fixed load, open loop (bench/common.py's open_loop: request i is due at
+   start + i/rate whatever happened to the earlier ones, and its latency runs from when it
+   was due, so a stall is not hidden). For each rate of --rates in turn, gateway then
+   direct, each for --seconds after --warmup seconds at the same rate (not measured). A
+   target's sweep stops after the first rate at which its p99 exceeds --threshold-ms (or
+   some requests fail: 5xx, time-outs), except that 500 and 1000 req/s are always measured.
+   Every answer is checked against the request; a wrong answer fails the benchmark, and so
+   does any failed request at the lowest rate.
+3. Then two more gateway instances (same gateway id: one group over the response topic) and
+   a second echo worker join; requests go round-robin to the three gateways, at each rate of
+   --cluster-rates.
+
+Results: "gateway streamkit" and "gateway direct" ({"p50_ms_500", "p99_ms_500",
+"p99_ms_1000", "p99_crosses_100ms_at_rps" (the first offered rate whose p99 exceeded the
+threshold, null if none did), "steps": [...]}), "gateway streamkit 3x2" ({"p50_ms_500",
+"p99_ms_500", "p50_ms_1000", "p99_ms_1000", "steps"}) and "meta".
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
-import json
-import os
-import platform
-import statistics
-import subprocess
+import shutil
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import aiohttp  # noqa: E402
 import orjson  # noqa: E402
-from aiohttp import web  # noqa: E402
 
-from streamkit import devbroker  # noqa: E402
+from common import (BenchFailed, Workers, add_common_args, base_meta, bench_broker,  # noqa: E402
+                    free_port, install_sigterm_as_interrupt, open_loop, wait_until,
+                    write_results)
 from streamkit.config import Settings  # noqa: E402
-from streamkit.gateway.settings import GatewaySettings  # noqa: E402
-from streamkit.testing.worker import WorkerProcess  # noqa: E402
-from streamkit.topics import TopicAdmin, TopicSpec  # noqa: E402
 
-GOAL_P99_MS = 25.0
+OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "gateway.json"
+ALWAYS = (500, 1000)  # rates measured even after a crossing (the fixed points of the results)
 
 
 def echo_answer(method: str, path: str, query: dict, body) -> dict:
@@ -53,6 +60,8 @@ def echo_answer(method: str, path: str, query: dict, body) -> dict:
 
 def serve_direct(port: int) -> None:
     """The baseline: an aiohttp handler doing the echo service's work, on 127.0.0.1."""
+    from aiohttp import web
+
     async def handle(request: web.Request) -> web.Response:
         raw = await request.read()
         body = orjson.loads(raw) if raw else None
@@ -64,159 +73,179 @@ def serve_direct(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-async def offer(base: str, rate: int, seconds: float, tag: str) -> dict:
-    """Open-loop load at `rate` req/s for `seconds`; latencies in ms from each due time."""
-    n = int(rate * seconds)
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    loop = asyncio.get_running_loop()
+def echo_requests(bases: list[str], tag: str):
+    """fire(i, session) for open_loop: POST {"n": i} to /api/echo/<tag><i> on bases[i % n]."""
+    headers = {"Content-Type": "application/json"}
 
-    async def one(i: int, due: float, session: aiohttp.ClientSession) -> None:
+    async def fire(i: int, session) -> str | None:
         path = f"{tag}{i}"
-        try:
-            async with session.post(f"{base}/api/echo/{path}", data=orjson.dumps({"n": i}),
-                                    headers={"Content-Type": "application/json"}) as resp:
-                payload = await resp.read()
-                done = loop.time()
-                if resp.status != 200:
-                    errors[str(resp.status)] = errors.get(str(resp.status), 0) + 1
-                elif orjson.loads(payload) != echo_answer("POST", path, {}, {"n": i}):
-                    errors["wrong_answer"] = errors.get("wrong_answer", 0) + 1
-                else:
-                    latencies.append((done - due) * 1000)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
-        tasks = []
-        start = loop.time() + 0.05
-        for i in range(n):
-            due = start + i / rate
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, due, session)))
-        await asyncio.gather(*tasks)
-        elapsed = loop.time() - start
-    latencies.sort()
-
-    def pct(p: float) -> float | None:
-        if not latencies:
+        async with session.post(f"{bases[i % len(bases)]}/api/echo/{path}",
+                                data=orjson.dumps({"n": i}), headers=headers) as resp:
+            payload = await resp.read()
+            if resp.status != 200:
+                return f"{resp.status}: {payload[:200]!r}"
+            if orjson.loads(payload) != echo_answer("POST", path, {}, {"n": i}):
+                return f"wrong_answer: {payload[:200]!r}"
             return None
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2)
 
-    return {"offered_rps": rate, "seconds": seconds, "requests": n, "ok": len(latencies),
-            "errors": errors, "answered_rps": round(len(latencies) / elapsed, 1),
-            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
-            "max_ms": round(latencies[-1], 2) if latencies else None,
-            "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None}
+    return fire
 
 
-async def create_topics(bootstrap: str, topics: list[TopicSpec]) -> None:
-    async with TopicAdmin(Settings(broker=f"kafka://{bootstrap}")) as admin:
-        await admin.ensure(topics)
+async def step(name: str, bases: list[str], rate: int, seconds: float, warmup: float) -> dict:
+    if warmup > 0:
+        await open_loop(rate, warmup, echo_requests(bases, f"warm-{name}-{rate}-"))
+    # The load generator's own full garbage collections (this process holds the imported
+    # framework) would show as latency of whatever is measured.
+    gc.collect()
+    gc.freeze()
+    out = await open_loop(rate, seconds, echo_requests(bases, f"{name}-{rate}-"))
+    if out["errors"].get("wrong_answer"):
+        raise BenchFailed(f"{name} at {rate} req/s: wrong answers: {out['error_examples']}")
+    print(f"{name:<22} {rate:>5} req/s  p50 {out['p50_ms']} ms  p99 {out['p99_ms']} ms  "
+          f"max {out['max_ms']} ms  ok {out['ok']}/{out['requests']}  errors {out['errors']}",
+          flush=True)
+    return out
 
 
-def wait_until(fn, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if fn():
-            return
-        time.sleep(0.1)
-    raise TimeoutError("condition not met")
+def crossed(out: dict, threshold_ms: float) -> bool:
+    return bool(out["errors"]) or out["p99_ms"] is None or out["p99_ms"] > threshold_ms
+
+
+async def sweep(targets: dict[str, list[str]], rates: list[int], seconds: float, warmup: float,
+                threshold_ms: float) -> dict[str, dict]:
+    """Each target's steps over rates (interleaved by rate) and its summary fields."""
+    steps: dict[str, list[dict]] = {name: [] for name in targets}
+    first_cross: dict[str, int | None] = {name: None for name in targets}
+    for rate in rates:
+        for name, bases in targets.items():
+            if first_cross[name] is not None and rate not in ALWAYS:
+                continue
+            out = await step(name, bases, rate, seconds, warmup)
+            if rate == rates[0] and out["errors"]:
+                raise BenchFailed(f"{name} at {rate} req/s (the lowest rate): failed requests "
+                                  f"{out['errors']}: {out['error_examples']}")
+            steps[name].append(out)
+            if first_cross[name] is None and crossed(out, threshold_ms):
+                first_cross[name] = rate
+        if all(c is not None for c in first_cross.values()) and all(rate >= r for r in ALWAYS):
+            break
+    results = {}
+    for name, ss in steps.items():
+        at = {s["offered_rps"]: s for s in ss}
+        results[name] = {
+            "p50_ms_500": at.get(500, {}).get("p50_ms"),
+            "p99_ms_500": at.get(500, {}).get("p99_ms"),
+            "p99_ms_1000": at.get(1000, {}).get("p99_ms"),
+            f"p99_crosses_{threshold_ms:g}ms_at_rps": first_cross[name],
+            "steps": ss,
+        }
+    return results
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--rate", type=int, default=500)
-    p.add_argument("--seconds", type=float, default=20.0)
-    p.add_argument("--warmup", type=float, default=2.0)
-    p.add_argument("--broker", help="HOST:PORT of a running broker (default: start a dev broker)")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "gateway.json"))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rates", default="500,1000,1500,2000,3000",
+                   help="offered loads of the sweep, req/s, ascending")
+    p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per step")
+    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each step")
+    p.add_argument("--threshold-ms", type=float, default=100.0)
+    p.add_argument("--cluster-rates", default="500,1000",
+                   help="rates for three gateways and two service workers")
+    p.add_argument("--no-cluster", action="store_true", help="skip the 3x2 measurement")
+    add_common_args(p, OUT_DEFAULT)
     p.add_argument("--serve-direct", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_direct:
         serve_direct(args.serve_direct)
         return 0
+    install_sigterm_as_interrupt()
+    rates = sorted(int(r) for r in args.rates.split(",") if r)
+    cluster_rates = sorted(int(r) for r in args.cluster_rates.split(",") if r)
 
     tmp = Path(tempfile.mkdtemp(prefix="streamkit-bench-gateway-"))
-    broker = None if args.broker else devbroker.start()
-    bootstrap = args.broker or broker.bootstrap
     run = f"bench-gw-{uuid.uuid4().hex[:6]}"
-    procs: list[WorkerProcess] = []
-    direct = None
+    results: dict = {}
+    failed: dict[str, str] = {}
+    stats: dict = {}
     try:
-        asyncio.run(create_topics(bootstrap, [TopicSpec(f"{run}-echo", 4),
-                                              TopicSpec(f"{run}-counted", 4),
-                                              TopicSpec(f"{run}-gw-responses", 12)]))
-        profile = "production" if args.broker else "dev"
-        # The dev profile is what makes the request and response consumers poll briefly,
-        # which the dev broker needs (streamkit/gateway/settings.py).
-        common = {"STREAMKIT_BROKER": f"kafka://{bootstrap}", "STREAMKIT_PROFILE": profile,
-                  "PYTHONPATH": str(ROOT)}
-        svc = WorkerProcess("tests.integration.apps.gateway_echo", {
-            **common, "STREAMKIT_DATA_DIR": str(tmp / "svc"),
-            "STREAMKIT_WEB_PORT": str(devbroker.free_port()), "ECHO_APP_ID": f"{run}-svc",
-            "ECHO_TOPIC": f"{run}-echo", "COUNTED_TOPIC": f"{run}-counted"}, tmp / "svc.log",
-            cwd=str(ROOT))
-        procs.append(svc.start())
-        svc.wait_ready(120)
-        wait_until(lambda: svc.get("/services/stats")[1]["assigned"])
-        gw = WorkerProcess("tests.integration.apps.gateway_front", {
-            **common, "STREAMKIT_DATA_DIR": str(tmp / "gw"),
-            "STREAMKIT_WEB_PORT": str(devbroker.free_port()), "STREAMKIT_GATEWAY_ID": f"{run}-gw",
-            "STREAMKIT_GATEWAY_SERVICES": f"echo={run}-echo"}, tmp / "gw.log", cwd=str(ROOT))
-        procs.append(gw.start())
-        gw.wait_ready(120)
-        port = devbroker.free_port()
-        direct = subprocess.Popen(
-            [sys.executable, __file__, "--serve-direct", str(port)], cwd=str(ROOT))
-        direct_url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: devbroker.port_in_use("127.0.0.1", port), 30)
+        with bench_broker(args, tmp) as broker, Workers(broker, tmp) as workers:
+            try:
+                from streamkit.topics import TopicAdmin, TopicSpec
 
-        async def measure() -> dict:
-            out = {}
-            for name, base in (("gateway", gw.url), ("direct", direct_url)):
-                await offer(base, args.rate, args.warmup, f"warm-{name}-")
-                # The load generator's own full garbage collections (this process holds
-                # the imported framework) would show as latency of whatever is measured.
-                gc.collect()
-                gc.freeze()
-                out[name] = await offer(base, args.rate, args.seconds, f"{name}-")
-                print(f"{name:8} {json.dumps(out[name])}", flush=True)
-            return out
+                async def create_topics() -> None:
+                    async with TopicAdmin(Settings(broker=broker.url)) as admin:
+                        await admin.ensure([TopicSpec(f"{run}-echo", 4), TopicSpec(f"{run}-counted", 4),
+                                            TopicSpec(f"{run}-gw-responses", 12)])
 
-        results = asyncio.run(measure())
-        stats = gw.get("/gateway/stats")[1]
-        results["gateway_stats"] = {k: stats[k] for k in (
-            "parked", "peak", "completed", "timed_out", "late", "handed_off", "id_misses")}
-        results["goal_p99_ms"] = GOAL_P99_MS
-        results["goal_met"] = (results["gateway"]["p99_ms"] or 1e9) <= GOAL_P99_MS \
-            and not results["gateway"]["errors"]
-        results["meta"] = {
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "broker": "external" if args.broker else "dev broker (Tansu)",
-            "profile": profile,
-            "fetch_wait_ms": GatewaySettings.from_env({}, profile=profile).fetch_wait_ms,
-            "service_partitions": 4,
-            "response_partitions": 12, "instances": {"gateway": 1, "service": 1},
-            "latency_from": "the time each request was due (open loop)",
-        }
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.out}; gateway p99 {results['gateway']['p99_ms']} ms "
-              f"(goal {GOAL_P99_MS}), direct p99 {results['direct']['p99_ms']} ms")
-        return 0 if results["goal_met"] else 1
+                asyncio.run(create_topics())
+                svc_env = {"ECHO_APP_ID": f"{run}-svc", "ECHO_TOPIC": f"{run}-echo",
+                           "COUNTED_TOPIC": f"{run}-counted"}
+                gw_env = {"STREAMKIT_GATEWAY_ID": f"{run}-gw",
+                          "STREAMKIT_GATEWAY_SERVICES": f"echo={run}-echo"}
+                svc = workers.start("tests.integration.apps.gateway_echo", "svc0", **svc_env)
+                wait_until(lambda: svc.get("/services/stats")[1]["assigned"], 60,
+                           "the echo service's assignment")
+                gw = workers.start("tests.integration.apps.gateway_front", "gw0", **gw_env)
+                port = free_port()
+                workers.popen([sys.executable, __file__, "--serve-direct", str(port)])
+                from streamkit.devbroker import port_in_use
+
+                wait_until(lambda: port_in_use("127.0.0.1", port), 30, "the direct server listens")
+                one = asyncio.run(sweep({"gateway streamkit": [gw.url],
+                                         "gateway direct": [f"http://127.0.0.1:{port}"]},
+                                        rates, args.seconds, args.warmup, args.threshold_ms))
+                results.update(one)
+                stats["gateway"] = gw.get("/gateway/stats")[1]
+                if not args.no_cluster:
+                    results["gateway streamkit 3x2"] = cluster(args, workers, gw, svc, svc_env,
+                                                               gw_env, cluster_rates, stats)
+            except (BenchFailed, TimeoutError, RuntimeError) as exc:
+                failed["gateway"] = f"{type(exc).__name__}: {exc}"[-2000:]
+                print(f"FAILED: {failed['gateway']}", flush=True)
     finally:
-        if direct is not None:
-            direct.terminate()
-            direct.wait(10)
-        for w in procs:
-            w.stop()
-        if broker is not None:
-            broker.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    meta = base_meta(
+        broker, rates=rates, seconds_per_step=args.seconds, warmup_s=args.warmup,
+        threshold_ms=args.threshold_ms, cluster_rates=cluster_rates,
+        fetch_wait_ms=Settings.from_env({"STREAMKIT_PROFILE": broker.profile}).fetch_max_wait_ms,
+        service_partitions=4, response_partitions=12,
+        instances={"gateway streamkit": {"gateway": 1, "service": 1},
+                   "gateway streamkit 3x2": {"gateway": 3, "service": 2}},
+        latency_from="the time each request was due (open loop)",
+        sweep_rule=f"rates in order; a target stops after the first rate whose p99 exceeds "
+                   f"{args.threshold_ms:g} ms or that has failed requests; 500 and 1000 req/s "
+                   "are always measured",
+        gateway_stats=stats, failed=failed)
+    write_results(args.out, results, meta)
+    return 1 if failed else 0
+
+
+def cluster(args, workers: Workers, gw, svc, svc_env: dict, gw_env: dict, rates: list[int],
+            stats: dict) -> dict:
+    """Three gateway instances and two echo workers; requests round-robin over the gateways."""
+    svc1 = workers.start("tests.integration.apps.gateway_echo", "svc1", **svc_env)
+    gws = [gw] + [workers.start("tests.integration.apps.gateway_front", f"gw{i}", **gw_env)
+                  for i in (1, 2)]
+
+    def settled() -> bool:
+        g = [w.get("/gateway/stats") for w in gws]
+        s = [w.get("/services/stats") for w in (svc, svc1)]
+        if any(code != 200 for code, _ in g + s):
+            return False
+        owned = [len(body["partitions"]) for _, body in g]
+        served = [len(body["partitions"]) for _, body in s]
+        return (all(body["ready"] for _, body in g) and all(owned) and sum(owned) == 12
+                and all(served) and sum(served) == 8)
+
+    wait_until(settled, 120, "three gateways and two services sharing the partitions", 0.2)
+    out = asyncio.run(sweep({"gateway streamkit 3x2": [w.url for w in gws]}, rates,
+                            args.seconds, args.warmup, float("inf")))["gateway streamkit 3x2"]
+    stats["gateway 3x2"] = [w.get("/gateway/stats")[1] for w in gws]
+    at = {s["offered_rps"]: s for s in out["steps"]}
+    return {"p50_ms_500": at.get(500, {}).get("p50_ms"), "p99_ms_500": at.get(500, {}).get("p99_ms"),
+            "p50_ms_1000": at.get(1000, {}).get("p50_ms"),
+            "p99_ms_1000": at.get(1000, {}).get("p99_ms"), "steps": out["steps"]}
 
 
 if __name__ == "__main__":

@@ -1,19 +1,34 @@
-"""Worker start-up on the dev broker: time to /ready, and recovery of a 100,000-key table.
+"""Worker start-up: time to /ready, and the restore of a 1,000,000-key table from its
+changelog into an empty data directory.
 
-    python bench/startup.py [--keys 100000] [--reps 3]
+    python bench/startup.py [--cases ready,recovery] [--reps 3] [--recovery-keys 1000000]
+                            [--broker HOST:PORT] [--out FILE]
 
-1. ready: from spawning `python -m faust -A tests.integration.apps.counter worker` for a new
-   app (empty tables, new consumer groups) until /ready answers 200; median of --reps.
-2. recovery: the same app after it counted --keys distinct keys, stopped, and lost its
-   RocksDB directory: the restore time the worker logs (changelog read to the high watermark
-   and written to RocksDB), and spawn-to-/ready; median of --reps. Every restored value is
-   checked over HTTP on a sample of keys.
-The dev profile (4 s session timeout) and default commit settings are used throughout.
+The worker is `python -m faust -A tests.integration.apps.counter worker` (a table `totals`
+aggregated per key from the topic `<app id>-events`), with the profile of the broker
+(STREAMKIT_PROFILE; `dev` on Apache Kafka) and default commit settings. Without --broker it
+starts a dev broker.
+
+- ready: from spawning the worker of a new app (empty tables, new consumer groups) until
+  /ready answers 200; the median of --reps, each with an app of its own.
+- recovery: the changelog topic `<app id>-totals-changelog` (4 partitions, compacted, as
+  streamkit creates it) is filled directly, with what the worker itself would have written:
+  key "key<i>" as UTF-8 (the table's string keys), value orjson {"count": 1, "sum": i % 10}
+  (the JSON value serde), in the partition Kafka's default partitioner (murmur2) gives the
+  key, as for the source topic; aiokafka batches, not timed. Then, --reps times, a worker of
+  that app starts with an empty data directory and restores the table. restore_s is the
+  time the worker logs for it ("restored N tasks (M changelog records) in X s": reading each
+  changelog partition from the beginning to its high watermark and writing RocksDB); ready_s
+  is spawn-to-/ready of that start. Every rep checks that M is the number of keys and reads
+  a sample of 200 keys over HTTP.
+
+Results: "startup streamkit" ({"ready_s": median, "runs"}), "recovery streamkit" ({"keys",
+"restore_s": median, "ready_s": median, "runs"}) and "meta".
 """
 from __future__ import annotations
 
 import argparse
-import json
+import asyncio
 import re
 import shutil
 import statistics
@@ -23,89 +38,132 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from streamkit import devbroker  # noqa: E402
-from streamkit.testing.kafka import produce  # noqa: E402
-from streamkit.testing.worker import WorkerProcess  # noqa: E402
+import orjson  # noqa: E402
+
+from common import (BenchFailed, Workers, add_common_args, base_meta, bench_broker,  # noqa: E402
+                    install_sigterm_as_interrupt, produce, write_results)
 
 MODULE = "tests.integration.apps.counter"
+OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "startup.json"
+RESTORED = re.compile(r"restored (\d+) tasks \((\d+) changelog records\) in ([\d.]+)s")
 
 
-def worker(broker: str, app_id: str, data: Path, log: Path) -> WorkerProcess:
-    env = {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_PROFILE": "dev",
-           "STREAMKIT_DATA_DIR": str(data), "STREAMKIT_WEB_PORT": str(devbroker.free_port()),
-           "COUNTER_APP_ID": app_id, "COUNTER_SOURCE": f"{app_id}-events", "PYTHONPATH": str(ROOT)}
-    return WorkerProcess(MODULE, env, log, cwd=str(ROOT))
-
-
-def time_to_ready(w: WorkerProcess) -> float:
+def start_timed(workers: Workers, app_id: str, name: str) -> tuple[object, float]:
     t0 = time.monotonic()
-    w.start()
-    w.wait_ready(timeout=180)
+    w = workers.start(MODULE, name, wait=False, COUNTER_APP_ID=app_id,
+                      COUNTER_SOURCE=f"{app_id}-events")
+    w.wait_ready(timeout=600)
+    return w, time.monotonic() - t0
+
+
+def ready_case(args, workers: Workers) -> dict:
+    runs = []
+    for r in range(args.reps):
+        w, took = start_timed(workers, f"ready-{uuid.uuid4().hex[:6]}", f"ready{r}")
+        w.stop()
+        runs.append(round(took, 3))
+        print(f"ready rep {r + 1}: {took:.2f} s", flush=True)
+    return {"ready_s": round(statistics.median(runs), 3), "runs": runs, "reps": args.reps}
+
+
+def value(i: int) -> dict:
+    return {"count": 1, "sum": i % 10}
+
+
+async def fill_changelog(bootstrap: str, app_id: str, keys: int) -> float:
+    """Create the source and changelog topics as streamkit would and write `keys` records
+    into the changelog; return the seconds it took."""
+    from streamkit.config import Settings
+    from streamkit.topics import TopicAdmin, TopicSpec
+
+    t0 = time.monotonic()
+    async with TopicAdmin(Settings(broker=f"kafka://{bootstrap}")) as admin:
+        await admin.ensure([TopicSpec(f"{app_id}-events", 4),
+                            TopicSpec(f"{app_id}-totals-changelog", 4, compact=True)])
+    dumps = orjson.dumps
+    ends = await produce(bootstrap, f"{app_id}-totals-changelog",
+                         ((f"key{i}".encode(), dumps(value(i))) for i in range(keys)))
+    if sum(ends.values()) != keys:
+        raise BenchFailed(f"wrote {sum(ends.values())} changelog records, expected {keys}")
     return time.monotonic() - t0
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--keys", type=int, default=100_000)
-    p.add_argument("--reps", type=int, default=3)
-    args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="streamkit-startup-"))
-    b = devbroker.start()
-    try:
-        ready = []
-        for r in range(args.reps):
-            w = worker(b.bootstrap, f"ready-{uuid.uuid4().hex[:6]}", tmp / f"ready{r}", tmp / f"ready{r}.log")
-            try:
-                ready.append(time_to_ready(w))
-            finally:
-                w.stop()
-        app_id = f"recover-{uuid.uuid4().hex[:6]}"
-        data = tmp / "recover"
-        produce(b.bootstrap, f"{app_id}-events",
-                ((f"key{i}", {"amount": 1}) for i in range(args.keys)))
-        w = worker(b.bootstrap, app_id, data, tmp / "fill.log")
+def recovery_case(args, broker, workers: Workers) -> dict:
+    app_id = f"recover-{uuid.uuid4().hex[:6]}"
+    fill_s = asyncio.run(fill_changelog(broker.bootstrap, app_id, args.recovery_keys))
+    print(f"changelog of {args.recovery_keys:,} keys written in {fill_s:.1f} s (not timed)",
+          flush=True)
+    runs = []
+    sample = range(0, args.recovery_keys, max(1, args.recovery_keys // 200))
+    for r in range(args.reps):
+        w, took = start_timed(workers, app_id, f"recover{r}")  # a new, empty data directory
         try:
-            time_to_ready(w)
-            deadline = time.monotonic() + 120
-            last = f"key{args.keys - 1}"
-            while w.get(f"/tables/totals/keys/{last}")[0] != 200 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            time.sleep(1.5)  # one more commit interval, so every key is in the changelog
+            # One line per assignment: more than one if the group rebalanced meanwhile.
+            lines = RESTORED.findall(w.log_tail(10_000_000))
+            if not lines:
+                raise BenchFailed(f"the worker logged no restore line: {w.log_tail(1500)}")
+            tasks, records = sum(int(t) for t, _, _ in lines), sum(int(n) for _, n, _ in lines)
+            restore_s = round(sum(float(x) for _, _, x in lines), 3)
+            if records != args.recovery_keys:
+                raise BenchFailed(f"restored {records} changelog records, expected "
+                                  f"{args.recovery_keys}: {lines}")
+            for i in sample:
+                status, body = w.get(f"/tables/totals/keys/key{i}")
+                if status != 200 or body["value"] != value(i):
+                    raise BenchFailed(f"key{i}: {status} {body}, expected {value(i)}")
         finally:
             w.stop()
-        restore_s, recover_ready = [], []
-        for r in range(args.reps):
-            shutil.rmtree(data / app_id / "totals")
-            w = worker(b.bootstrap, app_id, data, tmp / f"recover{r}.log")
-            try:
-                recover_ready.append(time_to_ready(w))
-                for i in range(0, args.keys, max(1, args.keys // 200)):
-                    status, body = w.get(f"/tables/totals/keys/key{i}")
-                    assert status == 200 and body["value"]["count"] == 1, (i, status, body)
-                m = re.search(r"restored \d+ tasks \((\d+) changelog records\) in ([\d.]+)s",
-                              w.log_tail(200_000))
-                assert m and int(m.group(1)) >= args.keys, m and m.group(0)
-                restore_s.append(float(m.group(2)))
-            finally:
-                w.stop()
-        result = {
-            "ready_s_median": round(statistics.median(ready), 2), "ready_s": [round(x, 2) for x in ready],
-            "recovery_keys": args.keys,
-            "restore_s_median": round(statistics.median(restore_s), 2),
-            "restore_s": restore_s,
-            "recovery_ready_s_median": round(statistics.median(recover_ready), 2),
-        }
-        print(json.dumps(result, indent=2))
-        out = ROOT / "bench" / "results"
-        out.mkdir(exist_ok=True)
-        (out / "startup.json").write_text(json.dumps(result, indent=2) + "\n")
+        runs.append({"restore_s": restore_s, "ready_s": round(took, 3), "tasks": tasks,
+                     "records": records, "restore_lines": len(lines)})
+        print(f"recovery rep {r + 1}: restored {records} records in {restore_s} s, "
+              f"ready after {took:.2f} s", flush=True)
+    return {"keys": args.recovery_keys,
+            "restore_s": round(statistics.median(r["restore_s"] for r in runs), 3),
+            "ready_s": round(statistics.median(r["ready_s"] for r in runs), 3),
+            "changelog_fill_s": round(fill_s, 2), "runs": runs, "reps": args.reps,
+            "restore_s_is": "the worker's own log line: changelog read to the high watermark "
+                            "and written to RocksDB (median of reps)"}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", default="ready,recovery")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--recovery-keys", type=int, default=1_000_000)
+    add_common_args(p, OUT_DEFAULT)
+    args = p.parse_args()
+    cases = [c for c in args.cases.split(",") if c]
+    if set(cases) - {"ready", "recovery"}:
+        p.error("--cases takes ready and/or recovery")
+    install_sigterm_as_interrupt()
+    tmp = Path(tempfile.mkdtemp(prefix="streamkit-startup-"))
+    results: dict = {}
+    failed: dict[str, str] = {}
+    try:
+        with bench_broker(args, tmp) as broker, Workers(broker, tmp) as workers:
+            for case in cases:
+                try:
+                    if case == "ready":
+                        results["startup streamkit"] = ready_case(args, workers)
+                    else:
+                        results["recovery streamkit"] = recovery_case(args, broker, workers)
+                except (BenchFailed, TimeoutError, RuntimeError) as exc:
+                    key = "startup" if case == "ready" else "recovery"
+                    failed[key] = f"{type(exc).__name__}: {exc}"[-2000:]
+                    print(f"{case}: FAILED: {failed[key]}", flush=True)
     finally:
-        b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    for name, r in results.items():
+        print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("runs", "restore_s_is")))
+    meta = base_meta(broker, app=MODULE, cases=cases, reps=args.reps,
+                     recovery_keys=args.recovery_keys,
+                     ready_s_is="spawn of `python -m faust -A ... worker` to the first 200 of /ready",
+                     failed=failed)
+    write_results(args.out, results, meta)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,9 +1,11 @@
-"""Stream-stream windowed join benchmark: joined pairs/s of an inner join of two topics on
-the dev broker, and the worker's peak RSS.
+"""Stream-stream windowed join benchmark: joined pairs/s of an inner join of two topics,
+and the worker's peak RSS.
 
     python bench/stream_join.py [--records 150000] [--keys 10000] [--window-ms 5000]
-                                [--grace-ms 1000] [--reps 1] [--broker HOST:PORT]
-                                [--out bench/results/stream_join.json]
+                                [--grace-ms 1000] [--reps 1] [--broker HOST:PORT] [--out FILE]
+
+Without --broker it starts a dev broker. Results: "join streamkit" ({"pairs_per_s",
+"input_eps", "pairs", "rss_mb", "runs"}) and "meta".
 
 The workload: two fresh 4-partition topics ("left" and "right") of --records records each
 (keys "k<i>" over --keys keys, seeded, partitioned by aiokafka's default murmur2
@@ -15,13 +17,13 @@ the other side. The expected number of joined pairs is computed by brute force.
 
 The case runs as a subprocess of this file (`--case`), one worker in that process:
 app.stream(left).join_window(app.stream(right), JoinWindows(5 s, 5 s, grace 1 s),
-joiner, how="inner", name="pairs").to(<out topic>), dev profile defaults. It counts the
+joiner, how="inner", name="pairs").to(<out topic>), the profile's defaults. It counts the
 pairs it emits (they must equal the expected number, with no late record), and the
 driver checks that the output topic holds that many records and that the case's group
 committed the end offsets of both input topics.
 
 Timing as W1: from the first record to the end of the commit covering the last one.
-pairs/s = expected pairs / that time; records/s = input records (both sides) / that time.
+pairs/s = expected pairs / that time; input_eps = input records (both sides) / that time.
 Peak RSS: VmHWM of the worker process.
 """
 from __future__ import annotations
@@ -30,10 +32,8 @@ import argparse
 import asyncio
 import bisect
 import json
-import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -45,13 +45,15 @@ from pathlib import Path
 import orjson
 
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-sys.path[:0] = [str(BENCH), str(BENCH / "cases"), str(REPO)]
+sys.path[:0] = [str(BENCH), str(BENCH / "cases")]
 
-import w1  # noqa: E402  (bench/w1.py: topic creation, commit check, versions)
-from _common import fail, report  # noqa: E402
+from _common import fail, records_done, report, run_worker, stop_self, streamkit_settings  # noqa: E402
+from common import (PARTITIONS, BenchFailed, add_common_args, base_meta,  # noqa: E402
+                    bench_broker, create_topic, install_sigterm_as_interrupt, produce,
+                    run_json_case, verify_commits, write_results)
 
 JITTER_MS = 200
+OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "stream_join.json"
 
 
 # --------------------------------------------------------------------------- workload
@@ -81,24 +83,6 @@ def expected_pairs(left, right, before: int, after: int) -> int:
     return n
 
 
-async def produce(bootstrap: str, topic: str, records) -> dict[int, int]:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
-                                max_batch_size=256 * 1024, acks=1)
-    await producer.start()
-    ends: dict[int, int] = {}
-    try:
-        for i in range(0, len(records), 20_000):
-            futs = [await producer.send(topic, value=v, key=k, timestamp_ms=ts)
-                    for k, v, ts in records[i:i + 20_000]]
-            for md in await asyncio.gather(*futs):
-                ends[md.partition] = max(ends.get(md.partition, 0), md.offset + 1)
-    finally:
-        await producer.stop()
-    return ends
-
-
 async def count_records(bootstrap: str, topic: str) -> int:
     """Records in topic, read to the high watermark of each fetch (the dev broker's
     ListOffsets answers cannot be trusted: docs/architecture.md)."""
@@ -110,16 +94,11 @@ async def count_records(bootstrap: str, topic: str) -> int:
 # --------------------------------------------------------------------------- the case
 
 def streamkit_case(args) -> None:
-    import faust
-
-    from streamkit import App, JoinWindows, Settings
-    from streamkit.devbroker import free_port
+    from streamkit import App, JoinWindows
 
     expected = json.loads((args.workdir / "expected.json").read_text())
-    app = App(f"sjoin-{uuid.uuid4().hex[:10]}", settings=Settings.from_env({
-        "STREAMKIT_BROKER": f"kafka://{args.bootstrap}", "STREAMKIT_PROFILE": "dev",
-        "STREAMKIT_DATA_DIR": str(args.workdir / "data"),
-        "STREAMKIT_WEB_PORT": str(free_port())}))
+    app = App(f"sjoin-{uuid.uuid4().hex[:10]}",
+              settings=streamkit_settings(args.bootstrap, args.workdir))
     counted = [0]
 
     def count(_key, _value):
@@ -138,11 +117,7 @@ def streamkit_case(args) -> None:
     async def finisher():
         runner = app.processors
         try:
-            while runner.counters["records"] < 2 * args.events:
-                if runner.failed is not None:
-                    raise runner.failed
-                await asyncio.sleep(0.002)
-            seconds = runner.last_commit_at - runner.first_record_at
+            seconds = await records_done(runner, 2 * args.events)
             late = sum(t.late_records for t in runner.tasks.values())
             problem = None
             if counted[0] != expected["pairs"] or late:
@@ -154,9 +129,9 @@ def streamkit_case(args) -> None:
         except Exception as exc:
             state["error"] = repr(exc)
         finally:
-            os.kill(os.getpid(), signal.SIGTERM)
+            stop_self(state)
 
-    _run_worker(faust, app)
+    run_worker(app)
     if state["error"]:
         fail(state["error"])
     res = state["result"]
@@ -166,42 +141,12 @@ def streamkit_case(args) -> None:
         fail(res["problem"])
     report(2 * args.events, res["seconds"], True, group=res["group"], pairs=res["pairs"],
            pairs_per_s=res["pairs"] / res["seconds"], commits=res["commits"],
-           settings=f"streamkit dev profile defaults; JoinWindows({args.window_ms}, "
+           profile=app.settings.profile,
+           settings=f"streamkit profile defaults; JoinWindows({args.window_ms}, "
                     f"{args.window_ms}, grace {args.grace_ms}), inner, to a topic")
 
 
-def _run_worker(faust, app) -> None:
-    import logging
-
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
-                          stdout=sys.stderr)
-    try:
-        worker.execute_from_commandline()
-    except SystemExit:
-        pass
-    logging.getLogger().setLevel(logging.WARNING)
-
-
 # --------------------------------------------------------------------------- the driver
-
-def run_case(args, bootstrap: str, topic: str, workdir: Path, timeout: float) -> dict:
-    cmd = [sys.executable, str(Path(__file__)), "--case", "--bootstrap", bootstrap,
-           "--topic", topic, "--records", str(args.records), "--window-ms",
-           str(args.window_ms), "--grace-ms", str(args.grace_ms), "--workdir", str(workdir)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)}
-    with open(workdir / "stderr.log", "wb") as err:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, env=env,
-                              cwd=str(workdir), timeout=timeout)
-    lines = [ln for ln in proc.stdout.decode(errors="replace").splitlines() if ln.strip()]
-    if proc.returncode != 0 or not lines:
-        tail = (workdir / "stderr.log").read_text(errors="replace")[-1500:]
-        raise w1.CaseFailed(f"exit {proc.returncode}: {tail}")
-    result = json.loads(lines[-1])
-    if result.get("checked") is not True:
-        raise w1.CaseFailed(f"not checked: {result}")
-    return result
-
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -210,9 +155,8 @@ def main() -> int:
     p.add_argument("--window-ms", type=int, default=5_000, help="before_ms = after_ms")
     p.add_argument("--grace-ms", type=int, default=1_000)
     p.add_argument("--reps", type=int, default=1)
-    p.add_argument("--broker", default=None)
+    add_common_args(p, OUT_DEFAULT)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default=str(BENCH / "results" / "stream_join.json"))
     p.add_argument("--case", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--bootstrap", help=argparse.SUPPRESS)
     p.add_argument("--topic", help=argparse.SUPPRESS)
@@ -223,80 +167,73 @@ def main() -> int:
         streamkit_case(args)
         return 0
 
+    install_sigterm_as_interrupt()
     base = int(time.time() * 1000) - args.records - 120_000
     left = side(args.records, args.keys, args.seed, base)
     right = side(args.records, args.keys, args.seed + 1, base)
     pairs = expected_pairs(left, right, args.window_ms, args.window_ms)
     print(f"stream_join: 2 x {args.records:,} records, {args.keys:,} keys, "
-          f"{w1.PARTITIONS} partitions, window +-{args.window_ms} ms (grace "
+          f"{PARTITIONS} partitions, window +-{args.window_ms} ms (grace "
           f"{args.grace_ms} ms), {pairs:,} expected pairs", flush=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-stream-join-"))
     runs: list[dict] = []
     failed: dict[str, str] = {}
-    broker = None
     try:
-        if args.broker:
-            bootstrap, broker_desc = args.broker, f"external broker {args.broker}"
-        else:
-            from streamkit import devbroker
-
-            broker = devbroker.start(log_dir=str(scratch))
+        with bench_broker(args, scratch) as broker:
             bootstrap = broker.bootstrap
-            broker_desc = f"Tansu dev broker (memory storage) at {bootstrap}"
-        for rep in range(1, args.reps + 1):
-            workdir = scratch / f"r{rep}"
-            workdir.mkdir()
-            topic = f"sjoin-{uuid.uuid4().hex[:8]}"
-            try:
-                ends = {}
-                for name, records in (("left", left), ("right", right)):
-                    asyncio.run(w1.create_topic(bootstrap, f"{topic}-{name}", w1.PARTITIONS))
-                    ends[name] = asyncio.run(produce(bootstrap, f"{topic}-{name}", records))
-                (workdir / "expected.json").write_bytes(orjson.dumps({"pairs": pairs}))
-                result = run_case(args, bootstrap, topic, workdir, 120 + args.records / 250)
-                for name in ("left", "right"):
-                    w1.verify_commits(bootstrap, f"{topic}-{name}", result, ends[name])
-                written = asyncio.run(count_records(bootstrap, f"{topic}-out"))
-                if written != pairs:
-                    raise w1.CaseFailed(f"the output topic holds {written} records, "
-                                        f"{pairs} expected")
-                runs.append(result)
-                print(f"rep {rep}: {result['pairs_per_s']:>10,.0f} pairs/s, "
-                      f"{result['eps']:>10,.0f} records/s ({result['seconds']:.2f} s, "
-                      f"peak RSS {result['rss_mb']:.0f} MB)", flush=True)
-            except (w1.CaseFailed, subprocess.TimeoutExpired) as exc:
-                failed[f"rep {rep}"] = str(exc)
-                print(f"rep {rep}: FAILED: {exc}", flush=True)
+            for rep in range(1, args.reps + 1):
+                workdir = scratch / f"r{rep}"
+                workdir.mkdir()
+                topic = f"sjoin-{uuid.uuid4().hex[:8]}"
+                try:
+                    ends = {}
+                    for name, records in (("left", left), ("right", right)):
+                        asyncio.run(create_topic(bootstrap, f"{topic}-{name}", PARTITIONS))
+                        ends[name] = asyncio.run(produce(bootstrap, f"{topic}-{name}", records))
+                    (workdir / "expected.json").write_bytes(orjson.dumps({"pairs": pairs}))
+                    cmd = [sys.executable, str(Path(__file__)), "--case", "--bootstrap", bootstrap,
+                           "--topic", topic, "--records", str(args.records), "--window-ms",
+                           str(args.window_ms), "--grace-ms", str(args.grace_ms),
+                           "--workdir", str(workdir)]
+                    result = run_json_case(cmd, workdir, 120 + args.records / 250,
+                                           env={"STREAMKIT_PROFILE": broker.profile})
+                    for name in ("left", "right"):
+                        verify_commits(bootstrap, f"{topic}-{name}", result, ends[name])
+                    written = asyncio.run(count_records(bootstrap, f"{topic}-out"))
+                    if written != pairs:
+                        raise BenchFailed(f"the output topic holds {written} records, "
+                                          f"{pairs} expected")
+                    result["rep"] = rep
+                    runs.append(result)
+                    print(f"rep {rep}: {result['pairs_per_s']:>10,.0f} pairs/s, "
+                          f"{result['eps']:>10,.0f} records/s ({result['seconds']:.2f} s, "
+                          f"peak RSS {result['rss_mb']:.0f} MB)", flush=True)
+                except (BenchFailed, subprocess.TimeoutExpired) as exc:
+                    failed["join streamkit"] = f"rep {rep}: {exc}"
+                    print(f"rep {rep}: FAILED: {exc}", flush=True)
+                    break
     finally:
-        if broker is not None:
-            broker.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
     results: dict = {}
-    if runs:
-        results["stream_join streamkit"] = {
+    if runs and not failed:
+        s = results["join streamkit"] = {
             "pairs_per_s": statistics.median(r["pairs_per_s"] for r in runs),
-            "records_per_s": statistics.median(r["eps"] for r in runs),
+            "input_eps": statistics.median(r["eps"] for r in runs),
             "pairs": pairs,
             "rss_mb": max(r["rss_mb"] for r in runs),
             "runs": runs,
         }
-        s = results["stream_join streamkit"]
         print(f"streamkit: {s['pairs_per_s']:,.0f} pairs/s (median), "
-              f"{s['records_per_s']:,.0f} input records/s, peak RSS {s['rss_mb']:.0f} MB")
-    results["meta"] = {
-        "workload": "stream-stream inner join, window +-window_ms, record i at base + i ms "
-                    f"minus up to {JITTER_MS} ms, per side",
-        "records_per_side": args.records, "keys": args.keys, "partitions": w1.PARTITIONS,
-        "window_ms": args.window_ms, "grace_ms": args.grace_ms, "expected_pairs": pairs,
-        "reps": args.reps, "seed": args.seed, "broker": broker_desc, "failed": failed,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
-        "versions": w1.versions(),
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"results written to {out}")
+              f"{s['input_eps']:,.0f} input records/s, peak RSS {s['rss_mb']:.0f} MB")
+    meta = base_meta(
+        broker,
+        workload="stream-stream inner join, window +-window_ms, record i at base + i ms "
+                 f"minus up to {JITTER_MS} ms, per side",
+        records_per_side=args.records, keys=args.keys, partitions=PARTITIONS,
+        window_ms=args.window_ms, grace_ms=args.grace_ms, expected_pairs=pairs,
+        reps=args.reps, seed=args.seed, failed=failed)
+    write_results(args.out, results, meta)
     return 1 if failed else 0
 
 

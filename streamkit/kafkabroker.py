@@ -3,7 +3,9 @@
 The jars come from Maven Central once, through the pom shipped as streamkit/data/kafka-pom.xml,
 into `<cache>/streamkit/kafka-<version>/libs`; later starts need no network. Each node is one
 JVM (broker and controller in one process, heap bounded: 512 MB by default) that this process
-starts and stops by its PID.
+starts and stops by its PID. `jit="quick"` (the default) runs the JVM with C1 only, which
+starts fast on busy cores (tests, `streamkit dev`); `jit="full"` keeps C2 for peak broker
+throughput (benchmarks, where the broker must not be the bottleneck).
 
 Nodes listen for clients on PLAINTEXT://127.0.0.1:<node.port>, which readiness checks use, so
 keep that listener when overriding properties. An extra listener needs per-node values, so
@@ -40,6 +42,7 @@ from .errors import BrokerStartError
 
 DEFAULT_VERSION = "4.4.0"
 DEFAULT_HEAP_MB = 512
+JIT_MODES = ("quick", "full")
 HOST = "127.0.0.1"
 INSTALL_HINT = ("install Java 17 or newer and Maven (Debian/Ubuntu: apt-get install "
                 "openjdk-17-jre-headless maven; macOS: brew install openjdk@17 maven)")
@@ -214,6 +217,7 @@ class KafkaCluster:
     _java: str = field(repr=False)
     _libs: Path = field(repr=False)
     _temp: bool = field(default=False, repr=False)
+    jit: str = "quick"
 
     @property
     def bootstrap(self) -> str:
@@ -243,10 +247,10 @@ class KafkaCluster:
     def _launch(self, n: KafkaNode) -> None:
         cmd = [self._java, f"-Xms{self.heap_mb}m", f"-Xmx{self.heap_mb}m",
                "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
-               # C1 only: C2's compiler threads compete with the start-up for CPU (a 3-node
-               # start on 2 busy cores took 40 s with C2, 11 to 20 s without); a local broker
-               # does not need peak throughput.
-               "-XX:TieredStopAtLevel=1",
+               # jit="quick": C1 only. C2's compiler threads compete with the start-up for CPU
+               # (a 3-node start on 2 busy cores took 40 s with C2, 11 to 20 s without); a
+               # local broker for tests does not need peak throughput. jit="full" keeps C2.
+               *(["-XX:TieredStopAtLevel=1"] if self.jit == "quick" else []),
                # Log4j would otherwise stop at SIGTERM, before Kafka logs its own shutdown.
                "-Dlog4j2.shutdownHookEnabled=false",
                f"-Dlog4j2.configurationFile={n.dir / 'log4j2.xml'}",
@@ -316,10 +320,14 @@ class KafkaCluster:
 def start_kafka(nodes: int = 1, port: int | None = None, data_dir: str | Path | None = None,
                 version: str = DEFAULT_VERSION, heap_mb: int = DEFAULT_HEAP_MB,
                 overrides: Overrides | None = None, timeout: float = 60.0,
-                on_download: Callable[[str], None] | None = None) -> KafkaCluster:
-    """Start `nodes` KRaft nodes on 127.0.0.1 (JVM heap heap_mb each) and wait until they serve."""
+                on_download: Callable[[str], None] | None = None,
+                jit: str = "quick") -> KafkaCluster:
+    """Start `nodes` KRaft nodes on 127.0.0.1 (JVM heap heap_mb each) and wait until they serve.
+    jit: "quick" (C1 only, fast start) or "full" (C2 too, for benchmarks)."""
     if nodes < 1:
         raise ValueError("nodes must be at least 1")
+    if jit not in JIT_MODES:
+        raise ValueError(f"jit must be one of {JIT_MODES}, not {jit!r}")
     java = find_java()
     libs = kafka_libs(version, on_download)
     version = libs_version(libs) or version
@@ -332,7 +340,7 @@ def start_kafka(nodes: int = 1, port: int | None = None, data_dir: str | Path | 
     members = [KafkaNode(i, ports[i], controller_ports[i], root / f"node-{i}")
                for i in range(nodes)]
     voters = ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in members)
-    cluster = KafkaCluster(version, members, root, heap_mb, java, libs, temp)
+    cluster = KafkaCluster(version, members, root, heap_mb, java, libs, temp, jit)
     try:
         for n in members:
             n.dir.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,10 @@ sums against them, and prints ONE JSON line as the last line of its stdout::
 ``seconds`` runs from the first record the case saw to the end of its last offset commit
 (after its final flush); ``rss_mb`` is the peak RSS of the case process (VmHWM).
 A case whose sums do not match prints a message on stderr and exits non-zero.
+
+The in-process worker helpers below (`streamkit_settings`, `run_worker`, `records_done`,
+`faust_app`, `faust_commit_through`, `stop_self`) are shared by the W1 cases and the cases of
+bench/windows.py and bench/stream_join.py, which run a worker inside the case process.
 """
 from __future__ import annotations
 
@@ -94,3 +98,102 @@ def finish(state: Mapping[str, Any], events: int, **extra: Any) -> None:
         fail(res["problem"])
     report(events, res["seconds"], True, group=res["group"], keys=res["keys"],
            stop_seconds=round(time.perf_counter() - state["stop_at"], 2), **extra)
+
+
+# --------------------------------------------------------------------------- in-process workers
+
+STOP_GRACE = 60.0  # seconds allowed for a graceful stop once the result is known
+
+
+def streamkit_settings(bootstrap: str, workdir: Path):
+    """streamkit Settings of a case worker: the broker, STREAMKIT_PROFILE from the
+    environment (the driver sets it; `dev` when unset), data under the workdir, a free port."""
+    from streamkit import Settings
+    from streamkit.devbroker import free_port
+
+    return Settings.from_env({
+        "STREAMKIT_BROKER": f"kafka://{bootstrap}",
+        "STREAMKIT_PROFILE": os.environ.get("STREAMKIT_PROFILE", "dev"),
+        "STREAMKIT_DATA_DIR": str(Path(workdir) / "data"),
+        "STREAMKIT_WEB_PORT": str(free_port()),
+    })
+
+
+def run_worker(app) -> None:
+    """Run a Faust/streamkit app in this process through faust.Worker (no `faust worker`
+    CLI, whose spinner turns the root logger to DEBUG) until it stops."""
+    import logging
+
+    import faust
+
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
+                          stdout=sys.stderr)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        pass
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+async def records_done(runner, n: int) -> float:
+    """Wait until streamkit's processing runner has processed n records; return the
+    measured seconds (first record to the end of the commit covering the last one)."""
+    import asyncio
+
+    while runner.counters["records"] < n:
+        if runner.failed is not None:
+            raise runner.failed
+        await asyncio.sleep(0.002)
+    return runner.last_commit_at - runner.first_record_at
+
+
+def stop_self(state: dict, on_stuck=None) -> None:
+    """Note when the stop began and SIGTERM this process (Faust's graceful stop). With
+    on_stuck, a timer calls it and exits if the stop takes more than STOP_GRACE seconds
+    (the measured part is over by then)."""
+    import signal
+    import threading
+    import time
+
+    state["stop_at"] = time.perf_counter()
+    if on_stuck is not None:
+        def guard():
+            print(f"graceful stop took more than {STOP_GRACE:.0f}s; exiting", file=sys.stderr)
+            on_stuck()
+            os._exit(0)
+
+        t = threading.Timer(STOP_GRACE, guard)
+        t.daemon = True
+        t.start()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def faust_app(app_id: str, bootstrap: str, workdir: Path):
+    """A plain faust.App as the Faust cases run it: store=rocksdb://, 6 s session timeout,
+    1 s heartbeat, producer_linger=0.005 (streamkit's producer linger), 4 partitions, web
+    server off."""
+    import faust
+
+    return faust.App(app_id, broker=f"kafka://{bootstrap}", store="rocksdb://",
+                     datadir=str(Path(workdir) / "faust-data"), broker_session_timeout=6,
+                     broker_heartbeat_interval=1, producer_linger=0.005, topic_partitions=4,
+                     web_enabled=False)
+
+
+async def faust_commit_through(app, last: Mapping, timeout: float = 60.0) -> None:
+    """Commit until every partition's offset after `last` (TP -> last offset seen) is
+    committed. The last event of each partition is acked when the agent asks for the next
+    one; Faust flushes the producer (and so the changelog) before committing."""
+    import asyncio
+    import time
+
+    target = {tp: off + 1 for tp, off in last.items()}
+    deadline = time.monotonic() + timeout
+    while True:
+        await app.consumer.commit()
+        committed = app.consumer._committed_offset
+        if all((committed.get(tp) or 0) >= end for tp, end in target.items()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"commit did not reach {target}: {dict(committed)}")
+        await asyncio.sleep(0.005)

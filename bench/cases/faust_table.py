@@ -14,36 +14,16 @@ expected.json, and the worker is stopped (SIGTERM to itself, Faust's graceful st
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import signal
-import sys
-import threading
 import time
 import uuid
 
-import faust
-
-from _common import compare_sums, finish, load_expected, parse_args, peak_rss_mb
-
-# Seconds allowed for Faust's graceful stop once the result is known; past that the
-# process prints its result and exits (the measured part is over by then).
-STOP_GRACE = 60.0
+from _common import (compare_sums, faust_app, faust_commit_through, finish, load_expected,
+                     parse_args, peak_rss_mb, run_worker, stop_self)
 
 
 def build(args):
     app_id = f"w1-faust-{uuid.uuid4().hex[:10]}"
-    app = faust.App(
-        app_id,
-        broker=f"kafka://{args.bootstrap}",
-        store="rocksdb://",
-        datadir=str(args.workdir / "faust-data"),
-        broker_session_timeout=6,
-        broker_heartbeat_interval=1,
-        producer_linger=0.005,
-        topic_partitions=4,
-        web_enabled=False,
-    )
+    app = faust_app(app_id, args.bootstrap, args.workdir)
     source = app.topic(args.topic, key_serializer="raw", value_serializer="json",
                        partitions=4)
     table = app.Table("sums", default=int, partitions=4)
@@ -53,6 +33,7 @@ def build(args):
         "last": {},  # TP -> last offset seen
         "result": None,
         "error": None,
+        "events": args.events,
     }
 
     @app.agent(source)
@@ -73,20 +54,7 @@ def build(args):
                 await asyncio.sleep(0.005)
             if state["n"] != args.events:
                 raise RuntimeError(f"processed {state['n']} events, expected {args.events}")
-            target = {tp: off + 1 for tp, off in state["last"].items()}
-            consumer = app.consumer
-            # The last event of each partition is acked when the agent asks for the next
-            # one; commit (which flushes the producer first) until every partition's end
-            # offset is committed.
-            deadline = time.monotonic() + 60
-            while True:
-                await consumer.commit()
-                committed = consumer._committed_offset
-                if all((committed.get(tp) or 0) >= end for tp, end in target.items()):
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"commit did not reach {target}: {dict(committed)}")
-                await asyncio.sleep(0.005)
+            await faust_commit_through(app, state["last"])
             await app.producer.flush()
             t_end = time.perf_counter()
             actual = {k: v for k, v in table.items()}
@@ -101,8 +69,7 @@ def build(args):
         except Exception as exc:  # reported after the worker stops
             state["error"] = repr(exc)
         finally:
-            _arm_exit_guard(state)
-            os.kill(os.getpid(), signal.SIGTERM)  # Faust's graceful stop
+            stop_self(state, on_stuck=lambda: _finish(state))
 
     return app, state
 
@@ -113,30 +80,10 @@ def _finish(state) -> None:
                     "session_timeout=6s, heartbeat=1s, root logger WARNING")
 
 
-def _arm_exit_guard(state) -> None:
-    state["stop_at"] = time.perf_counter()
-
-    def guard():
-        print(f"graceful stop took more than {STOP_GRACE:.0f}s; exiting", file=sys.stderr)
-        _finish(state)
-        os._exit(0)
-
-    t = threading.Timer(STOP_GRACE, guard)
-    t.daemon = True
-    t.start()
-
-
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     app, state = build(args)
-    state["events"] = args.events
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
-                          stdout=sys.stderr)
-    try:
-        worker.execute_from_commandline()
-    except SystemExit:
-        pass
-    logging.getLogger().setLevel(logging.WARNING)
+    run_worker(app)
     _finish(state)
 
 

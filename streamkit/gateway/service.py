@@ -153,10 +153,11 @@ def service(app: Any, topic: str, *, request_id: RequestId | None = None,
     the request names with key = its correlation id.
 
     request_id(request) -> a key that identifies retries of one request (for example
-    `lambda r: r.request_id`); a request whose key was answered already gets the same reply
-    again without the handler running. Exact redeliveries (same correlation id) are always
-    answered that way. Replies are recorded in a changelogged store (they survive a restart
-    and a move of the partition) for `dedupe_ms` (default 24 hours); 5xx replies are not.
+    `lambda r: r.request_id`): each reply is then recorded in a changelogged store (it
+    survives a restart and a move of the partition) for `dedupe_ms` (default 24 hours; 5xx
+    replies are not), and a request whose key, or whose correlation id, was answered
+    already gets the same reply again without the handler running. Without request_id a
+    request delivered again after a crash runs again (at least once).
     table: the table whose key a Reply's `entity` names (for ?wait_for=).
     skip_expired: drop requests whose gateway deadline has passed (the client has had its
     504) instead of running them.

