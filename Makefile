@@ -9,12 +9,12 @@ GATEWAY ?= apps.gateway
 # auto: Apache Kafka where Java 17+ is installed, else the dev broker (or kafka, dev)
 BROKER ?= auto
 
-.PHONY: install run test bench clean browser demo
+.PHONY: install run test lint bench clean browser demo
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml apps/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e ./apps
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,7 +30,14 @@ demo:
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+# Style, types and who may import whom (pyproject.toml: [tool.ruff], [tool.mypy],
+# [tool.importlinter]; docs/architecture.md).
+lint: $(STAMP)
+	$(BIN)/ruff check streamkit
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint browser
 	STREAMKIT_TEST_CWD=$(CURDIR) $(BIN)/python -m pytest
 
 $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt

@@ -152,7 +152,7 @@ def _forwarded(url: str, keys: list[int], seconds: float) -> dict:
 
 
 def measure(args, broker, workers: Workers) -> dict:
-    from streamkit.processing.outbox import kafka_partition
+    from streamkit.partitioner import kafka_partition
     from streamkit.testing.kafka import produce
 
     app_id = f"qbench-{uuid.uuid4().hex[:6]}"

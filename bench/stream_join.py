@@ -16,7 +16,7 @@ per side, and with 10,000 keys and a +-5 s window each record joins about one re
 the other side. The expected number of joined pairs is computed by brute force.
 
 The case runs as a subprocess of this file (`--case`), one worker in that process:
-app.stream(left).join_window(app.stream(right), JoinWindows(5 s, 5 s, grace 1 s),
+app.source(left).join_window(app.source(right), JoinWindows(5 s, 5 s, grace 1 s),
 joiner, how="inner", name="pairs").to(<out topic>), the profile's defaults. It counts the
 pairs it emits (they must equal the expected number, with no late record), and the
 driver checks that the output topic holds that many records and that the case's group
@@ -105,8 +105,8 @@ def streamkit_case(args) -> None:
         counted[0] += 1
 
     windows = JoinWindows(args.window_ms, args.window_ms, args.grace_ms)
-    (app.stream(f"{args.topic}-left")
-        .join_window(app.stream(f"{args.topic}-right"), windows,
+    (app.source(f"{args.topic}-left")
+        .join_window(app.source(f"{args.topic}-right"), windows,
                      lambda lv, rv: {"l": lv["n"], "r": rv["n"], "amount": lv["amount"] + rv["amount"]},
                      how="inner", name="pairs")
         .peek(count)

@@ -16,7 +16,7 @@ and the case run as a subprocess of this file (`--case NAME`), which prints one 
 line (bench/cases/_common.py's contract); the driver then checks that the case's group
 committed every partition's end offset.
 
-- streamkit: app.stream(topic).group_by_key().windowed_by(Tumbling(60 s, grace 5 s))
+- streamkit: app.source(topic).group_by_key().windowed_by(Tumbling(60 s, grace 5 s))
   .aggregate(..., emit="final", to=<topic>-sums): the windowed table and its changelog,
   plus a final result per closed window written to a topic. Checked: the finals read back
   from that topic plus the windows still open in the stores equal the expected sums.
@@ -90,7 +90,7 @@ def streamkit_case(args) -> None:
     app = App(f"win-streamkit-{uuid.uuid4().hex[:10]}",
               settings=streamkit_settings(args.bootstrap, args.workdir))
     out_topic = f"{args.topic}-sums"
-    sums = (app.stream(args.topic).group_by_key()
+    sums = (app.source(args.topic).group_by_key()
                .windowed_by(Tumbling(size_ms=SIZE_MS, grace_ms=GRACE_MS))
                .aggregate("sums", initial=0, add=lambda acc, ev: acc + ev["amount"],
                           emit="final", to=out_topic))

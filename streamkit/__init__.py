@@ -1,14 +1,25 @@
 """streamkit: stateful stream processing in the Kafka Streams style, on Faust."""
 from .app import App
 from .config import Settings
-from .errors import (BrokerStartError, ConfigError, DecodeError, ProcessingStopped,
-                     StoreMigrated, StoreUnavailable, StreamkitError, TopologyError)
-from .gateway import GatewayApp, Reply, ServiceError, ServiceRequest, create_gateway, service
-from .joins.global_table import GlobalTable
-from .plugins import Plugin, PluginError, plugin
-from .processing.dsl import GroupedStream, Stream, Table, WindowedStream, WindowedTable
-from .windows import Hopping, Session, Sliding, Tumbling, WindowedKey
+from .dsl import GroupedStream, Stream, Table, WindowedStream, WindowedTable
+from .errors import (
+                     BrokerStartError,
+                     ConfigError,
+                     DecodeError,
+                     PluginError,
+                     ProcessingStopped,
+                     ServiceError,
+                     StoreMigrated,
+                     StoreUnavailable,
+                     StreamkitError,
+                     TopologyError,
+)
+from .gateway import GatewayApp, create_gateway
 from .joins.windowed import JoinWindows
+from .plugins import Plugin, plugin
+from .services import Reply, ServiceRequest, service
+from .state.global_tables import GlobalTable
+from .windows import Hopping, Session, Sliding, Tumbling, WindowedKey
 
 __all__ = [
     "App", "Settings", "Stream", "GroupedStream", "Table",

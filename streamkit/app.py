@@ -1,188 +1,37 @@
-"""streamkit.App: a faust.App with streamkit's defaults and its processing path."""
+"""streamkit.App: the app shell with the query layer (HTTP views of every table, reads
+from code) and the operations routes (metrics, topology, OpenAPI, UI)."""
 from __future__ import annotations
 
-import gc
-import importlib.util
-import logging
-import os
-from collections import Counter
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-import faust
-from mode import ServiceT
-
-from . import codec, plugins
 from .config import Settings
-from .errors import ConfigError
-from .joins.global_table import GlobalTable
-from .processing.dsl import Stream, Table, global_table, source_stream, table_from_topic
-from .ops.metrics import registry_for
-from .processing.runner import Runner
+from .ops.routes import OpsRoutes
+from .query.forward import Forwarder
 from .query.reader import TableReader
-from .processing.topology import Topology
-from .serde import SerdeSpec
-
-log = logging.getLogger(__name__)
+from .query.routes import TableRoutes
+from .shell import AppShell
 
 
-def _require_rocksdict() -> None:
-    if importlib.util.find_spec("rocksdict") is None:
-        raise ConfigError("streamkit keeps state in RocksDB: pip install rocksdict")
-
-
-def _credentials(settings: Settings) -> Any:
-    sec = settings.security
-    if sec.sasl_mechanism:
-        return faust.SASLCredentials(username=sec.sasl_username, password=sec.sasl_password,
-                                     mechanism=sec.sasl_mechanism,
-                                     ssl_context=sec.client_kwargs().get("ssl_context"))
-    if sec.protocol == "SSL":
-        return faust.SSLCredentials(sec.client_kwargs()["ssl_context"])
-    return None
-
-
-class App(faust.App):
-    """A Faust app with streamkit defaults: broker and web address from the environment,
-    RocksDB state, orjson, /health and /ready, and the batched processing path."""
+class App(AppShell):
+    """A Faust app with streamkit's defaults and its processing path, whose tables are
+    served over HTTP and read from code with `await app.read(table, key)`."""
 
     def __init__(self, id: str, *, settings: Settings | None = None,
                  service_name: str | None = None, **options: Any) -> None:
-        _require_rocksdict()
-        codec.install()
-        self.settings = settings = settings or Settings.from_env()
-        defaults: dict[str, Any] = dict(
-            broker=",".join(f"kafka://{s}" for s in settings.bootstrap_servers),
-            store="rocksdb://",
-            datadir=str(Path(settings.data_dir) / id / "faust"),
-            web_bind=settings.web_host,
-            web_host=settings.web_host,
-            web_port=settings.web_port,
-            broker_session_timeout=settings.session_timeout_ms / 1000,
-            broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
-            topic_partitions=settings.partitions,
-            topic_replication_factor=settings.replication_factor,
-            consumer_auto_offset_reset="earliest",
-            producer_linger=0.005,
-            key_serializer="json",
-            value_serializer="json",
-            # Lines and headers up to 64 KiB reach streamkit's route guard, which answers an
-            # over-long URL with a JSON 414 instead of aiohttp's plain-text 400.
-            web_application_options={
-                "client_max_size": settings.max_body_bytes,
-                "handler_args": {"max_line_size": 65536, "max_field_size": 65536},
-            },
-        )
-        credentials = _credentials(settings)
-        if credentials is not None:
-            defaults["broker_credentials"] = credentials
-        defaults.update(options)
-        super().__init__(id, **defaults)
-        self.topology = Topology(id)
-        self.processors = Runner(id, self.topology, settings, beacon=self.beacon)
-        self._routes_on: Any = None
-        self.route_installers: list[Callable[[Any], None]] = []
-        self.limit_breaches: Counter[str] = Counter()   # HTTP requests refused, per limit
-        self.query_counters: dict[str, int] = {}         # filled by the query routes
-        self.metrics_registry = registry_for(self)
-        self.openapi_paths: dict[str, Any] = {}          # routes that add_routes installers add
-        # Plugins name the service they extend; several app ids (tests, tenants) may run
-        # the same service.
-        self.service_name = service_name or id
-        self.plugins: list[str] | None = None
-        # More conditions for /ready (e.g. a service consumer's assignment), ANDed together.
-        self.readiness_checks: list[Callable[[], bool]] = []
-        self._reader: TableReader | None = None
-
-    # the processing DSL ---------------------------------------------------------
-    def stream(self, topic: str, keys: SerdeSpec = "str", values: SerdeSpec = "json",
-               timestamp: Callable[[Any], int] | None = None, on_error: str | None = None) -> Stream:
-        """The records of a topic, on the batched path. `timestamp(value)` gives event time
-        in ms (default: the record timestamp); `on_error` is 'continue' (dead-letter the
-        record, the default) or 'stop'."""
-        if on_error not in (None, "continue", "stop"):
-            raise ConfigError(f"on_error must be 'continue' or 'stop', not {on_error!r}")
-        return source_stream(self.topology, topic, keys, values, timestamp, on_error)
-
-    def table(self, name: str, topic: str, keys: SerdeSpec = "str", values: SerdeSpec = "json",
-              expose: bool = True) -> Table:
-        """Table `name` holding the latest value of each key of `topic`."""
-        return table_from_topic(self.topology, name, topic, keys, values, expose)
-
-    def global_table(self, name: str, topic: str, keys: SerdeSpec = "str",
-                     values: SerdeSpec = "json", expose: bool = True) -> GlobalTable:
-        """Global table `name`: every worker holds every key of `topic` (latest value per
-        key, None deletes); join streams to it with `stream.join_global(...)`."""
-        return global_table(self.topology, name, topic, keys, values, expose)
-
-    # Faust integration ---------------------------------------------------------------
-    async def topology_view(self) -> dict[str, Any]:
-        """What GET /topology answers: this app's processing graph."""
-        return {"app": self.conf.id, **self.topology.describe()}
+        super().__init__(id, settings=settings, service_name=service_name, **options)
+        s = self.settings
+        # One session to the app's other workers, for routed reads and gathered scans.
+        self.forwarder = Forwarder(s.query_timeout_ms, s.api_token)
+        self.queries = TableRoutes(id, self.processors, s, self.forwarder)
+        self.add_part(self.queries)
+        self.add_part(OpsRoutes(self, self.queries.counters))
+        self._reader = TableReader(self.processors.ownership, self.forwarder)
 
     async def read(self, table: str, key: Any) -> Any:
         """A table's value for key, read where it lives (this worker or its owner); None
         when absent; StoreUnavailable while partitions move (retry)."""
-        if self._reader is None:
-            self._reader = TableReader(self)
         return await self._reader.read(table, key)
 
-    def load_plugins(self) -> list[str]:
-        """Install the plugins that name this app (once); see streamkit.plugins."""
-        if self.plugins is None:
-            self.plugins = plugins.install(self, os.environ)
-        return self.plugins
-
-    def worker_init_post_autodiscover(self) -> None:
-        # Before Faust initializes the web server: a plugin may add routes (a service does).
-        self.load_plugins()
-        super().worker_init_post_autodiscover()
-
-    async def on_first_start(self) -> None:
-        s = self.settings
-        log.info("streamkit app=%s broker=%s profile=%s session_timeout_ms=%d "
-                 "heartbeat_interval_ms=%d fetch_max_wait_ms=%d commit_interval_ms=%d "
-                 "partitions=%d replication_factor=%d security=%s", self.conf.id,
-                 ",".join(s.bootstrap_servers), s.profile, s.session_timeout_ms,
-                 s.heartbeat_interval_ms, s.fetch_max_wait_ms, s.commit_interval_ms,
-                 s.partitions, s.replication_factor, s.security.protocol)
-        Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
-        await super().on_first_start()
-
-    async def on_started(self) -> None:
-        await super().on_started()
-        # What exists now (Faust, aiohttp, the topology, the clients) lives as long as the
-        # worker. Frozen, it is left out of the collector's full passes, which would
-        # otherwise walk all of it and stall the event loop for tens of milliseconds.
-        gc.collect()
-        gc.freeze()
-
-    def on_init_dependencies(self) -> Iterable[ServiceT]:
-        self.load_plugins()  # for workers started without the faust command; plugins may add agents
-        if not self.agents and not self.tables:
-            # Faust's consumer serves only Faust agents and tables. Without any it would
-            # hold a consumer group of its own and poll the broker for nothing.
-            self.boot_strategy.enable_kafka_consumer = False
-        return [*super().on_init_dependencies(), self.processors]
-
-    def on_webserver_init(self, web: Any) -> None:
-        super().on_webserver_init(web)
-        from .web import install_routes
-
-        # `faust worker` initializes the web server twice (after autodiscovery and when
-        # the web service starts): install the routes and their listeners once.
-        if self._routes_on is not web.web_app:
-            self._routes_on = web.web_app
-            install_routes(self, web.web_app)
-
-    def add_routes(self, installer: Callable[[Any], None]) -> None:
-        """Call installer(routes) when the web server starts, to add routes; routes is a
-        streamkit.routing.Routes, whose routes get the URL and header limits and JSON
-        errors (routes.app is the aiohttp application)."""
-        self.route_installers.append(installer)
-
-    @property
-    def is_ready(self) -> bool:
-        """Partitions assigned and every table recovered."""
-        return (self.processors.ownership.ready and not self.rebalancing
-                and all(check() for check in self.readiness_checks))
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        await self.forwarder.close()

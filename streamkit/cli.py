@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 
 from . import devbroker, kafkabroker
+from .clients import Clients
 from .config import Settings
+from .devrun import run, stop_on_signals
 from .errors import BrokerStartError
 
 
@@ -20,8 +23,6 @@ def _broker(args: argparse.Namespace) -> int:
     print(f"dev broker ready at {broker.url} (pid {broker.pid}); topics live in memory only; "
           f"run workers with STREAMKIT_BROKER={broker.url} STREAMKIT_PROFILE=devbroker",
           flush=True)
-    from .devrun import stop_on_signals
-
     stopped = stop_on_signals()
     try:
         while not stopped() and broker.alive():
@@ -32,8 +33,6 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    from .devrun import stop_on_signals
-
     def say(message: str) -> None:
         print(f"streamkit kafka: {message}", flush=True)
 
@@ -71,18 +70,21 @@ def _kafka(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from .devrun import run
-
     return run(args.apps, base_port=args.base_port, gateway=args.gateway,
                gateway_port=args.gateway_port, state_dir=args.state_dir,
                broker_kind=args.broker, broker_port=args.broker_port)
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from .testing.kafka import produce
+    async def send() -> None:
+        producer = Clients(Settings.from_env()).producer()
+        await producer.start()
+        try:
+            await producer.send_and_wait(args.topic, args.value.encode(), key=args.key.encode())
+        finally:
+            await producer.stop()
 
-    bootstrap = ",".join(Settings.from_env().bootstrap_servers)
-    produce(bootstrap, args.topic, [(args.key, args.value.encode())])
+    asyncio.run(send())
     print(f"sent to {args.topic}: {args.key} -> {args.value}")
     return 0
 

@@ -1,13 +1,21 @@
-"""Settings.from_env(): the one place that reads the environment."""
+"""Settings.from_env(): the one place that reads a worker's environment.
+
+Every setting is declared once below (its variable, type, default per profile and one line
+of documentation); Settings is built from those declarations, the gateway's settings from
+its own (streamkit.gateway.settings), and README.md's table is rendered from them
+(`python -m streamkit.config`, checked by tests/unit/test_config.py).
+"""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field, replace
-from typing import Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from .errors import ConfigError
 
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
+PROFILES = ("dev", "devbroker", "production")
 
 Profile = Literal["dev", "devbroker", "production"]
 OnError = Literal["continue", "stop"]
@@ -22,25 +30,143 @@ OnError = Literal["continue", "stop"]
 #   records waiting: a 10 ms wait keeps one hop near 10 ms there.
 # production: Apache Kafka's own minimum session timeout is 6 s by default; 30 s rides out
 #   a long pause of a worker without a rebalance.
-_PROFILE_DEFAULTS: dict[str, dict[str, int]] = {
-    "dev": {"session_timeout_ms": 4000, "heartbeat_interval_ms": 1000, "replication_factor": 1,
-            "fetch_max_wait_ms": 500},
-    "devbroker": {"session_timeout_ms": 4000, "heartbeat_interval_ms": 1000,
-                  "replication_factor": 1, "fetch_max_wait_ms": 10},
-    "production": {"session_timeout_ms": 30000, "heartbeat_interval_ms": 3000,
-                   "replication_factor": 3, "fetch_max_wait_ms": 500},
-}
 
 
-def env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    """A whole number from the environment; ConfigError naming the variable if it is not."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+class PerProfile(dict):
+    """A default that differs by profile."""
+
+
+def per_profile(dev: Any, devbroker: Any, production: Any) -> PerProfile:
+    return PerProfile(dev=dev, devbroker=devbroker, production=production)
+
+
+@dataclass(frozen=True)
+class Var:
+    """One setting: its environment variable, the field it fills, how to read it, its
+    default (a value, or one per profile), and one line of documentation."""
+
+    env: str
+    field: str
+    parse: Callable[[str, str], Any]
+    default: Any
+    doc: str
+    shown_default: str | None = None  # for the docs, when the default is computed
+
+    def default_for(self, profile: str) -> Any:
+        return self.default[profile] if isinstance(self.default, PerProfile) else self.default
+
+    def read(self, env: Mapping[str, str], profile: str) -> Any:
+        raw = env.get(self.env)
+        if raw is None or raw == "":
+            return self.default_for(profile)
+        return self.parse(self.env, raw)
+
+
+def whole(name: str, raw: str) -> int:
+    """A whole number; ConfigError naming the variable if it is not."""
     try:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def text(_name: str, raw: str) -> str:
+    return raw
+
+
+def one_of(*choices: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        if raw not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+        return raw
+    return parse
+
+
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number from the environment, or default when unset."""
+    raw = env.get(name)
+    return default if raw is None or raw == "" else whole(name, raw)
+
+
+def read_vars(variables: tuple[Var, ...], env: Mapping[str, str], profile: str) -> dict[str, Any]:
+    """The fields the variables fill, from env, with the profile's defaults."""
+    return {v.field: v.read(env, profile) for v in variables}
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+VARS: tuple[Var, ...] = (
+    Var("STREAMKIT_BROKER", "broker", text, DEFAULT_BROKER,
+        "brokers, e.g. `kafka://k1:9092,kafka://k2:9092`"),
+    Var("STREAMKIT_PROFILE", "profile", one_of(*PROFILES), None,
+        "`dev`, `devbroker` or `production`: group timings and fetch waits (above)",
+        "`dev` for the default broker, else `production`"),
+    Var("STREAMKIT_DATA_DIR", "data_dir", text, "streamkit-data",
+        "RocksDB files, under `<dir>/<app id>/<table>/<partition>`"),
+    Var("STREAMKIT_WEB_HOST", "web_host", text, "127.0.0.1", "the HTTP server's address"),
+    Var("STREAMKIT_WEB_PORT", "web_port", whole, 6066, "the HTTP server's port"),
+    Var("STREAMKIT_ADVERTISED_URL", "advertised_url", text, None,
+        "how other workers reach this one", "`http://<host>:<port>`"),
+    Var("STREAMKIT_PARTITIONS", "partitions", whole, 4, "partitions of topics streamkit creates"),
+    Var("STREAMKIT_REPLICATION_FACTOR", "replication_factor", whole, per_profile(1, 1, 3),
+        "of topics streamkit creates"),
+    Var("STREAMKIT_SESSION_TIMEOUT_MS", "session_timeout_ms", whole,
+        per_profile(4000, 4000, 30000), "consumer groups: when a silent member is dropped"),
+    Var("STREAMKIT_HEARTBEAT_INTERVAL_MS", "heartbeat_interval_ms", whole,
+        per_profile(1000, 1000, 3000), "consumer groups: how often a member says it is alive"),
+    Var("STREAMKIT_COMMIT_INTERVAL_MS", "commit_interval_ms", whole, 1000,
+        "commit at least this often (or after `STREAMKIT_COMMIT_MAX_RECORDS`)"),
+    Var("STREAMKIT_COMMIT_MAX_RECORDS", "commit_max_records", whole, 20000,
+        "commit after this many records (or after `STREAMKIT_COMMIT_INTERVAL_MS`)"),
+    Var("STREAMKIT_FETCH_MAX_RECORDS", "fetch_max_records", whole, 2000, "records per fetch"),
+    Var("STREAMKIT_FETCH_MAX_WAIT_MS", "fetch_max_wait_ms", whole, per_profile(500, 10, 500),
+        "how long a fetch may wait for records"),
+    Var("STREAMKIT_GLOBAL_FETCH_MAX_WAIT_MS", "global_fetch_max_wait_ms", whole, None,
+        "how long the consumer that tails global tables waits (lookups catch up on their own)",
+        "the fetch wait"),
+    Var("STREAMKIT_GLOBAL_FETCH_MIN_BYTES", "global_fetch_min_bytes", whole, 1,
+        "how much that consumer waits for before a fetch returns"),
+    Var("STREAMKIT_GATEWAY_FETCH_WAIT_MS", "request_fetch_max_wait_ms", whole, None,
+        "fetch wait of the gateway's response consumer and the service helper's",
+        "the fetch wait"),
+    Var("STREAMKIT_STANDBY_REPLICAS", "standby_replicas", whole, 0,
+        "standby copies of each table partition on other workers"),
+    Var("STREAMKIT_ON_ERROR", "on_error", one_of("continue", "stop"), "continue",
+        "`continue` (dead-letter a failing record) or `stop`"),
+    Var("STREAMKIT_QUERY_TIMEOUT_MS", "query_timeout_ms", whole, 5000,
+        "a read forwarded to another worker"),
+    Var("STREAMKIT_API_TOKEN", "api_token", text, None,
+        "require `Authorization: Bearer <token>` (all routes but /health, /ready)"),
+    Var("STREAMKIT_MAX_URL_BYTES", "max_url_bytes", whole, 8192, "longest URL (414 past it)"),
+    Var("STREAMKIT_MAX_HEADER_BYTES", "max_header_bytes", whole, 16384,
+        "largest headers (431 past it)"),
+    Var("STREAMKIT_MAX_BODY_BYTES", "max_body_bytes", whole, 1 << 20,
+        "largest request body (413 past it)"),
+    Var("STREAMKIT_SCAN_MAX_LIMIT", "scan_max_limit", whole, 1000, "most items of a scan page"),
+    Var("STREAMKIT_MAX_WAIT_MS", "max_wait_ms", whole, 60000,
+        "longest `?wait_for=` a worker accepts"),
+    Var("STREAMKIT_PLUGINS", "plugins", text, "",
+        "more plugins, `module:attr,...` (docs/plugins.md)"),
+    Var("STREAMKIT_SECURITY_PROTOCOL", "security_protocol", one_of(*SECURITY_PROTOCOLS),
+        "PLAINTEXT", "or `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`"),
+    Var("STREAMKIT_SASL_MECHANISM", "sasl_mechanism", text, None, "SASL, e.g. `PLAIN`, `SCRAM-SHA-256`"),
+    Var("STREAMKIT_SASL_USERNAME", "sasl_username", text, None, "SASL user"),
+    Var("STREAMKIT_SASL_PASSWORD", "sasl_password", text, None, "SASL password"),
+    Var("STREAMKIT_SSL_CAFILE", "ssl_cafile", text, None, "TLS: the CA certificates to trust"),
+    Var("STREAMKIT_SSL_CERTFILE", "ssl_certfile", text, None, "TLS: this client's certificate"),
+    Var("STREAMKIT_SSL_KEYFILE", "ssl_keyfile", text, None, "TLS: this client's key"),
+)
+_SECURITY_FIELDS = {"security_protocol": "protocol", "sasl_mechanism": "sasl_mechanism",
+                    "sasl_username": "sasl_username", "sasl_password": "sasl_password",
+                    "ssl_cafile": "ssl_cafile", "ssl_certfile": "ssl_certfile",
+                    "ssl_keyfile": "ssl_keyfile"}
+_BY_PROFILE = {v.field: v for v in VARS if isinstance(v.default, PerProfile)}
+_POSITIVE = ("partitions", "replication_factor", "commit_interval_ms", "commit_max_records",
+             "fetch_max_records", "session_timeout_ms", "heartbeat_interval_ms",
+             "query_timeout_ms", "scan_max_limit", "max_url_bytes", "max_body_bytes",
+             "max_header_bytes", "max_wait_ms", "global_fetch_min_bytes")
+# A field whose default depends on the profile: Settings(profile=...) fills it.
+_FROM_PROFILE: Any = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +199,8 @@ class Security:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a worker needs to know, with defaults that work on a fresh machine."""
+    """Everything a worker needs to know, with defaults that work on a fresh machine. The
+    fields whose default depends on the profile get that profile's value unless given."""
 
     broker: str = DEFAULT_BROKER
     profile: Profile = "dev"
@@ -82,15 +209,16 @@ class Settings:
     web_port: int = 6066
     advertised_url: str | None = None
     partitions: int = 4
-    replication_factor: int = 1
-    session_timeout_ms: int = 4000
-    heartbeat_interval_ms: int = 1000
+    replication_factor: int = _FROM_PROFILE
+    session_timeout_ms: int = _FROM_PROFILE
+    heartbeat_interval_ms: int = _FROM_PROFILE
     commit_interval_ms: int = 1000
     commit_max_records: int = 20000
     fetch_max_records: int = 2000
-    fetch_max_wait_ms: int = 10
+    fetch_max_wait_ms: int = _FROM_PROFILE
     global_fetch_max_wait_ms: int | None = None  # None: fetch_max_wait_ms
     global_fetch_min_bytes: int = 1
+    request_fetch_max_wait_ms: int | None = None  # None: fetch_max_wait_ms
     standby_replicas: int = 0
     on_error: OnError = "continue"
     query_timeout_ms: int = 5000
@@ -100,18 +228,19 @@ class Settings:
     max_header_bytes: int = 16384
     max_wait_ms: int = 60000
     api_token: str | None = None
+    plugins: str = ""
     security: Security = field(default_factory=Security)
 
     def __post_init__(self) -> None:
-        if self.profile not in _PROFILE_DEFAULTS:
-            raise ConfigError(f"STREAMKIT_PROFILE must be one of {sorted(_PROFILE_DEFAULTS)}, "
+        if self.profile not in PROFILES:
+            raise ConfigError(f"STREAMKIT_PROFILE must be one of {', '.join(PROFILES)}, "
                               f"not {self.profile!r}")
+        for name, var in _BY_PROFILE.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, var.default_for(self.profile))
         if self.on_error not in ("continue", "stop"):
             raise ConfigError(f"STREAMKIT_ON_ERROR must be continue or stop, not {self.on_error!r}")
-        for name in ("partitions", "replication_factor", "commit_interval_ms", "commit_max_records",
-                     "fetch_max_records", "session_timeout_ms", "heartbeat_interval_ms",
-                     "query_timeout_ms", "scan_max_limit", "max_url_bytes", "max_body_bytes",
-                     "max_header_bytes", "max_wait_ms", "global_fetch_min_bytes"):
+        for name in _POSITIVE:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.standby_replicas < 0:
@@ -120,7 +249,7 @@ class Settings:
             raise ConfigError(f"STREAMKIT_WEB_PORT must be a TCP port, got {self.web_port}")
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ConfigError("the heartbeat interval must be shorter than the session timeout")
-        self.bootstrap_servers  # validates the broker URL
+        _ = self.bootstrap_servers  # validates the broker URL
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -146,64 +275,56 @@ class Settings:
         return self.global_fetch_max_wait_ms
 
     @property
+    def request_fetch_wait_ms(self) -> int:
+        """How long the gateway's response consumer and the services' request consumers
+        wait for records."""
+        if self.request_fetch_max_wait_ms is None:
+            return self.fetch_max_wait_ms
+        return self.request_fetch_max_wait_ms
+
+    @property
     def web_url(self) -> str:
         """The address other workers use to reach this worker's HTTP server."""
         return self.advertised_url or f"http://{self.web_host}:{self.web_port}"
 
-    def with_overrides(self, **changes) -> "Settings":
+    def with_overrides(self, **changes: Any) -> "Settings":
         """A copy with some fields changed."""
         return replace(self, **changes)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read STREAMKIT_* variables; a bad value raises ConfigError naming it."""
+        """Read the STREAMKIT_* variables; a bad value raises ConfigError naming it."""
         env = os.environ if env is None else env
-        broker = env.get("STREAMKIT_BROKER", DEFAULT_BROKER)
-        # The local dev broker is the default; anything else is taken for a real cluster.
+        broker = env.get("STREAMKIT_BROKER") or DEFAULT_BROKER
+        # The local broker's address is the default; any other is taken for a real cluster.
         default_profile = "dev" if broker == DEFAULT_BROKER else "production"
-        profile = env.get("STREAMKIT_PROFILE", default_profile)
-        base = _PROFILE_DEFAULTS.get(profile, _PROFILE_DEFAULTS["dev"])
+        profile = env.get("STREAMKIT_PROFILE") or default_profile
+        if profile not in PROFILES:
+            raise ConfigError(f"STREAMKIT_PROFILE must be one of {', '.join(PROFILES)}, "
+                              f"not {profile!r}")
+        values = read_vars(VARS, env, profile)
+        values["profile"] = profile
+        security = Security(**{attr: values.pop(f) for f, attr in _SECURITY_FIELDS.items()})
+        return cls(**values, security=security)
 
-        def num(name: str, default: int) -> int:
-            return env_int(env, name, default)
 
-        security = Security(
-            protocol=env.get("STREAMKIT_SECURITY_PROTOCOL", "PLAINTEXT"),
-            sasl_mechanism=env.get("STREAMKIT_SASL_MECHANISM") or None,
-            sasl_username=env.get("STREAMKIT_SASL_USERNAME") or None,
-            sasl_password=env.get("STREAMKIT_SASL_PASSWORD") or None,
-            ssl_cafile=env.get("STREAMKIT_SSL_CAFILE") or None,
-            ssl_certfile=env.get("STREAMKIT_SSL_CERTFILE") or None,
-            ssl_keyfile=env.get("STREAMKIT_SSL_KEYFILE") or None,
-        )
-        if security.protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-            raise ConfigError(f"STREAMKIT_SECURITY_PROTOCOL: unknown protocol {security.protocol!r}")
-        return cls(
-            broker=broker,
-            profile=profile,  # type: ignore[arg-type]
-            data_dir=env.get("STREAMKIT_DATA_DIR", "streamkit-data"),
-            web_host=env.get("STREAMKIT_WEB_HOST", "127.0.0.1"),
-            web_port=num("STREAMKIT_WEB_PORT", 6066),
-            advertised_url=env.get("STREAMKIT_ADVERTISED_URL") or None,
-            partitions=num("STREAMKIT_PARTITIONS", 4),
-            replication_factor=num("STREAMKIT_REPLICATION_FACTOR", base["replication_factor"]),
-            session_timeout_ms=num("STREAMKIT_SESSION_TIMEOUT_MS", base["session_timeout_ms"]),
-            heartbeat_interval_ms=num("STREAMKIT_HEARTBEAT_INTERVAL_MS", base["heartbeat_interval_ms"]),
-            commit_interval_ms=num("STREAMKIT_COMMIT_INTERVAL_MS", 1000),
-            commit_max_records=num("STREAMKIT_COMMIT_MAX_RECORDS", 20000),
-            fetch_max_records=num("STREAMKIT_FETCH_MAX_RECORDS", 2000),
-            fetch_max_wait_ms=num("STREAMKIT_FETCH_MAX_WAIT_MS", base["fetch_max_wait_ms"]),
-            global_fetch_max_wait_ms=(num("STREAMKIT_GLOBAL_FETCH_MAX_WAIT_MS", 0)
-                                      if env.get("STREAMKIT_GLOBAL_FETCH_MAX_WAIT_MS") else None),
-            global_fetch_min_bytes=num("STREAMKIT_GLOBAL_FETCH_MIN_BYTES", 1),
-            standby_replicas=num("STREAMKIT_STANDBY_REPLICAS", 0),
-            on_error=env.get("STREAMKIT_ON_ERROR", "continue"),  # type: ignore[arg-type]
-            query_timeout_ms=num("STREAMKIT_QUERY_TIMEOUT_MS", 5000),
-            scan_max_limit=num("STREAMKIT_SCAN_MAX_LIMIT", 1000),
-            max_url_bytes=num("STREAMKIT_MAX_URL_BYTES", 8192),
-            max_body_bytes=num("STREAMKIT_MAX_BODY_BYTES", 1 << 20),
-            max_header_bytes=num("STREAMKIT_MAX_HEADER_BYTES", 16384),
-            max_wait_ms=num("STREAMKIT_MAX_WAIT_MS", 60000),
-            api_token=env.get("STREAMKIT_API_TOKEN") or None,
-            security=security,
-        )
+def markdown_table(variables: tuple[Var, ...] = VARS) -> str:
+    """The table of the variables, as README.md shows it."""
+    def shown(v: Var) -> str:
+        if v.shown_default is not None:
+            return v.shown_default
+        if isinstance(v.default, PerProfile):
+            values: dict[Any, list[str]] = {}
+            for profile, value in v.default.items():
+                values.setdefault(value, []).append(profile)
+            return ", ".join(f"`{value}` {' / '.join(ps)}" for value, ps in values.items())
+        return "" if v.default in (None, "") or not isinstance(v.default, (int, str)) \
+            else f"`{v.default}`"
+
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{v.env}` | {shown(v)} | {v.doc} |" for v in variables]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m streamkit.config: the table README.md holds
+    sys.stdout.write(markdown_table() + "\n")

@@ -72,7 +72,7 @@ class Supervised:
             delay = min(MAX_BACKOFF_S, 2.0 ** self.failures)
             self.failures += 1
             self.restart_at = now + delay
-            say(f"worker {w.module} (pid {w.pid}) exited with code {w.proc.returncode}; "
+            say(f"worker {w.module} (pid {w.pid}) exited with code {w.returncode}; "
                 f"restarting in {delay:.0f}s (log {w.log_path})", err=True)
         elif now >= self.restart_at:
             w.start()

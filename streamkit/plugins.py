@@ -13,32 +13,32 @@ import importlib
 import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import Any, Callable, Protocol
 
-from .errors import StreamkitError
-
-if TYPE_CHECKING:
-    from .app import App
+from .errors import PluginError
 
 log = logging.getLogger(__name__)
 
 GROUP = "streamkit.plugins"
 
 
-class PluginError(StreamkitError, ImportError):
-    """A plugin could not be loaded: fix or remove it (the message names it)."""
+class PluginHost(Protocol):
+    """The app a plugin installs into (a streamkit.App: plugins declare streams, tables,
+    Faust agents and services on it)."""
+
+    service_name: str
 
 
 @dataclass(frozen=True)
 class Plugin:
     app: str
-    install: Callable[["App"], None]
+    install: Callable[[Any], None]  # called with the streamkit.App it names
     name: str = ""
 
 
-def plugin(app: str, name: str | None = None) -> Callable[[Callable[["App"], None]], Plugin]:
+def plugin(app: str, name: str | None = None) -> Callable[[Callable[[Any], None]], Plugin]:
     """Decorator: `@plugin("orders") def fraud_check(app): ...` makes a Plugin."""
-    def wrap(fn: Callable[["App"], None]) -> Plugin:
+    def wrap(fn: Callable[[Any], None]) -> Plugin:
         return Plugin(app=app, install=fn, name=name or fn.__name__)
     return wrap
 
@@ -58,21 +58,27 @@ def _from_spec(spec: str) -> Callable[[], object]:
     return lambda: getattr(importlib.import_module(module), attr or "plugin")
 
 
-def discover(env: Mapping[str, str]) -> list[tuple[str, Plugin]]:
-    """(source, plugin) for every entry point of the group and every STREAMKIT_PLUGINS entry."""
+def discover(listed: str) -> list[tuple[str, Plugin]]:
+    """(source, plugin) for every entry point of the group and every entry of `listed`
+    (STREAMKIT_PLUGINS: `module:attr,...`)."""
     found = [(f"entry point {ep.name} ({ep.value})", _load(f"entry point {ep.name} ({ep.value})", ep.load))
              for ep in entry_points(group=GROUP)]
-    for spec in filter(None, (s.strip() for s in env.get("STREAMKIT_PLUGINS", "").split(","))):
+    for spec in filter(None, (s.strip() for s in listed.split(","))):
         found.append((f"STREAMKIT_PLUGINS {spec}", _load(f"STREAMKIT_PLUGINS {spec}", _from_spec(spec))))
     return found
 
 
-def install(app: "App", env: Mapping[str, str]) -> list[str]:
-    """Install the plugins that name this app; return their names."""
-    names = []
-    for source, p in discover(env):
-        if p.app != app.service_name:
+def install(app: PluginHost, listed: str = "") -> list[str]:
+    """Install the plugins that name this app (found through entry points, and in
+    `listed`); return their names."""
+    names: list[str] = []
+    seen: set[int] = set()
+    for source, p in discover(listed):
+        # One plugin may be found twice (listed and declared, or declared by two packages):
+        # it is installed once.
+        if p.app != app.service_name or id(p) in seen:
             continue
+        seen.add(id(p))
         p.install(app)
         names.append(p.name)
         log.info("loaded plugin %s into %s from %s", p.name, app.service_name, source)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from .clients import Clients
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,10 @@ class TopicSpec:
     name: str
     partitions: int
     compact: bool = False
+
+
+# Where every worker says where its app's tables live (streamkit.registry).
+REGISTRY_TOPIC = "streamkit-registry"
 
 
 def dead_letter_topic(app_id: str) -> str:
@@ -40,11 +46,10 @@ class TopicAdmin:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._admin: AIOKafkaAdminClient | None = None
+        self._admin: AIOKafkaAdminClient = cast(AIOKafkaAdminClient, None)  # set on entry
 
     async def __aenter__(self) -> "TopicAdmin":
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers,
-                                          **self.settings.security.client_kwargs())
+        self._admin = Clients(self.settings).admin()
         await self._admin.start()
         return self
 

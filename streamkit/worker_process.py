@@ -37,7 +37,16 @@ class WorkerProcess:
     @property
     def pid(self) -> int:
         assert self.proc is not None
-        return self.proc.pid
+        return self._running().pid
+
+    def _running(self) -> subprocess.Popen:
+        assert self.proc is not None, "the worker was never started"
+        return self.proc
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code, once the process has ended."""
+        return None if self.proc is None else self.proc.poll()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -47,7 +56,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
-                raise RuntimeError(f"worker exited ({self.proc.returncode}):\n{self.log_tail()}")
+                raise RuntimeError(f"worker exited ({self._running().returncode}):\n{self.log_tail()}")
             status, body = self.get("/ready")
             if status == 200:
                 return body
@@ -79,16 +88,16 @@ class WorkerProcess:
             return None if self.proc is None else self.proc.returncode
         os.kill(self.pid, signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
+            return self._running().wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            return self.proc.returncode
+            return self._running().returncode
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         if self.alive():
             os.kill(self.pid, signal.SIGKILL)
-            self.proc.wait(10)
+            self._running().wait(10)
 
     def log_tail(self, n: int = 4000) -> str:
         try:

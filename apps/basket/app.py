@@ -21,7 +21,7 @@ def apply(basket: dict, event: dict) -> dict:
     return {"customer_id": event["customer_id"], "items": items}
 
 
-baskets = (app.stream(N.basket_events).group_by_key()
+baskets = (app.source(N.basket_events).group_by_key()
               .aggregate("baskets", initial=lambda: {"items": {}}, add=apply))
 
 

@@ -15,15 +15,15 @@ orders = app.table("orders", topic=N.orders)                                   #
 customers = app.global_table("customers", topic=N.customer_events)             # key: customer id
 
 # Validation: every worker holds all customers, so orders keyed by order id need no re-keying.
-(app.stream(N.order_commands)
+(app.source(N.order_commands)
     .join_global(customers, key=lambda o: o["customer_id"], joiner=validate, how="left")
     .to(N.orders))
 
 # Payment: a validated order and a payment for it (both keyed by order id) meet when the
 # payment's event time is within 5 minutes after the order's; a payment more than the
 # grace behind stream time goes to the late-events topic.
-validated = app.stream(N.orders).filter(lambda o: o is not None and o.get("state") == "VALIDATED")
-payments = app.stream(N.payments, timestamp=lambda p: p["ts_ms"])
+validated = app.source(N.orders).filter(lambda o: o is not None and o.get("state") == "VALIDATED")
+payments = app.source(N.payments, timestamp=lambda p: p["ts_ms"])
 (validated.join_window(payments, JoinWindows(before_ms=0, after_ms=PAY_WITHIN_MS, grace_ms=PAY_GRACE_MS),
                        joiner=lambda order, payment: pay(payment, order), name="order-payments")
     .filter(lambda paid: paid is not None)

@@ -1,4 +1,4 @@
-"""W1 on streamkit: `app.stream(topic).group_by_key().aggregate("sums", 0, add)`.
+"""W1 on streamkit: `app.source(topic).group_by_key().aggregate("sums", 0, add)`.
 
 streamkit.App with the defaults of the profile the driver sets (STREAMKIT_PROFILE: 1 s
 commit interval, 20,000-record commit bound, batched changelog writes), in-process
@@ -20,7 +20,7 @@ from streamkit.testing.kafka import read_topic_async
 def build(args):
     app = App(f"w1-streamkit-{uuid.uuid4().hex[:10]}",
               settings=streamkit_settings(args.bootstrap, args.workdir))
-    sums = app.stream(args.topic).group_by_key().aggregate(
+    sums = app.source(args.topic).group_by_key().aggregate(
         "sums", initial=0, add=lambda acc, ev: acc + ev["amount"])
     state = {"result": None, "error": None, "events": args.events}
 

@@ -1,7 +1,5 @@
-"""The request-response gateway and the service helper (docs/gateway.md)."""
+"""The request-response gateway (docs/gateway.md)."""
 from .factory import GatewayApp, create_gateway
-from .service import Reply, ServiceError, ServiceRequest, service
 from .settings import GatewaySettings
 
-__all__ = ["create_gateway", "GatewayApp", "GatewaySettings", "service", "ServiceRequest",
-           "Reply", "ServiceError"]
+__all__ = ["create_gateway", "GatewayApp", "GatewaySettings"]

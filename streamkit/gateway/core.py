@@ -11,25 +11,26 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, cast
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from ..clients import Clients
+from ..config import Settings
+from ..envelope import ReplyEnvelope, RequestEnvelope
+from ..errors import GatewayTimeout, ParkedFull
+from ..httpclient import peer_session
 from ..topics import TopicAdmin, TopicSpec
 from .correlation import CorrelationIds
-from .envelope import ReplyEnvelope, RequestEnvelope
 from .handoff import HandOff
-from .parking import ParkedFull, ParkedRequests
+from .parking import ParkedRequests
 from .registry import Registry
 from .responses import ResponseConsumer
 from .settings import GatewaySettings
 from .waits import WaitFor, wait_for_state
-
-if TYPE_CHECKING:
-    from ..app import App
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +57,13 @@ def now_ms() -> int:
 class Gateway(Service):
     """Parked requests, the request producer, the response consumer and the registry view."""
 
-    def __init__(self, app: "App", gsettings: GatewaySettings, **kwargs: Any) -> None:
+    def __init__(self, settings: Settings, gsettings: GatewaySettings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.app, self.gs = app, gsettings
-        self.settings = app.settings
+        self.settings, self.gs = settings, gsettings
         self.me = self.settings.web_url.rstrip("/")
         self.parked: ParkedRequests[Reply] = ParkedRequests(gsettings.max_parked)
         self.ids = CorrelationIds(gsettings.response_partitions)
-        token = self.settings.api_token
-        # Sent on every request to another worker or gateway instance, which check the
-        # deployment's STREAMKIT_API_TOKEN as they do for clients.
-        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
-        self.handoff = HandOff(gsettings.handoff_timeout_ms, self.auth)
+        self.handoff = HandOff(gsettings.handoff_timeout_ms, self.settings.api_token)
         self.responses = ResponseConsumer(self.settings, gsettings, self.me,
                                           self.parked.__contains__, self._deliver, self.handoff)
         self.registry = Registry(self.settings, gsettings.registry_topic,
@@ -75,8 +71,9 @@ class Gateway(Service):
         self.counters = {"requests": 0, "handoffs_in": 0, "send_failed": 0, "waits": 0,
                          "wait_requests": 0, "wait_polls": 0}
         self.accepting = False
-        self.producer: AIOKafkaProducer | None = None
-        self.http: aiohttp.ClientSession | None = None
+        # Made when the gateway starts.
+        self.producer = cast(AIOKafkaProducer, None)
+        self.http = cast(aiohttp.ClientSession, None)
 
     # lifecycle -------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -88,10 +85,10 @@ class Gateway(Service):
                 + [TopicSpec(t, s.partitions) for t in sorted(set(gs.services.values()))])
         # An existing response topic may have another count; the ids must match what exists.
         self.ids = CorrelationIds(counts[gs.responses])
-        self.producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap_servers, acks="all",
-                                         linger_ms=0, **s.security.client_kwargs())
+        self.producer = Clients(s).producer()
         await self.producer.start()
-        self.http = aiohttp.ClientSession(headers=self.auth)
+        # Waits are asked of the apps' workers, which check the deployment's token.
+        self.http = peer_session(s.api_token)
         await self.responses.start()
         await self.registry.start()
         self.accepting = True
@@ -211,16 +208,9 @@ class Gateway(Service):
             return Outcome(502, error_body("no_entity", f"{service!r} replied without naming the "
                                            "entity to wait on", reply=reply.body), headers)
         remaining = timeout_ms / 1000 - (time.monotonic() - started)
-        status, state = await wait_for_state(self, reply.entity, wait_for, remaining)
+        status, state = await wait_for_state(self.registry, self.http, self.counters,
+                                             reply.entity, wait_for, remaining)
         if status != 200:
             return Outcome(status, state, headers)
         return Outcome(200, {"key": reply.entity["key"], "value": state.get("value"),
                              "reply": reply.body}, headers)
-
-
-class GatewayTimeout(asyncio.TimeoutError):
-    """No reply before the deadline."""
-
-    def __init__(self, correlation_id: str) -> None:
-        super().__init__(correlation_id)
-        self.correlation_id = correlation_id

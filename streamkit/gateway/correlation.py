@@ -12,7 +12,7 @@ import itertools
 import secrets
 from typing import Collection
 
-from ..processing.outbox import kafka_partition as partition_of
+from ..partitioner import kafka_partition as partition_of
 
 
 class CorrelationIds:

@@ -5,12 +5,14 @@ import asyncio
 from typing import Any, Iterable, Mapping
 
 import aiohttp
-
 from mode import ServiceT
 
 from ..app import App
 from ..config import Settings
 from ..errors import ConfigError
+from ..httpclient import peer_session
+from ..parts import Part
+from ..routing import Routes
 from .core import Gateway
 from .openapi import gateway_paths
 from .queries import QueryRoutes
@@ -19,22 +21,33 @@ from .settings import GatewaySettings
 from .websocket import WebsocketRoute
 
 
+class GatewayRoutesPart(Part):
+    """The gateway's routes, their OpenAPI paths, and its condition of /ready: the response
+    consumer holds its assignment."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.groups = (GatewayRoutes(gateway), WebsocketRoute(gateway), QueryRoutes(gateway))
+
+    def install_routes(self, routes: Routes) -> None:
+        for group in self.groups:
+            group.install(routes)
+
+    def openapi_paths(self) -> dict[str, Any]:
+        return gateway_paths()
+
+    def ready(self) -> bool:
+        return self.gateway.ready
+
+
 class GatewayApp(App):
-    """A streamkit.App whose /ready also waits for its response-topic assignment."""
+    """A streamkit.App that serves the gateway routes."""
 
     def __init__(self, id: str, *, gateway_settings: GatewaySettings,
                  settings: Settings | None = None, **options: Any) -> None:
         super().__init__(id, settings=settings, **options)
-        self.gateway = Gateway(self, gateway_settings, beacon=self.beacon)
-        self._gateway_routes = (GatewayRoutes(self.gateway), WebsocketRoute(self.gateway),
-                                QueryRoutes(self.gateway))
-        self.add_routes(self.install_gateway_routes)
-        self.openapi_paths.update(gateway_paths())
-
-    def install_gateway_routes(self, routes: Any) -> None:
-        """Add the gateway's routes (to a streamkit.routing.Routes)."""
-        for group in self._gateway_routes:
-            group.install(routes)
+        self.gateway = Gateway(self.settings, gateway_settings, beacon=self.beacon)
+        self.add_part(GatewayRoutesPart(self.gateway))
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         return [*super().on_init_dependencies(), self.gateway]
@@ -42,10 +55,8 @@ class GatewayApp(App):
     async def topology_view(self) -> dict[str, Any]:
         """Every app registered with the gateway (from one of its workers), and the gateway."""
         apps = [await super().topology_view()]
-        timeout = aiohttp.ClientTimeout(total=self.settings.query_timeout_ms / 1000)
-        headers = ({"Authorization": f"Bearer {self.settings.api_token}"}
-                   if self.settings.api_token else {})
-        async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+        s = self.settings
+        async with peer_session(s.api_token, s.query_timeout_ms) as session:
             for name in sorted(self.gateway.registry.describe()):
                 for host in self.gateway.registry.hosts(name):
                     try:
@@ -57,11 +68,6 @@ class GatewayApp(App):
                         continue  # try the app's next worker
         return {"apps": apps}
 
-    @property
-    def is_ready(self) -> bool:
-        """The app is ready and the response consumer holds its assignment."""
-        return super().is_ready and self.gateway.ready
-
 
 def create_gateway(gateway_id: str | None = None, services: Mapping[str, str] | None = None, *,
                    response_topic: str | None = None, settings: Settings | None = None,
@@ -69,7 +75,7 @@ def create_gateway(gateway_id: str | None = None, services: Mapping[str, str] | 
     """A gateway app. `services` maps service names to request topics; what is not given
     comes from STREAMKIT_GATEWAY_* (see docs/gateway.md). Extra options go to faust.App."""
     settings = settings or Settings.from_env(env)
-    gs = GatewaySettings.from_env(env, fetch_wait_ms=settings.fetch_max_wait_ms,
+    gs = GatewaySettings.from_env(env, fetch_wait_ms=settings.request_fetch_wait_ms,
                                   gateway_id=gateway_id,
                                   services=dict(services) if services else None,
                                   response_topic=response_topic)

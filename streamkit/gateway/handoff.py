@@ -16,6 +16,8 @@ from typing import Any, Callable
 import aiohttp
 import orjson
 
+from ..httpclient import peer_session
+
 log = logging.getLogger(__name__)
 
 HANDOFF_PATH = "/gateway/responses"
@@ -29,10 +31,8 @@ Done = Callable[[], None]
 class HandOff:
     """Sends replies to the instances that parked their requests."""
 
-    def __init__(self, timeout_ms: int, headers: dict[str, str] | None = None) -> None:
-        self.timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
-        # The receiving instance checks STREAMKIT_API_TOKEN like for any other request.
-        self.headers = {"Content-Type": "application/json", **(headers or {})}
+    def __init__(self, timeout_ms: int, token: str | None = None) -> None:
+        self.timeout_ms, self.token = timeout_ms, token
         self.counters = {"handoffs_out": 0, "handoff_late": 0, "handoff_failed": 0}
         self._queues: dict[str, list[tuple[bytes, Done | None]]] = {}
         self._senders: dict[str, asyncio.Task] = {}
@@ -75,11 +75,12 @@ class HandOff:
 
     async def _post(self, target: str, replies: list[bytes]) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            # The receiving instance checks STREAMKIT_API_TOKEN as for any other request.
+            self._session = peer_session(self.token, self.timeout_ms)
         try:
             async with self._session.post(target.rstrip("/") + HANDOFF_PATH,
                                           data=b"[" + b",".join(replies) + b"]",
-                                          headers=self.headers) as resp:
+                                          headers={"Content-Type": "application/json"}) as resp:
                 payload = await resp.read()
                 if resp.status != 200:
                     raise aiohttp.ClientResponseError(

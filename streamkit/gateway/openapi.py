@@ -1,20 +1,13 @@
-"""OpenAPI descriptions of the gateway's routes and of the service helper's stats route,
-merged into the worker's GET /openapi.json through App.openapi_paths."""
+"""OpenAPI descriptions of the gateway's routes, merged into the worker's GET /openapi.json
+(the gateway is a part of its app: streamkit.parts)."""
 from __future__ import annotations
 
 from typing import Any
 
-_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+from ..ops.openapi import error_response, get_operation, ok_response
+
 _ANY = {"description": "any JSON value"}
-
-
-def _err(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
-
-
-def _ok(description: str, schema: dict | None = None) -> dict:
-    return {"description": description,
-            "content": {"application/json": {"schema": schema or {"type": "object"}}}}
+_err, _ok, _get = error_response, ok_response, get_operation
 
 
 def _param(name: str, where: str, description: str, required: bool = False) -> dict:
@@ -57,12 +50,6 @@ def _api_operation(method: str, with_path: bool) -> dict:
     return op
 
 
-def _get(summary: str, params: list | None = None, extra: dict | None = None) -> dict:
-    return {"get": {"summary": summary, "parameters": params or [],
-                    "responses": {"200": _ok(summary), "401": _err("missing or wrong token"),
-                                  **(extra or {})}}}
-
-
 def gateway_paths() -> dict[str, Any]:
     """The paths of a gateway app's own routes."""
     methods = ("get", "post", "put", "delete", "patch")
@@ -92,8 +79,3 @@ def gateway_paths() -> dict[str, Any]:
                                    [app_param, _param("tail", "path", "the route on the app")],
                                    relay),
     }
-
-
-def service_paths() -> dict[str, Any]:
-    """The path the service helper adds to an app."""
-    return {"/services/stats": _get("the service consumer's assignment and counters")}

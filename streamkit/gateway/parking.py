@@ -13,13 +13,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from ..errors import ParkedFull
+
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
-
-
-class ParkedFull(Exception):
-    """Too many requests are parked: answer 503 and let the client retry."""
 
 
 @dataclass
@@ -56,7 +54,7 @@ class ParkedRequests(Generic[R]):
             raise ParkedFull(f"{len(self._parked)} requests are parked (the limit)")
         if cid in self._parked:
             raise ValueError(f"correlation id {cid!r} is already parked")
-        parked = Parked(cid, deadline_ms, asyncio.get_running_loop().create_future())
+        parked: Parked[R] = Parked(cid, deadline_ms, asyncio.get_running_loop().create_future())
         self._parked[cid] = parked
         self.counters["parked"] += 1
         self.peak = max(self.peak, len(self._parked))

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from ..clients import Clients
 from ..config import Settings
-from ..serde import resolve
 from ..query.keys import parse_key_text
+from ..serde import resolve
 from .correlation import partition_of
 
 log = logging.getLogger(__name__)
@@ -39,15 +41,12 @@ class Registry:
         self.static_apps = dict(static_apps or {})
         self.apps: dict[str, dict] = {}
         self.records = 0
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer = cast(AIOKafkaConsumer, None)  # made in start()
         self._task: asyncio.Task | None = None
         self._turn = 0
 
     async def start(self) -> None:
-        s = self.settings
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=200, **s.security.client_kwargs())
+        self._consumer = Clients(self.settings).reader(200)
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
 

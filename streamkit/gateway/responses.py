@@ -17,14 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from typing import Callable, cast
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from ..clients import Clients, Rebalance
 from ..config import Settings
-from .envelope import EnvelopeError, ReplyEnvelope
+from ..envelope import ReplyEnvelope
+from ..errors import EnvelopeError
 from .handoff import HandOff
 from .settings import GatewaySettings
 
@@ -55,21 +57,15 @@ class ResponseConsumer:
         self._processed: dict[TopicPartition, int] = {}
         self._unresolved: dict[TopicPartition, set[int]] = {}
         self._committed: dict[TopicPartition, int] = {}
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer = cast(AIOKafkaConsumer, None)  # made in start()
         self._task: asyncio.Task | None = None
         self._last_commit = time.monotonic()
 
     async def start(self) -> None:
-        s = self.settings
-        self._consumer = AIOKafkaConsumer(
-            group_id=self.group_id, bootstrap_servers=s.bootstrap_servers,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.gsettings.fetch_wait_ms,
-            session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=s.heartbeat_interval_ms,
-            rebalance_timeout_ms=max(s.session_timeout_ms, 30000),
-            **s.security.client_kwargs())
+        self._consumer = Clients(self.settings).member(self.group_id,
+                                                       self.gsettings.fetch_wait_ms)
         await self._consumer.start()
-        self._consumer.subscribe([self.topic], listener=_Listener(self))
+        self._consumer.subscribe([self.topic], listener=Rebalance(self._on_revoked, self._on_assigned))
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -106,7 +102,8 @@ class ResponseConsumer:
         self.counters["replies"] += 1
         try:
             raw = orjson.loads(value) if value else None
-            reply = ReplyEnvelope.from_dict(raw if isinstance(raw, dict) else {}, key)
+            raw = raw if isinstance(raw, dict) else {}
+            reply = ReplyEnvelope.from_dict(raw, key)
         except (orjson.JSONDecodeError, EnvelopeError) as exc:
             self.counters["bad_replies"] += 1
             log.warning("undecodable reply at %s[%d]@%d: %s", tp.topic, tp.partition, offset, exc)
@@ -119,7 +116,8 @@ class ResponseConsumer:
         unresolved = self._unresolved.setdefault(tp, set())
         unresolved.add(offset)
         self.counters["handed_off"] += 1
-        payload = value if raw.get("id") == reply.id else reply.encode()
+        # The record as it came, unless it had to be completed (an id from its key).
+        payload = value if value is not None and raw.get("id") == reply.id else reply.encode()
         self.handoff.submit(target, payload, lambda: unresolved.discard(offset))
 
     def _committable(self) -> dict[TopicPartition, int]:
@@ -162,14 +160,3 @@ class ResponseConsumer:
         self.generations += 1
         self.assigned = True
         log.info("response partitions assigned: %s", sorted(self.owned))
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, consumer: ResponseConsumer) -> None:
-        self.consumer = consumer
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        await self.consumer._on_revoked()
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        self.consumer._on_assigned(set(assigned))

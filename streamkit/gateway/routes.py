@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from ..errors import BadRequest
 from ..http import error, json_response
 from ..routing import Routes
 from .handoff import HANDOFF_PATH, MAX_REQUEST_BYTES
@@ -17,12 +18,6 @@ if TYPE_CHECKING:
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 TIMEOUT_HEADER = "X-Timeout-Ms"
 _GATEWAY_PARAMS = frozenset({"wait_for"})
-
-
-class BadRequest(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

@@ -1,19 +1,18 @@
-"""GatewaySettings.from_env(): the gateway's and the service helper's own STREAMKIT_* variables.
-
-They live here rather than in streamkit.config so that the gateway can be configured
-without touching the settings every worker reads; the worker-wide ones (broker, web
-address, session timeout, security) still come from streamkit.config.Settings.
+"""GatewaySettings.from_env(): the gateway's own STREAMKIT_GATEWAY_* variables, declared as
+streamkit.config declares a worker's (docs/gateway.md's table is rendered from them); the
+worker-wide ones (broker, web address, session timeout, security, the fetch wait of the
+response consumer) come from streamkit.config.Settings.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Mapping
+from types import MappingProxyType
+from typing import Any, Mapping
 
-from ..config import env_int
+from ..config import Var, read_vars, text, whole
 from ..errors import ConfigError
-
-REGISTRY_TOPIC = "streamkit-registry"
+from ..topics import REGISTRY_TOPIC
 
 
 @dataclass(frozen=True)
@@ -53,30 +52,13 @@ class GatewaySettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, fetch_wait_ms: int = 500,
-                 **overrides) -> "GatewaySettings":
+                 **overrides: Any) -> "GatewaySettings":
         """Read STREAMKIT_GATEWAY_*; keyword overrides win over the environment.
-        fetch_wait_ms: the default wait of the request and response consumers (the
-        worker's STREAMKIT_FETCH_MAX_WAIT_MS, which its profile sets)."""
+        fetch_wait_ms: the wait of the response consumer (the worker's
+        Settings.request_fetch_wait_ms)."""
         env = os.environ if env is None else env
-
-        def num(name: str, default: int) -> int:
-            return env_int(env, name, default)
-
-        values = dict(
-            gateway_id=env.get("STREAMKIT_GATEWAY_ID", "gateway"),
-            services=parse_services(env.get("STREAMKIT_GATEWAY_SERVICES", "")),
-            response_topic=env.get("STREAMKIT_GATEWAY_RESPONSE_TOPIC") or None,
-            response_partitions=num("STREAMKIT_GATEWAY_RESPONSE_PARTITIONS", 12),
-            timeout_ms=num("STREAMKIT_GATEWAY_TIMEOUT_MS", 10_000),
-            max_timeout_ms=num("STREAMKIT_GATEWAY_MAX_TIMEOUT_MS", 60_000),
-            max_body_bytes=num("STREAMKIT_GATEWAY_MAX_BODY_BYTES", 1024 * 1024),
-            max_websockets=num("STREAMKIT_GATEWAY_MAX_WEBSOCKETS", 1_000),
-            max_parked=num("STREAMKIT_GATEWAY_MAX_PARKED", 10_000),
-            fetch_wait_ms=num("STREAMKIT_GATEWAY_FETCH_WAIT_MS", fetch_wait_ms),
-            handoff_timeout_ms=num("STREAMKIT_GATEWAY_HANDOFF_TIMEOUT_MS", 2_000),
-            registry_topic=env.get("STREAMKIT_REGISTRY_TOPIC", REGISTRY_TOPIC),
-            static_apps=parse_apps(env.get("STREAMKIT_GATEWAY_APPS", "")),
-        )
+        values = read_vars(GATEWAY_VARS, env, "dev")
+        values["fetch_wait_ms"] = fetch_wait_ms
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -103,3 +85,39 @@ def parse_apps(raw: str) -> dict[str, tuple[str, ...]]:
             raise ConfigError(f"STREAMKIT_GATEWAY_APPS: {part!r} is not app=url|url")
         out[name.strip()] = urls
     return out
+
+
+def _services(name: str, raw: str) -> dict[str, str]:
+    return parse_services(raw)
+
+
+def _apps(name: str, raw: str) -> dict[str, tuple[str, ...]]:
+    return parse_apps(raw)
+
+
+GATEWAY_VARS: tuple[Var, ...] = (
+    Var("STREAMKIT_GATEWAY_ID", "gateway_id", text, "gateway",
+        "the gateway's group, and the prefix of its response topic"),
+    Var("STREAMKIT_GATEWAY_SERVICES", "services", _services, MappingProxyType({}),
+        "`name=request-topic,...`: what `/api/{name}` sends to"),
+    Var("STREAMKIT_GATEWAY_RESPONSE_TOPIC", "response_topic", text, None,
+        "the response topic", "`<gateway id>-responses`"),
+    Var("STREAMKIT_GATEWAY_RESPONSE_PARTITIONS", "response_partitions", whole, 12,
+        "partitions of the response topic when the gateway creates it"),
+    Var("STREAMKIT_GATEWAY_TIMEOUT_MS", "timeout_ms", whole, 10_000,
+        "a request's deadline unless its `X-Timeout-Ms` says otherwise"),
+    Var("STREAMKIT_GATEWAY_MAX_TIMEOUT_MS", "max_timeout_ms", whole, 60_000,
+        "the longest deadline a request may ask for"),
+    Var("STREAMKIT_GATEWAY_MAX_BODY_BYTES", "max_body_bytes", whole, 1024 * 1024,
+        "largest request body (413 past it, refused before it is read)"),
+    Var("STREAMKIT_GATEWAY_MAX_PARKED", "max_parked", whole, 10_000,
+        "parked requests per instance before `503`"),
+    Var("STREAMKIT_GATEWAY_HANDOFF_TIMEOUT_MS", "handoff_timeout_ms", whole, 2_000,
+        "one hand-off POST"),
+    Var("STREAMKIT_REGISTRY_TOPIC", "registry_topic", text, REGISTRY_TOPIC,
+        "where workers say where their tables live"),
+    Var("STREAMKIT_GATEWAY_MAX_WEBSOCKETS", "max_websockets", whole, 1_000,
+        "open websockets per instance; more are refused with 429"),
+    Var("STREAMKIT_GATEWAY_APPS", "static_apps", _apps, MappingProxyType({}),
+        "static hosts per app: `app=http://h1:6066\\|http://h2:6066;...`"),
+)

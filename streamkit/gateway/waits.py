@@ -15,14 +15,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 from urllib.parse import quote
 
 import aiohttp
 import orjson
 
-if TYPE_CHECKING:
-    from .core import Gateway
+from .registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,8 @@ def _error(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-async def wait_for_state(gateway: "Gateway", entity: Mapping[str, Any], cond: WaitFor,
+async def wait_for_state(registry: Registry, session: aiohttp.ClientSession,
+                         counters: dict[str, int], entity: Mapping[str, Any], cond: WaitFor,
                          timeout_s: float) -> tuple[int, Any]:
     """(200, {"key", "value", "partition"}) once the entity matches; (504, error) at the
     deadline; (404, error) for an unknown app or table."""
@@ -64,7 +64,6 @@ async def wait_for_state(gateway: "Gateway", entity: Mapping[str, Any], cond: Wa
     if not app or not table:
         return 502, _error("no_entity", "the reply names no app and table to wait on")
     deadline = time.monotonic() + timeout_s
-    registry, session, counters = gateway.registry, gateway.http, gateway.counters
     counters["waits"] += 1
     path = f"/tables/{quote(str(table), safe='')}/keys/{quote(str(key), safe='')}"
     while True:

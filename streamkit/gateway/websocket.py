@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from ..envelope import METHODS
+from ..errors import BadRequest
 from ..http import error
 from ..routing import Routes
 from ..serde import dumps
-from .envelope import METHODS
-from .routes import BadRequest, parse_timeout, parse_wait_for
+from .routes import parse_timeout, parse_wait_for
 
 if TYPE_CHECKING:
     from .core import Gateway

@@ -14,17 +14,15 @@ reach the result. Everything is in changelogged stores, so the join survives res
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import orjson
 
-from ..processing.nodes import Node, SinkNode, SourceNode, current
-from ..processing.topology import InternalTopic
+from ..processing.builder import Position
+from ..processing.nodes import Node, SinkNode, SourceNode
+from ..processing.topology import InternalTopic, TableSpec
 from ..serde import resolve
 from .nodes import check_how
-
-if TYPE_CHECKING:
-    from ..processing.dsl import Table
 
 
 def _sub_key(fk: Any, lk: Any) -> tuple:
@@ -36,7 +34,17 @@ def _sub_prefix(fk: Any) -> bytes:
     return orjson.dumps([fk])[:-1] + b","
 
 
-class SubscribeNode(Node):
+class _WritesAside(Node):
+    """An operator that also writes to an internal topic through a sink of its own."""
+
+    __slots__ = ()
+    sink: SinkNode
+
+    def successors(self) -> list[Node]:
+        return [*self.children, self.sink]
+
+
+class SubscribeNode(_WritesAside):
     """Left side: a left change becomes (un)subscriptions keyed by the foreign key."""
 
     __slots__ = ("fk", "fks", "sink", "result", "joiner", "left_outer")
@@ -48,7 +56,7 @@ class SubscribeNode(Node):
         self.result, self.joiner, self.left_outer = result, joiner, left_outer
 
     def process(self, key, value, ts):
-        stores = current.task.stores
+        stores = self.ctx.task.stores
         new_fk = None if value is None else self.fk(value)
         old_fk = stores[self.fks].get(key)
         if old_fk is not None and old_fk != new_fk:
@@ -63,7 +71,7 @@ class SubscribeNode(Node):
             self.forward(key, joined, ts)
 
 
-class SubscriptionNode(Node):
+class SubscriptionNode(_WritesAside):
     """Right side: remember the subscriber and answer it with the right value."""
 
     __slots__ = ("subs", "right", "sink")
@@ -73,7 +81,7 @@ class SubscriptionNode(Node):
         self.subs, self.right, self.sink = f"{name}-subscriptions", right, sink
 
     def process(self, key, value, ts):
-        stores = current.task.stores
+        stores = self.ctx.task.stores
         lk = value["lk"]
         if value["op"] == "unsub":
             stores[self.subs].delete(_sub_key(key, lk))
@@ -82,7 +90,7 @@ class SubscriptionNode(Node):
         self.sink.process(lk, {"fk": key, "value": stores[self.right].get(key)}, ts)
 
 
-class RightChangeNode(Node):
+class RightChangeNode(_WritesAside):
     """Right side: a right change is sent to every left key subscribed to it."""
 
     __slots__ = ("subs", "sink")
@@ -92,9 +100,9 @@ class RightChangeNode(Node):
         self.subs, self.sink = f"{name}-subscriptions", sink
 
     def process(self, key, value, ts):
-        store = current.task.stores[self.subs]
+        store = self.ctx.task.stores[self.subs]
         prefix = _sub_prefix(key)
-        for fk, lk in _subscriptions(store, prefix):
+        for _fk, lk in _subscriptions(store, prefix):
             self.sink.process(lk, {"fk": key, "value": value}, ts)
 
 
@@ -120,7 +128,7 @@ class ResponseNode(Node):
         self.joiner, self.left_outer = joiner, left_outer
 
     def process(self, key, value, ts):
-        stores = current.task.stores
+        stores = self.ctx.task.stores
         lv = stores[self.left].get(key)
         if lv is None or self.fk(lv) != value["fk"]:
             return  # stale: the left key has changed its foreign key since it asked
@@ -130,44 +138,46 @@ class ResponseNode(Node):
         self.forward(key, joined, ts)
 
 
-def foreign_key_join(left: "Table", right: "Table", name: str, fk: Callable[[Any], Any],
+def foreign_key_join(left: Position, left_spec: TableSpec, right: Position,
+                     right_spec: TableSpec, name: str, fk: Callable[[Any], Any],
                      joiner: Callable[[Any, Any], Any], how: str = "inner",
-                     values: Any = "json", expose: bool = True) -> "Table":
-    """Table `name`, keyed like `left`: joiner(left value, right[fk(left value)])."""
-    from ..processing.dsl import Stream, Table
-
+                     values: Any = "json", expose: bool = True) -> tuple[TableSpec, Position]:
+    """Table `name`, keyed like the left table: joiner(left value, right[fk(left value)]).
+    left and right are the positions of the tables' changes; returns the result table's
+    spec and the position of its changes."""
     check_how(how, ("inner", "left"))
     outer = how == "left"
-    topo = left._changes._topology
-    lgroup, rgroup = left.spec.group, right.spec.group
+    topo = left.topology
+    lgroup, rgroup = left_spec.group, right_spec.group
     json = resolve("json")
     sub_topic, resp_topic = (topo.repartition_topic(f"{name}-subscription"),
                              topo.repartition_topic(f"{name}-response"))
     # The subscription topic is keyed like the right table, the response topic like the left.
-    sub_sink, resp_sink = SinkNode(sub_topic, right.spec.keys, json), SinkNode(resp_topic, left.spec.keys, json)
+    sub_sink = SinkNode(sub_topic, right_spec.keys, json)
+    resp_sink = SinkNode(resp_topic, left_spec.keys, json)
     topo.internal[sub_topic] = InternalTopic(sub_topic, compact=False, partitions_from=rgroup)
     topo.internal[resp_topic] = InternalTopic(resp_topic, compact=False, partitions_from=lgroup)
 
-    result = topo.add_table(name, left.spec.keys, resolve(values), lgroup, expose)
-    topo.add_table(f"{name}-fk", left.spec.keys, json, lgroup, exposed=False)
+    result = topo.add_table(name, left_spec.keys, resolve(values), lgroup, expose)
+    topo.add_table(f"{name}-fk", left_spec.keys, json, lgroup, exposed=False)
     topo.add_table(f"{name}-subscriptions", json, resolve("json"), rgroup, exposed=False)
 
     merged = Node(f"fk-join:{name}")
     subscribe = SubscribeNode(name, fk, sub_sink, name, joiner, outer)
     subscribe.children.append(merged)
-    left._changes._then(subscribe)
-    right._changes._then(RightChangeNode(name, resp_sink))
+    left.then(subscribe)
+    right.then(RightChangeNode(name, resp_sink))
 
-    sub_source = SourceNode(sub_topic, right.spec.keys, json, None, None)
+    sub_source = SourceNode(sub_topic, right_spec.keys, json, None, None)
     sub_source.group = rgroup
-    sub_source.children.append(SubscriptionNode(name, right.name, resp_sink))
+    sub_source.children.append(SubscriptionNode(name, right_spec.name, resp_sink))
     topo.sources[sub_topic] = sub_source
 
-    resp_source = SourceNode(resp_topic, left.spec.keys, json, None, None)
+    resp_source = SourceNode(resp_topic, left_spec.keys, json, None, None)
     resp_source.group = lgroup
-    response = ResponseNode(name, left.name, fk, name, joiner, outer)
+    response = ResponseNode(name, left_spec.name, fk, name, joiner, outer)
     response.children.append(merged)
     resp_source.children.append(response)
     topo.sources[resp_topic] = resp_source
     topo.sinks.update({sub_topic, resp_topic})
-    return Table(result, Stream(topo, merged, lgroup, left.spec.keys, result.values))
+    return result, left.at(merged, lgroup, left_spec.keys, result.values)

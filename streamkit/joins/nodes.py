@@ -2,17 +2,19 @@
 tables) or from the worker's full copy of a global table."""
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, cast
 
-from ..processing.nodes import Node, current
+from ..processing.nodes import Node
 
 How = Literal["inner", "left", "outer"]
 Joiner = Callable[[Any, Any], Any]
 
 
-def check_how(how: str, allowed: tuple[str, ...]) -> None:
+def check_how(how: str, allowed: tuple[str, ...]) -> How:
+    """how, if it is one of allowed (ValueError otherwise)."""
     if how not in allowed:
         raise ValueError(f"how must be one of {allowed}, not {how!r}")
+    return cast(How, how)
 
 
 class StreamTableJoinNode(Node):
@@ -25,7 +27,7 @@ class StreamTableJoinNode(Node):
         self.table, self.joiner, self.left = table, joiner, how == "left"
 
     def process(self, key, value, ts):
-        other = current.task.stores[self.table].get(key)
+        other = self.ctx.task.stores[self.table].get(key)
         if other is not None or self.left:
             self.forward(key, self.joiner(value, other), ts)
 
@@ -59,7 +61,7 @@ class TableTableJoinNode(Node):
         self.this_is_left = this_is_left
 
     def process(self, key, value, ts):
-        stores = current.task.stores
+        stores = self.ctx.task.stores
         other = stores[self.other].get(key)
         left, right = (value, other) if self.this_is_left else (other, value)
         keep = {"inner": left is not None and right is not None,

@@ -45,10 +45,11 @@ exactly those of a run without the crash.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from ..errors import TopologyError
-from ..processing.nodes import Node, current
+from ..processing.builder import Position
+from ..processing.nodes import Node
 from ..processing.topology import Group, TableSpec, Topology
 from ..serde import Serde, SerdeSpec, resolve
 from ..state.keys import KeyCodec, codec_for
@@ -59,9 +60,6 @@ from ..windows.late import report_late
 from ..windows.specs import _check_int, _non_negative
 from ..windows.state import WindowState
 from .nodes import check_how
-
-if TYPE_CHECKING:
-    from ..processing.dsl import Stream
 
 Joiner = Callable[[Any, Any], Any]
 
@@ -224,9 +222,9 @@ class WindowedJoinNode(Node):
         if value is None:
             raise ValueError(f"{self.join.name}: a stream-stream join needs a record value "
                              f"(None would read as the missing side of a result)")
-        rec = current.record
+        rec = self.ctx.record
         topic, offset = rec.topic, rec.offset
-        task = current.task
+        task = self.ctx.task
         mine = self._state(task, self.this)     # this input's records; the other's clock
         theirs = self._state(task, self.other)  # the other input's records; this clock
         mine.sync()
@@ -236,7 +234,7 @@ class WindowedJoinNode(Node):
             theirs.period_from[topic] = offset
         try:
             if ts + self.grace < theirs.stream_time:
-                report_late(self.this, self.join.late_topic, ts, theirs.stream_time,
+                report_late(self.ctx, self.this, self.join.late_topic, ts, theirs.stream_time,
                             [(ts + self.lo, ts + self.hi)])
                 return
             if ts > theirs.stream_time:
@@ -305,30 +303,29 @@ class WindowedJoinNode(Node):
                 self.forward(ik[2], result, ik[3])
 
 
-def stream_stream_join(left: "Stream", right: "Stream", windows: JoinWindows,
-                       joiner: Joiner, how: str, name: str, values: SerdeSpec) -> "Stream":
-    """Declare the join of left and right (Stream.join_window)."""
-    from ..processing.dsl import Stream
-
+def stream_stream_join(left: Position, right: Position, windows: JoinWindows,
+                       joiner: Joiner, how: str, name: str, values: SerdeSpec) -> Position:
+    """Declare the join of left and right (Stream.join_window); the position of its
+    results."""
     if not isinstance(windows, JoinWindows):
         raise TopologyError(f"join_window takes JoinWindows(before_ms, after_ms, grace_ms), "
                             f"not {windows!r}")
     check_how(how, ("inner", "left", "outer"))
     if not isinstance(name, str) or not name:
         raise TopologyError("a stream-stream join needs a name (it names its state stores)")
-    topology = left._topology
-    if right._topology is not topology:
+    topology = left.topology
+    if right.topology is not topology:
         raise TopologyError("both streams of a join must belong to the same app")
     if left.keys.name != right.keys.name:
         raise TopologyError(f"the streams of a join must have the same key serde (the join "
                             f"key, co-partitioned), not {left.keys.name!r} and "
                             f"{right.keys.name!r}")
     # Co-partitioned: one sub-topology, so the start-up check compares partition counts.
-    group = left._group.union(right._group)
+    group = left.group.union(right.group)
     join = _Join(name, windows, joiner, how, late_events_topic(topology.app_id))
     _add_buffer(topology, join.stores[0], left.keys, left.values, group, windows)
     _add_buffer(topology, join.stores[1], right.keys, right.values, group, windows)
     merged = Node(f"join-window:{name}")
-    left._then(WindowedJoinNode(join, True))._node.children.append(merged)
-    right._then(WindowedJoinNode(join, False))._node.children.append(merged)
-    return Stream(topology, merged, group, left.keys, resolve(values))
+    left.then(WindowedJoinNode(join, True)).node.children.append(merged)
+    right.then(WindowedJoinNode(join, False)).node.children.append(merged)
+    return left.at(merged, group, values=resolve(values))

@@ -2,22 +2,22 @@
 the per-record path pays nothing for them."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections import Counter
+from typing import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from ..app import App
+from ..shell import AppShell
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
 class ProcessingCollector(Collector):
-    def __init__(self, app: "App") -> None:
-        self.app = app
+    def __init__(self, app: AppShell, queries: Counter[str]) -> None:
+        self.app, self.queries = app, queries
         self._hist = [0] * (len(_BUCKETS) + 1)
         self._hist_sum = 0.0
 
@@ -55,9 +55,10 @@ class ProcessingCollector(Collector):
                                 "High watermark of the last fetch minus the next offset to process",
                                 labels=["app", "topic", "partition"])
         consumer = getattr(runner, "consumer", None)
+        active = runner.active_inputs()
         for tp, pos in sorted(runner.positions.items()):
             hw = consumer.highwater(tp) if consumer is not None else None
-            if hw is not None and tp in runner._task_of_tp:
+            if hw is not None and tp in active:
                 lag.add_metric([app_id, tp.topic, str(tp.partition)], max(0, hw - pos))
         yield lag
         ready = GaugeMetricFamily("streamkit_ready", "1 when partitions are assigned and tables restored",
@@ -67,7 +68,7 @@ class ProcessingCollector(Collector):
         yield self._batch_histogram(runner, app_id)
         fwd = CounterMetricFamily("streamkit_forwarded_queries", "Table reads forwarded to their owner",
                                   labels=["app"])
-        fwd.add_metric([app_id], self.app.query_counters.get("forwarded", 0))
+        fwd.add_metric([app_id], self.queries["forwarded"])
         yield fwd
         breaches = CounterMetricFamily("streamkit_http_limit_breaches", "Requests refused by a limit",
                                        labels=["app", "limit"])
@@ -88,17 +89,17 @@ class ProcessingCollector(Collector):
         h = HistogramMetricFamily("streamkit_batch_processing_seconds",
                                   "Time to push one fetched batch through the graph", labels=["app"])
         cumulative, buckets = 0, []
-        for bound, n in zip([*map(str, _BUCKETS), "+Inf"], self._hist):
+        for label, n in zip([*map(str, _BUCKETS), "+Inf"], self._hist):
             cumulative += n
-            buckets.append((bound, cumulative))
+            buckets.append((label, float(cumulative)))
         h.add_metric([app_id], buckets, self._hist_sum)
         return h
 
 
-def registry_for(app: "App") -> CollectorRegistry:
+def registry_for(app: AppShell, queries: Counter[str]) -> CollectorRegistry:
     """A registry of this app's own (not the process-wide default)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ProcessingCollector(app))
+    registry.register(ProcessingCollector(app, queries))
     return registry
 
 

@@ -45,6 +45,25 @@ def _get(summary: str, ok: dict[str, Any], params: list | None = None, extra: di
                     **({"security": []} if open_route else {})}}
 
 
+def error_response(description: str) -> dict[str, Any]:
+    """A response carrying the JSON error body."""
+    return _err(description)
+
+
+def ok_response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A 200 response with a JSON body (an object unless schema says otherwise)."""
+    return _ok(description, schema or {"type": "object"})
+
+
+def get_operation(summary: str, params: list | None = None, extra: dict | None = None
+                  ) -> dict[str, Any]:
+    """A path item with one GET answering JSON (and 401 without the deployment's token)."""
+    return {"get": {"summary": summary, "parameters": params or [],
+                    "responses": {"200": ok_response(summary),
+                                  "401": error_response("missing or wrong token"),
+                                  **(extra or {})}}}
+
+
 def document(title: str = "streamkit worker", extra_paths: dict[str, Any] | None = None,
              tables: list[str] | None = None, secured: bool = False,
              max_wait_ms: int = 60000) -> dict[str, Any]:
@@ -119,9 +138,12 @@ def _paths(extra_paths: dict[str, Any] | None, max_wait_ms: int) -> dict[str, An
                 {"404": _err("unknown table or key"), "504": _err("wait_for timed out")}),
             "/tables/{table}/_local/scan": _get(
                 "a peer's share of a scan (internal)", _ok("items", {"type": "object"}),
-                [_TABLE, _PARTS, _q("limit", {"type": "integer", "minimum": 1, "maximum": 1001}, "page size"),
-                 _q("start", {"type": "string"}, "encoded first key"), _q("end", {"type": "string"}, "encoded end"),
-                 _q("prefix", {"type": "string"}, "encoded prefix"), _q("after", {"type": "string"}, "encoded cursor")],
+                [_TABLE, _PARTS,
+                 _q("limit", {"type": "integer", "minimum": 1, "maximum": 1001}, "page size"),
+                 _q("start", {"type": "string"}, "encoded first key"),
+                 _q("end", {"type": "string"}, "encoded end"),
+                 _q("prefix", {"type": "string"}, "encoded prefix"),
+                 _q("after", {"type": "string"}, "encoded cursor")],
                 {"404": _err("unknown table")}),
             "/tables/{table}/_local/count": _get(
                 "a peer's share of a count (internal)", _ok("count", {"type": "object"}),

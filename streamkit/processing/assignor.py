@@ -15,8 +15,7 @@ from typing import Callable, Iterable, Mapping
 import orjson
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
-from aiokafka.coordinator.protocol import (ConsumerProtocolMemberAssignment,
-                                           ConsumerProtocolMemberMetadata)
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
 
 log = logging.getLogger(__name__)
 
@@ -118,30 +117,20 @@ class TaskAssignor(AbstractPartitionAssignor):
         for task in tasks:
             by_group[task[0]].append(task)
         for group_tasks in by_group.values():
-            # Quotas: every member gets n // M tasks of the group, and n % M of them one more.
-            base, extra = divmod(len(group_tasks), len(order)) if order else (0, 0)
-            load = {m: 0 for m in order}
-            room = {"extra": extra}
-
-            def fits(m: str) -> bool:
-                return load[m] < base or (load[m] == base and room["extra"] > 0)
-
-            def take(task: TaskId, m: str) -> None:
-                if load[m] == base:
-                    room["extra"] -= 1
-                placed[task] = m
-                load[m] += 1
-                total[m] += 1
-
+            quota = _Quota(order, len(group_tasks))
             for task in group_tasks:  # sticky: keep a task where it ran
                 for m in order:
-                    if task in prev_active[m] and fits(m):
-                        take(task, m)
+                    if task in prev_active[m] and quota.fits(m):
+                        placed[task] = quota.take(m)
+                        total[m] += 1
                         break
             for task in group_tasks:  # then warm standbys, then the least loaded member
                 if task not in placed:
-                    take(task, min((m for m in order if fits(m)),
-                                   key=lambda m: (task not in prev_standby[m], load[m], total[m], m)))
+                    m = min((m for m in order if quota.fits(m)),
+                            key=lambda m: (task not in prev_standby[m], quota.load[m],
+                                           total[m], m))
+                    placed[task] = quota.take(m)
+                    total[m] += 1
         return placed
 
     def _place_standby(self, tasks, order, active, prev_active, prev_standby
@@ -171,3 +160,21 @@ class TaskAssignor(AbstractPartitionAssignor):
         )
         self._on_map(cmap, _decode_tasks(user.get("active", [])),
                      _decode_tasks(user.get("standby", [])))
+
+
+class _Quota:
+    """One sub-topology's tasks spread evenly over the members: each takes n // M of them,
+    and n % M members one more."""
+
+    def __init__(self, members: list[str], n: int) -> None:
+        self.base, self.extra = divmod(n, len(members)) if members else (0, 0)
+        self.load = {m: 0 for m in members}
+
+    def fits(self, m: str) -> bool:
+        return self.load[m] < self.base or (self.load[m] == self.base and self.extra > 0)
+
+    def take(self, m: str) -> str:
+        if self.load[m] == self.base:
+            self.extra -= 1
+        self.load[m] += 1
+        return m

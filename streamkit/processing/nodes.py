@@ -1,42 +1,42 @@
 """Operator nodes of the processing graph.
 
 A node is shared by every task of its sub-topology: per-partition state is reached
-through `current.task`, which the runner sets before it hands a task its records.
-Records are pushed depth-first: `forward(key, value, timestamp_ms)`.
+through its context (`self.ctx.task`), which the runner fills in before it hands a task
+its records. Records are pushed depth-first: `forward(key, value, timestamp_ms)`.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..errors import TopologyError
+from ..partitioner import partition_for
 from ..serde import Serde
 from ..state.store import MISSING
-from .outbox import partition_for
+from .context import ProcessorContext
 
 
-class _Current:
-    """The task whose records are being processed, the record being processed (its
-    topic, partition, offset and raw bytes, for operators that report or de-duplicate by
-    source position), and the runner's outbox."""
+class _Unbound:
+    """The context of an operator whose topology is not finalized yet."""
 
-    __slots__ = ("task", "outbox", "partitions", "record")
-
-    def __init__(self) -> None:
-        self.task = None
-        self.outbox = None
-        self.partitions: dict[str, int] = {}
-        self.record = None
+    def __getattr__(self, name: str) -> Any:
+        raise TopologyError("an operator ran before its topology was finalized")
 
 
-current = _Current()
+_UNBOUND: Any = _Unbound()
 
 
 class Node:
-    __slots__ = ("children", "group", "name")
+    __slots__ = ("children", "group", "name", "ctx")
 
     def __init__(self, name: str) -> None:
         self.children: list[Node] = []
-        self.group = None
+        self.group: Any = None  # a source's sub-topology (processing.topology.Group)
         self.name = name
+        self.ctx: ProcessorContext = _UNBOUND
+
+    def successors(self) -> list["Node"]:
+        """The nodes this one forwards to."""
+        return self.children
 
     def forward(self, key: Any, value: Any, ts: int) -> None:
         for child in self.children:
@@ -114,6 +114,9 @@ class BranchNode(Node):
         self.branches = [Node(f"{name}-{i}") for i in range(len(preds))]
         self.default = Node(f"{name}-default")
 
+    def successors(self) -> list[Node]:
+        return [*self.children, *self.branches, self.default]
+
     def process(self, key, value, ts):
         for pred, branch in zip(self.preds, self.branches):
             if pred(value):
@@ -134,9 +137,10 @@ class SinkNode(Node):
     def process(self, key, value, ts):
         kb = None if key is None else self.keys.encode(key)
         vb = None if value is None else self.values.encode(value)
-        n = current.partitions[self.topic]
-        partition = current.task.partition % n if kb is None else partition_for(kb, n)
-        current.outbox.add(self.topic, partition, kb, vb, ts)
+        ctx = self.ctx
+        n = ctx.partitions[self.topic]
+        partition = ctx.task.partition % n if kb is None else partition_for(kb, n)
+        ctx.writer.add(self.topic, partition, kb, vb, ts)
 
 
 class AggregateNode(Node):
@@ -152,7 +156,7 @@ class AggregateNode(Node):
     def process(self, key, value, ts):
         if key is None:
             raise ValueError(f"{self.table}: a record without a key cannot be aggregated")
-        store = current.task.stores[self.table]
+        store = self.ctx.task.stores[self.table]
         old = store.get(key, MISSING)
         new = self.add(self.initial() if old is MISSING else old, value)
         store.put(key, new)
@@ -171,5 +175,5 @@ class UpsertNode(Node):
     def process(self, key, value, ts):
         if key is None:
             raise ValueError(f"{self.table}: a record without a key cannot update a table")
-        current.task.stores[self.table].put(key, value)
+        self.ctx.task.stores[self.table].put(key, value)
         self.forward(key, value, ts)

@@ -1,12 +1,13 @@
-"""The batched processing path, run as a service inside the Faust worker.
+"""The batched processing path, run as a service inside the Faust worker: its fetch loop
+and its lifecycle.
 
 Why not Faust's stream layer: every record there crosses from Faust's consumer thread
 to the conductor to an agent's stream, one task hand-off at a time, which caps an agent
 near 10 k records/s (docs/architecture.md). Here one aiokafka consumer in the worker's
 event loop fetches batches, each batch is pushed through the operator graph in a plain
-loop, table updates stay in a write-back cache, and a commit writes the changelog once
-per changed key, waits for every acknowledgement, applies the updates to RocksDB with
-their changelog offset, and only then commits the input offsets (at-least-once).
+loop, table updates stay in a write-back cache, and a commit (commit.py) writes the
+changelog once per changed key, waits for every acknowledgement, applies the updates to
+RocksDB with their changelog offset, and only then commits the input offsets.
 """
 from __future__ import annotations
 
@@ -17,23 +18,25 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
+from ..clients import Clients, Rebalance
 from ..config import Settings
-from ..joins.global_table import GlobalTables
-from ..errors import TopologyError
-from ..state.restore import restore, seek_to_checkpoint
-from ..state.store import PartitionStore
-from ..registry import REGISTRY_TOPIC, registry_record
 from ..serde import dumps
-from ..state.ownership import Ownership
-from ..topics import TopicAdmin, TopicSpec, dead_letter_topic, late_events_topic
+from ..state.global_tables import GlobalTables
+from ..state.restore import restore
+from ..topics import REGISTRY_TOPIC, TopicAdmin, dead_letter_topic
 from .assignor import ClusterMap, TaskAssignor, TaskId
-from .nodes import current
+from .commit import Commit, CommitListener
+from .deadletters import dead_letter
 from .outbox import Outbox
+from .ownership import Ownership
+from .planning import check_copartitioned, external_topics, internal_topics
+from .registry import registry_record
+from .standby import Standbys
 from .task import Task
 from .topology import Topology
 
@@ -43,6 +46,9 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 # How long records that look up global tables wait for those tables to catch up.
 GLOBAL_CATCH_UP_TIMEOUT_S = 10.0
 COMMIT_RETRY_S = 0.5  # pause before a commit that a broker failed is tried again
+# Reads to the end on demand (restores, global catch-ups) must not wait for records that
+# are not there: 1 ms (a wait of 0 is never answered by some Kafka-protocol brokers).
+READ_TO_END_WAIT_MS = 1
 
 
 class Runner(Service):
@@ -54,9 +60,11 @@ class Runner(Service):
         self.group_id = f"{app_id}-processors"
         self.state_dir = Path(settings.data_dir) / app_id
         self.dead_letter_topic = dead_letter_topic(app_id)
+        self.clients = Clients(settings)
         self.tasks: dict[TaskId, Task] = {}
-        self.standbys: dict[TaskId, dict[TopicPartition, PartitionStore]] = {}
+        self.standbys: Standbys | None = None
         self.cluster = ClusterMap()
+        self.partitions: dict[str, int] = {}
         self.ready = False
         self.failed: BaseException | None = None
         self.counters = {"records": 0, "dead_letters": 0, "commits": 0, "restored": 0,
@@ -71,7 +79,7 @@ class Runner(Service):
         self.ownership = Ownership(self, settings.web_url)
         # Called with (table, partition, encoded items) after each commit reached RocksDB,
         # and with the task ids this worker stops running.
-        self.commit_listeners: list[Callable[[str, int, list[tuple[bytes, bytes | None]]], None]] = []
+        self.commit_listeners: list[CommitListener] = []
         self.revoke_listeners: list[Callable[[set[TaskId]], None]] = []
         # Someone waits for a state to become durable (a ?wait_for= read): while any of
         # these says so, a commit follows every processed fetch instead of the interval.
@@ -79,6 +87,7 @@ class Runner(Service):
         self._lock = asyncio.Lock()
         self._generation = 0
         self._uncommitted = 0
+        self._unflushed = 0  # records processed since the state was last made durable
         self._last_commit = self.last_commit_at = time.monotonic()
         self._pending: tuple[set[TaskId], set[TaskId]] = (set(), set())
         self._stopping = False
@@ -86,6 +95,19 @@ class Runner(Service):
         self._global_readers: set[int] = set()
         self._loops: list[asyncio.Task] = []
         self._clients: list[Any] = []
+
+    # the view Ownership reads -------------------------------------------------------
+    @property
+    def serving(self) -> bool:
+        """Partitions assigned, every active task restored, and processing not failed."""
+        return self.ready and self.failed is None
+
+    def active_store(self, table: str, tid: TaskId) -> Any:
+        task = self.tasks.get(tid)
+        return None if task is None else task.stores[table]
+
+    def standby_store(self, changelog: TopicPartition, tid: TaskId) -> Any:
+        return None if self.standbys is None else self.standbys.store(tid, changelog)
 
     # lifecycle -----------------------------------------------------------
     @property
@@ -97,50 +119,36 @@ class Runner(Service):
             self.ready = True
             return
         self.topology.finalize()
-        s = self.settings
-        common = dict(bootstrap_servers=s.bootstrap_servers, **s.security.client_kwargs())
-        self.partitions = await self._create_topics()
-        current.partitions = self.partitions
-        self.producer = AIOKafkaProducer(linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES,
-                                         acks="all", **common)
-        self.restorer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="none",
-                                         fetch_max_wait_ms=1, **common)
-        self.standby_consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest",
-                                                 fetch_max_wait_ms=200, **common)
+        s, clients, ctx = self.settings, self.clients, self.topology.context
+        self.partitions = ctx.partitions = await self._create_topics()
+        self.producer = clients.producer(linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES)
+        self.restorer = clients.reader(READ_TO_END_WAIT_MS, reset="none")
+        standby_consumer = clients.reader(200)
+        self.standbys = Standbys(self.topology, self.state_dir, standby_consumer)
         assignor = TaskAssignor(s.web_url, self._group_topics, s.standby_replicas,
                                 self._held_tasks, self._on_map)
-        self.consumer = AIOKafkaConsumer(
-            group_id=self.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
-            partition_assignment_strategy=(assignor,), session_timeout_ms=s.session_timeout_ms,
-            heartbeat_interval_ms=s.heartbeat_interval_ms, max_poll_records=s.fetch_max_records,
-            fetch_max_wait_ms=s.fetch_max_wait_ms,
-            rebalance_timeout_ms=max(s.session_timeout_ms, 30000), **common)
-        self._clients = [self.producer, self.restorer, self.standby_consumer, self.consumer]
+        self.consumer = clients.member(self.group_id, s.fetch_max_wait_ms,
+                                       partition_assignment_strategy=(assignor,),
+                                       max_poll_records=s.fetch_max_records)
+        self._clients = [self.producer, self.restorer, standby_consumer, self.consumer]
         if self.topology.globals:
-            self.global_consumer = AIOKafkaConsumer(enable_auto_commit=False,
-                                                    auto_offset_reset="earliest",
-                                                    fetch_max_wait_ms=s.global_fetch_wait_ms,
-                                                    fetch_min_bytes=s.global_fetch_min_bytes,
-                                                    **common)
-            # Reads to the end on demand, so it must not wait for records that are not
-            # there: 1 ms (a wait of 0 is never answered by some Kafka-protocol brokers).
-            self.global_probe = AIOKafkaConsumer(enable_auto_commit=False,
-                                                 auto_offset_reset="earliest",
-                                                 fetch_max_wait_ms=1, **common)
+            self.global_consumer = clients.reader(s.global_fetch_wait_ms,
+                                                  fetch_min_bytes=s.global_fetch_min_bytes)
+            self.global_probe = clients.reader(READ_TO_END_WAIT_MS)
             self._clients += [self.global_consumer, self.global_probe]
             self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir)
             self._global_readers = self.topology.groups_reading_globals()
         for client in self._clients:
             await client.start()
-        self.outbox = Outbox(self.producer)
-        current.outbox = self.outbox
+        self.outbox = ctx.writer = Outbox(self.producer)
         if self.globals is not None:
             # Global tables are complete before any record is processed (as in Kafka Streams).
             started = time.monotonic()
             n = await self.globals.start(self.global_probe, self.global_consumer, self.partitions)
             log.info("global tables loaded (%d records) in %.3fs", n, time.monotonic() - started)
             self._loops.append(asyncio.create_task(self._run_globals()))
-        self.consumer.subscribe(sorted(self.topology.sources), listener=_Listener(self))
+        self.consumer.subscribe(sorted(self.topology.sources),
+                                listener=Rebalance(self._on_revoked, self._on_assigned))
         self._loops += [asyncio.create_task(self._run()), asyncio.create_task(self._run_standbys())]
 
     async def on_stop(self) -> None:
@@ -160,7 +168,8 @@ class Runner(Service):
             for task in self.tasks.values():
                 task.close()
             self._notify_revoked(set(self.tasks))
-            self._close_standbys(set(self.standbys))
+            if self.standbys is not None:
+                self.standbys.close(set(self.standbys))
             self.tasks.clear()
             if self.globals is not None:
                 self.globals.close()
@@ -170,57 +179,19 @@ class Runner(Service):
 
     async def _create_topics(self) -> dict[str, int]:
         topo, s = self.topology, self.settings
-        internal = topo.internal
         async with TopicAdmin(s) as admin:
-            external = [TopicSpec(t, s.partitions) for t in topo.sources if t not in internal]
-            external += [TopicSpec(t, s.partitions) for t in topo.sinks if t not in internal]
-            external += [TopicSpec(g.spec.topic, s.partitions) for g in topo.globals.values()]
-            counts = await admin.ensure(external + [
-                TopicSpec(self.dead_letter_topic, s.partitions),
-                TopicSpec(late_events_topic(self.app_id), s.partitions),
-                TopicSpec(REGISTRY_TOPIC, 1, compact=True)])
-            # Internal topics take the partition count of the sub-topology they serve,
-            # which for a repartition chain is known only once its upstream is.
-            todo = dict(internal)
-            while todo:
-                ready = {}
-                for name, spec in todo.items():
-                    upstream = self._group_partitions(spec.partitions_from, counts)
-                    if upstream is not None:
-                        ready[name] = TopicSpec(name, upstream, spec.compact)
-                if not ready:
-                    raise TopologyError(f"cannot size internal topics {sorted(todo)}")
-                counts.update(await admin.ensure(list(ready.values())))
-                for name in ready:
-                    del todo[name]
-        for g in topo.groups():
-            self._group_partitions_checked(g, counts)
+            counts = await admin.ensure(external_topics(topo, s.partitions))
+            existing = await admin.partition_counts(list(topo.internal))
+            counts.update(await admin.ensure(internal_topics(topo, {**counts, **existing})))
+        check_copartitioned(topo, counts)
         return counts
-
-    def _group_partitions(self, group, counts: dict[str, int]) -> int | None:
-        gid = group.root().id
-        topics = self.topology.topics_of_group(gid)
-        # A sub-topology may read internal topics sized after itself (a foreign-key join's
-        # subscriptions): the topics that exist already decide, and the co-partitioning
-        # check afterwards makes sure they all agree.
-        known = [counts[t] for t in topics if t in counts]
-        return max(known) if known else None
-
-    def _group_partitions_checked(self, gid: int, counts: dict[str, int]) -> int:
-        sizes = {t: counts[t] for t in self.topology.topics_of_group(gid)}
-        for spec in self.topology.tables_of_group(gid):
-            sizes[spec.changelog] = counts[spec.changelog]
-        if len(set(sizes.values())) > 1:
-            raise TopologyError(
-                f"topics processed together must have the same number of partitions: {sizes}")
-        return next(iter(sizes.values()))
 
     # assignment ---------------------------------------------------------
     def _group_topics(self) -> dict[int, list[str]]:
         return {g: self.topology.topics_of_group(g) for g in self.topology.groups()}
 
     def _held_tasks(self) -> tuple[set[TaskId], set[TaskId]]:
-        return set(self.tasks), set(self.standbys)
+        return set(self.tasks), set(self.standbys or ())
 
     def _on_map(self, cmap: ClusterMap, active: set[TaskId], standby: set[TaskId]) -> None:
         self.cluster = cmap
@@ -235,7 +206,8 @@ class Runner(Service):
                 except CommitFailedError as exc:
                     log.warning("commit on revocation failed, records will be reprocessed: %r", exc)
 
-    async def _on_assigned(self) -> None:
+    async def _on_assigned(self, _partitions: set[TopicPartition]) -> None:
+        # The assignor has already said which tasks are ours (_on_map).
         active, standby = self._pending
         async with self._lock:
             self._generation += 1
@@ -250,13 +222,15 @@ class Runner(Service):
         await self._publish_registry()
 
     async def _reassign(self, active: set[TaskId], standby: set[TaskId]) -> None:
+        assert self.standbys is not None
         gone = set(self.tasks) - active
         for tid in gone:
             task = self.tasks.pop(tid)
             self.counters["late_records_retired"] += task.late_records
             task.close()
         self._notify_revoked(gone)
-        self._close_standbys(set(self.standbys) - standby | (set(self.standbys) & active))
+        held = set(self.standbys)
+        self.standbys.close(held - standby | (held & active))
         new = [Task(self.topology, g, p, self.state_dir) for g, p in sorted(active - set(self.tasks))]
         for task in new:
             task.open()
@@ -270,7 +244,11 @@ class Runner(Service):
         self._task_of_tp = {TopicPartition(topic, t.partition): t
                             for t in self.tasks.values()
                             for topic in self.topology.topics_of_group(t.group)}
-        await self._open_standbys(standby - set(self.standbys))
+        await self.standbys.open(standby - set(self.standbys))
+
+    def active_inputs(self) -> set[TopicPartition]:
+        """The input partitions of the tasks this worker runs now."""
+        return set(self._task_of_tp)
 
     @property
     def late_records(self) -> int:
@@ -289,26 +267,6 @@ class Runner(Service):
             await self.producer.send_and_wait(REGISTRY_TOPIC, dumps(record), key=self.app_id.encode())
         except KafkaError as exc:  # discovery is best effort; processing goes on
             log.warning("could not publish to %s: %r", REGISTRY_TOPIC, exc)
-
-    async def _open_standbys(self, new: set[TaskId]) -> None:
-        for g, p in new:
-            stores = {}
-            for spec in self.topology.tables_of_group(g):
-                store = PartitionStore(self.state_dir / spec.name / str(p), spec.key_codec, spec.values)
-                stores[TopicPartition(spec.changelog, p)] = store.open()
-            self.standbys[(g, p)] = stores
-        tps = [tp for stores in self.standbys.values() for tp in stores]
-        self.standby_consumer.assign(tps)
-        for stores in self.standbys.values():
-            for tp, store in stores.items():
-                await seek_to_checkpoint(self.standby_consumer, tp, store)
-
-    def _close_standbys(self, ids: set[TaskId]) -> None:
-        for tid in ids:
-            for store in self.standbys.pop(tid, {}).values():
-                store.close()
-        if not self.standbys and self._clients:
-            self.standby_consumer.assign([])
 
     # processing -----------------------------------------------------------
     async def _run(self) -> None:
@@ -329,23 +287,17 @@ class Runner(Service):
                         continue
                     if batches and self.first_record_at is None:
                         self.first_record_at = time.monotonic()
-                    if self._reads_globals(batches):
+                    if self.globals is not None and self._reads_globals(batches):
                         await self.globals.catch_up(self.global_probe, self.global_consumer,
                                                     GLOBAL_CATCH_UP_TIMEOUT_S)
-                    started = time.perf_counter()
-                    for tp, records in batches.items():
-                        task = self._task_of_tp.get(tp)
-                        if task is not None and records:
-                            task.process(tp, records, self._dead_letter, s.on_error)
-                            self._uncommitted += len(records)
-                            self.records_in[tp.topic] += len(records)
-                            self.positions[tp] = records[-1].offset + 1
-                    if batches and len(self.batch_seconds) < 10_000:
-                        self.batch_seconds.append(time.perf_counter() - started)
+                    self._process(batches)
                     if self._uncommitted and (self._uncommitted >= s.commit_max_records
-                                              or time.monotonic() - self._last_commit >= interval
-                                              or any(c() for c in self.prompt_commit_checks)):
+                                              or time.monotonic() - self._last_commit >= interval):
                         await self._commit_or_retry()
+                    elif self._unflushed and any(c() for c in self.prompt_commit_checks):
+                        # Someone waits for a state: make it durable now (changelog, outputs,
+                        # RocksDB); the input offsets follow at the commit interval.
+                        await self._commit_or_retry(offsets=False)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -353,6 +305,19 @@ class Runner(Service):
             self.failed = exc
             self.ready = False
             await self.crash(exc)
+
+    def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        started = time.perf_counter()
+        for tp, records in batches.items():
+            task = self._task_of_tp.get(tp)
+            if task is not None and records:
+                task.process(tp, records, self._dead_letter, self.settings.on_error)
+                self._uncommitted += len(records)
+                self._unflushed += len(records)
+                self.records_in[tp.topic] += len(records)
+                self.positions[tp] = records[-1].offset + 1
+        if batches and len(self.batch_seconds) < 10_000:
+            self.batch_seconds.append(time.perf_counter() - started)
 
     def _reads_globals(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
         """Whether records of this fetch look up a global table."""
@@ -365,24 +330,16 @@ class Runner(Service):
         return False
 
     def _dead_letter(self, rec: ConsumerRecord, stage: str, exc: BaseException) -> None:
-        headers = [
-            ("streamkit.error", f"{type(exc).__name__}: {exc}".encode()[:2000]),
-            ("streamkit.stage", stage.encode()),
-            ("streamkit.topic", rec.topic.encode()),
-            ("streamkit.partition", str(rec.partition).encode()),
-            ("streamkit.offset", str(rec.offset).encode()),
-            ("streamkit.timestamp", str(rec.timestamp).encode()),
-        ]
-        partition = rec.partition % self.partitions[self.dead_letter_topic]
-        self.outbox.add(self.dead_letter_topic, partition, rec.key, rec.value, rec.timestamp, headers)
+        topic = self.dead_letter_topic
+        dead_letter(self.outbox, topic, self.partitions[topic], rec, stage, exc)
         self.counters["dead_letters"] += 1
         self.dead_letters_by_topic[rec.topic] += 1
         log.warning("dead letter: %s at %s[%d]@%d: %r", stage, rec.topic, rec.partition, rec.offset, exc)
 
-    async def _commit_or_retry(self) -> None:
+    async def _commit_or_retry(self, offsets: bool = True) -> None:
         """Commit; a broker that fails the commit is not a reason to stop processing."""
         try:
-            await self._commit()
+            await self._commit(offsets)
         except CommitFailedError as exc:
             # The group moved on (this worker was out of it too long): the state is written,
             # the input offsets are not, so the next owner of these partitions (this worker
@@ -396,63 +353,36 @@ class Runner(Service):
             self._last_commit = time.monotonic() - self.settings.commit_interval_ms / 1000 \
                 + COMMIT_RETRY_S
 
-    async def _commit(self) -> None:
-        """Changelog and outputs first, then RocksDB with the changelog offsets, then inputs."""
-        flushed, changelogs = [], {}
-        for task in self.tasks.values():
-            for name, store in task.stores.items():
-                if store.dirty:
-                    items = store.encode_dirty()
-                    ctp = (self.topology.tables[name].changelog, task.partition)
-                    changelogs[ctp] = [(kb, vb, None, None) for kb, vb in items]
-                    flushed.append((name, task.partition, store, items, ctp))
-        last = await self.outbox.flush(changelogs)
-        for name, partition, store, items, ctp in flushed:
-            store.write(items, last[ctp] + 1)
-            store.dirty.clear()
-            for listener in self.commit_listeners:
-                listener(name, partition, items)
-        offsets = {tp: off for task in self.tasks.values() for tp, off in task.offsets.items()}
-        if offsets:
-            await self.consumer.commit(offsets)
-        for task in self.tasks.values():
-            task.offsets.clear()
+    async def _commit(self, offsets: bool = True) -> None:
+        """The commit sequence (commit.py): changelogs and outputs, RocksDB, input offsets
+        (without offsets=False: the state is then durable, and the records since the last
+        commit of offsets are still processed again after a crash)."""
+        commit = Commit(self.topology, self.tasks.values())
+        commit.written(await self.outbox.flush(commit.changelogs), self.commit_listeners)
+        self._unflushed = 0
+        if not offsets:
+            return
+        if commit.offsets:
+            await self.consumer.commit(commit.offsets)
+        commit.done()
         self.counters["records"] += self._uncommitted
         self.counters["commits"] += 1
         self._uncommitted = 0
         self._last_commit = self.last_commit_at = time.monotonic()
 
     async def _run_standbys(self) -> None:
+        assert self.standbys is not None
         while not self._stopping:
-            if not self.standbys:
+            if not len(self.standbys):
                 await asyncio.sleep(0.2)
                 continue
-            batches = await self.standby_consumer.getmany(timeout_ms=200, max_records=20000)
+            batches = await self.standbys.poll()
             async with self._lock:
-                for tp, records in batches.items():
-                    store = self._standby_store(tp)
-                    if store is not None and records:
-                        store.write(((r.key, r.value) for r in records), records[-1].offset + 1)
+                self.standbys.apply(batches)
 
     async def _run_globals(self) -> None:
+        assert self.globals is not None
         while not self._stopping:
             batches = await self.global_consumer.getmany(timeout_ms=200, max_records=20000)
             async with self._lock:
                 self.globals.apply(batches)
-
-    def _standby_store(self, tp: TopicPartition) -> PartitionStore | None:
-        for stores in self.standbys.values():
-            if tp in stores:
-                return stores[tp]
-        return None
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        await self.runner._on_revoked()
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        await self.runner._on_assigned()

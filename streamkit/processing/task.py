@@ -10,7 +10,6 @@ from aiokafka.structs import ConsumerRecord
 
 from ..errors import DecodeError, ProcessingStopped
 from ..state.store import PartitionStore
-from .nodes import current
 from .topology import Topology
 
 log = logging.getLogger(__name__)
@@ -58,11 +57,12 @@ class Task:
         source = self.topology.sources[tp.topic]
         kdec, vdec, ts_of = source.keys.decode, source.values.decode, source.timestamp
         forward = source.forward
-        current.task = self
+        ctx = self.topology.context
+        ctx.task = self
         if tp.topic not in self.resumed_at and records:
             self.resumed_at[tp.topic] = records[0].offset
         for rec in records:
-            current.record = rec
+            ctx.record = rec
             try:
                 try:
                     key = None if rec.key is None else kdec(rec.key)

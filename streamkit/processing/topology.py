@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import TopologyError
 from ..serde import Serde
 from ..state.keys import KeyCodec, codec_for
+from .context import ProcessorContext
 from .nodes import Node, SourceNode
 
 
@@ -22,7 +23,7 @@ class Group:
 
     def __init__(self) -> None:
         self.parent: Group | None = None
-        self.id: int | None = None
+        self.id: int = -1  # numbered when the topology is finalized
 
     def root(self) -> "Group":
         g = self
@@ -69,6 +70,7 @@ class Topology:
     # Sub-topologies that look records up in a global table.
     global_readers: list[Group] = field(default_factory=list)
     finalized: bool = False
+    context: ProcessorContext = field(default_factory=ProcessorContext)
 
     def changelog_topic(self, table: str) -> str:
         return f"{self.app_id}-{table}-changelog"
@@ -87,17 +89,33 @@ class Topology:
         return spec
 
     def finalize(self) -> None:
-        """Number the sub-topologies; after this the graph no longer changes."""
+        """Number the sub-topologies and bind every operator to this topology's context;
+        after this the graph no longer changes."""
         if self.finalized:
             return
+        for node in self.nodes():
+            node.ctx = self.context
         roots: dict[int, int] = {}
-        for node in self._all_groups():
-            root = node.root()
+        for group in self._all_groups():
+            root = group.root()
             if id(root) not in roots:
                 roots[id(root)] = len(roots)
-            node.id = roots[id(root)]
-            root.id = node.id
+            group.id = roots[id(root)]
+            root.id = group.id
         self.finalized = True
+
+    def nodes(self) -> list[Node]:
+        """Every operator reachable from a source, each once."""
+        out: list[Node] = []
+        seen: set[int] = set()
+        stack: list[Node] = list(self.sources.values())
+        while stack:
+            node = stack.pop()
+            if id(node) not in seen:
+                seen.add(id(node))
+                out.append(node)
+                stack.extend(node.successors())
+        return out
 
     def _all_groups(self) -> list[Group]:
         groups = [s.group for s in self.sources.values()]

@@ -8,7 +8,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from ..errors import PeerError
 from ..http import JSON, unavailable
+from ..httpclient import peer_session
 
 FORWARDED = "X-Streamkit-Forwarded"
 SERVED_BY = "X-Streamkit-Served-By"
@@ -16,34 +18,28 @@ STALE = "X-Streamkit-Stale"
 _PASS_BACK = (SERVED_BY, STALE, "Retry-After")
 
 
-class PeerError(Exception):
-    def __init__(self, owner: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.owner, self.status = owner, status
-
-
 class Forwarder:
+    """Reads from the other workers of the app: one session per worker process."""
+
     def __init__(self, timeout_ms: int, token: str | None = None) -> None:
-        self.timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000)
+        self.timeout_ms, self.token = timeout_ms, token
         self._session: aiohttp.ClientSession | None = None
-        # Peers check the same token as any client does.
-        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            self._session = peer_session(self.token, self.timeout_ms)
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
-            await self._session.close()
+            session, self._session = self._session, None
+            await session.close()
 
     async def forward(self, request: web.Request, owner: str) -> web.Response:
         """The owner's answer to the same method, path, query and body."""
         body = await request.read()
-        headers = {FORWARDED: "1", "Content-Type": request.headers.get("Content-Type", JSON),
-                   **self.auth}
+        headers = {FORWARDED: "1", "Content-Type": request.headers.get("Content-Type", JSON)}
         try:
             async with self.session.request(request.method, owner + request.rel_url.path_qs,
                                             data=body or None, headers=headers) as resp:
@@ -59,7 +55,7 @@ class Forwarder:
         """GET a peer's internal route; PeerError when it fails or is not ready."""
         try:
             async with self.session.get(owner + path, params=params,
-                                        headers={FORWARDED: "1", **self.auth}) as resp:
+                                        headers={FORWARDED: "1"}) as resp:
                 payload = await resp.read()
                 if resp.status != 200:
                     raise PeerError(owner, f"{owner} answered {resp.status}", resp.status)

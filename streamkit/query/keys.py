@@ -7,11 +7,8 @@ from typing import Any
 
 import orjson
 
+from ..errors import BadKey
 from ..processing.topology import TableSpec
-
-
-class BadKey(ValueError):
-    """The URL's key is not of the table's key type (answered 400)."""
 
 
 def parse_key(spec: TableSpec, raw: str) -> Any:

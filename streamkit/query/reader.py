@@ -2,24 +2,23 @@
 worker owns the key, else the owner's HTTP view."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from ..errors import StoreUnavailable
-from .forward import Forwarder, PeerError
-
-if TYPE_CHECKING:
-    from ..app import App
+from ..errors import PeerError, StoreUnavailable
+from ..processing.ownership import Ownership
+from .forward import Forwarder
 
 
 class TableReader:
-    def __init__(self, app: "App") -> None:
-        self.app = app
-        self.forwarder = Forwarder(app.settings.query_timeout_ms, app.settings.api_token)
+    """Reads a table from code (App.read)."""
+
+    def __init__(self, ownership: Ownership, forwarder: Forwarder) -> None:
+        self.own, self.forwarder = ownership, forwarder
 
     async def read(self, table: str, key: Any) -> Any:
         """The table's value for key, or None; StoreUnavailable while partitions move."""
-        own = self.app.processors.ownership
+        own = self.own
         if table not in own.tables(exposed_only=False):
             raise KeyError(f"no table named {table!r}")
         partition = own.partition_of(table, key)
@@ -40,5 +39,3 @@ class TableReader:
             raise StoreUnavailable(str(exc)) from None
         return body["value"]
 
-    async def close(self) -> None:
-        await self.forwarder.close()

@@ -9,44 +9,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from collections import Counter
+from typing import Any, Callable, NamedTuple
 
 from aiohttp import web
 
+from ..config import Settings
+from ..errors import BadKey, PeerError, StoreMigrated
 from ..http import error, json_response, unavailable
-from ..routing import Routes
+from ..parts import Part
+from ..processing.runner import Runner
 from ..processing.topology import TableSpec
-from .forward import FORWARDED, SERVED_BY, STALE, Forwarder, PeerError
-from .keys import BadKey, b64, parse_key, unb64
-from .scan import local_count, local_scan, merge_pages
+from ..routing import Routes
 from ..windows.reads import fetch_windows
-from .waiters import PartitionMoved, Waiters
-
-if TYPE_CHECKING:
-    from ..app import App
+from .forward import FORWARDED, SERVED_BY, STALE, Forwarder
+from .keys import b64, parse_key, unb64
+from .scan import local_count, local_scan, merge_pages
+from .waiters import Waiters
 
 log = logging.getLogger(__name__)
 
 RETRY_MOVED_S = 1
 
 
-class TableRoutes:
-    def __init__(self, app: "App") -> None:
-        self.app = app
-        self.own = app.processors.ownership
-        self.settings = app.settings
-        self.forwarder = Forwarder(app.settings.query_timeout_ms, app.settings.api_token)
-        topo = app.topology
+class TableRoutes(Part):
+    """The worker's part that serves its tables over HTTP."""
+
+    def __init__(self, app_id: str, runner: Runner, settings: Settings,
+                 forwarder: Forwarder) -> None:
+        self.app_id = app_id
+        self.own = runner.ownership
+        self.settings = settings
+        self.forwarder = forwarder
+        topo = runner.topology
         self.waiters = Waiters(lambda t, vb: topo.tables[t].values.decode(vb),
                                lambda t: topo.tables[t].group.root().id if t in topo.tables else -1)
-        app.processors.commit_listeners.append(self.waiters.on_commit)
-        app.processors.revoke_listeners.append(self.waiters.on_revoke)
+        runner.commit_listeners.append(self.waiters.on_commit)
+        runner.revoke_listeners.append(self.waiters.on_revoke)
         # A waiter is answered from committed state: commit at once while any waits.
-        app.processors.prompt_commit_checks.append(self.waiters.pending)
-        self.counters = app.query_counters
-        self.counters.setdefault("forwarded", 0)
+        runner.prompt_commit_checks.append(self.waiters.pending)
+        self.counters: Counter[str] = Counter(forwarded=0)
 
-    def install(self, routes: Routes) -> None:
+    def install_routes(self, routes: Routes) -> None:
         # aiohttp tries the routes under /tables in the order they were added: the key
         # read, the most frequent request, goes first.
         routes.get("/tables/{table}/keys/{key}", self.get_key)
@@ -56,7 +60,6 @@ class TableRoutes:
         routes.get("/tables/{table}/count", self.count)
         routes.get("/tables/{table}/_local/scan", self.local_scan)
         routes.get("/tables/{table}/_local/count", self.local_count)
-        routes.app.on_cleanup.append(lambda _app: self.forwarder.close())
 
     # helpers -----------------------------------------------------------------
     def _spec(self, request: web.Request) -> TableSpec | None:
@@ -77,7 +80,7 @@ class TableRoutes:
             for name, spec in sorted(self.own.tables().items())]})
 
     async def metadata(self, request: web.Request) -> web.Response:
-        return json_response({"app": self.app.conf.id, "ready": self.own.ready,
+        return json_response({"app": self.app_id, "ready": self.own.ready,
                               **self.own.describe()})
 
     async def get_key(self, request: web.Request) -> web.Response:
@@ -153,7 +156,7 @@ class TableRoutes:
                                             predicate, timeout_s)
         except asyncio.TimeoutError:
             return error(504, "timeout", f"{spec.name}[{key!r}] did not reach the state in time")
-        except PartitionMoved:
+        except StoreMigrated:
             return unavailable(f"partition {partition} of {spec.name} moved", RETRY_MOVED_S)
         return self._value(spec, key, partition, value, headers)
 
@@ -218,7 +221,8 @@ class TableRoutes:
             raise PeerError("", f"partitions {missing} of {spec.name} have no owner yet")
         by_owner: dict[str, list[int]] = {}
         for p, o in owners.items():
-            by_owner.setdefault(o, []).append(p)
+            if o is not None:
+                by_owner.setdefault(o, []).append(p)
         jobs = []
         for owner, parts in by_owner.items():
             if owner == self.own.url:
@@ -236,7 +240,8 @@ class TableRoutes:
             stores.append(store)
         if what == "count":
             return local_count(stores)
-        return local_scan(stores, *(_opt_bytes(params, k) for k in ("start", "end", "prefix", "after")),
+        return local_scan(stores, _opt_bytes(params, "start"), _opt_bytes(params, "end"),
+                          _opt_bytes(params, "prefix"), _opt_bytes(params, "after"),
                           int(params["limit"]))
 
     async def _remote(self, spec, what, owner, parts, params):

@@ -2,9 +2,10 @@
 
 A waiter is registered on the worker that owns the key and answered from committed
 state: after each commit, the keys that changed are checked against their waiters. While
-any request waits, the worker commits after every fetch it processes (not once a commit
-interval), so an answer follows the state within a few milliseconds of processing, and a
-state that was answered is in the changelog: it survives a crash.
+any request waits, the worker makes its state durable (changelog, outputs, RocksDB) after
+every fetch it processes, not once a commit interval, so an answer follows the state within
+milliseconds of processing, and a state that was answered is in the changelog: it survives
+a crash. (Input offsets are still committed at the interval.)
 """
 from __future__ import annotations
 
@@ -13,11 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..errors import StoreMigrated
 from ..processing.assignor import TaskId
-
-
-class PartitionMoved(Exception):
-    """The partition left this worker while the request waited: retry on its new owner."""
 
 
 @dataclass
@@ -41,7 +39,8 @@ class Waiters:
 
     async def wait(self, table: str, partition: int, key_bytes: bytes,
                    predicate: Callable[[Any], bool], timeout_s: float) -> Any:
-        """The value once predicate(value) holds; TimeoutError or PartitionMoved otherwise."""
+        """The value once predicate(value) holds; TimeoutError, or StoreMigrated when the
+        partition moves meanwhile."""
         waiter = _Waiter(predicate)
         slot = (table, partition, key_bytes)
         self._by_key[slot].append(waiter)
@@ -72,4 +71,4 @@ class Waiters:
             if (self._group_of(table), partition) in tasks:
                 for w in waiters:
                     if not w.future.done():
-                        w.future.set_exception(PartitionMoved(f"{table}[{partition}] moved"))
+                        w.future.set_exception(StoreMigrated(f"{table}[{partition}] moved to another worker"))

@@ -11,7 +11,7 @@ import logging
 import shutil
 import struct
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, cast
 
 from rocksdict import Options, Rdict, WriteBatch
 
@@ -50,8 +50,9 @@ class PartitionStore:
         # Committed values that queries read, by encoded key (None for an absent key).
         # Every database write goes through write(), which drops the keys it writes.
         self._read_cache: dict[bytes, Any] = {}
-        self._db: Rdict | None = None
-        self._meta_handle = None
+        # Set by open(); every other method is called on an open store.
+        self._db: Rdict = cast(Rdict, None)
+        self._meta_handle: Any = None
         self.checkpoint: int | None = None
 
     # lifecycle -----------------------------------------------------------
@@ -70,7 +71,7 @@ class PartitionStore:
         if self._db is not None:
             self._meta_handle = None
             self._db.close()
-            self._db = None
+            self._db = cast(Rdict, None)
             gc.collect()
         self.dirty.clear()
 
@@ -134,7 +135,7 @@ class PartitionStore:
                   prefix: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         lower = start if prefix is None else max(start or b"", prefix)
         it = self._db.items(from_key=lower) if lower else self._db.items()
-        for kb, vb in it:
+        for kb, vb in cast(Iterator[tuple[bytes, bytes]], it):
             if end is not None and kb >= end:
                 return
             if prefix is not None and not kb.startswith(prefix):
@@ -142,7 +143,7 @@ class PartitionStore:
             yield kb, vb
 
     def count(self) -> int:
-        return sum(1 for _ in self._db.keys())
+        return sum(1 for _ in cast(Iterator[bytes], self._db.keys()))
 
     # commit protocol ------------------------------------------------------
     def encode_dirty(self) -> list[tuple[bytes, bytes | None]]:

@@ -25,9 +25,12 @@ from typing import Any, Mapping, NamedTuple, Sequence
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from ..errors import TopologyError
-from ..processing.nodes import BranchNode, Node, SinkNode, current
-from ..processing.outbox import partition_for
+from ..partitioner import partition_for
+from ..processing.commit import Commit
+from ..processing.context import ProcessorContext
+from ..processing.deadletters import dead_letter
+from ..processing.nodes import Node, SinkNode
+from ..processing.planning import check_copartitioned, external_topics, internal_topics
 from ..processing.task import Task
 from ..processing.topology import Topology
 from ..serde import Serde
@@ -108,29 +111,14 @@ class TopologyTestDriver:
 
     # set-up ---------------------------------------------------------------------------
     def _size_topics(self, partitions: int | Mapping[str, int]) -> dict[str, int]:
+        """The partition count of every topic, sized as a worker sizes them (planning.py)."""
         topo = self.topology
         per_topic = {} if isinstance(partitions, int) else dict(partitions)
         default = partitions if isinstance(partitions, int) else per_topic.pop("*", 1)
-        counts = {t: per_topic.get(t, default)
-                  for t in list(topo.sources) + list(topo.sinks) if t not in topo.internal}
-        counts[self.late_events_topic] = counts[self.dead_letter_topic] = default
-        todo = dict(topo.internal)
-        while todo:
-            sized = {}
-            for name, spec in todo.items():
-                topics = topo.topics_of_group(spec.partitions_from.root().id)
-                if all(t in counts for t in topics):
-                    sized[name] = max((counts[t] for t in topics), default=default)
-            if not sized:
-                raise TopologyError(f"cannot size internal topics {sorted(todo)}")
-            counts.update(sized)
-            for name in sized:
-                del todo[name]
-        for g in topo.groups():
-            sizes = {t: counts[t] for t in topo.topics_of_group(g)}
-            if len(set(sizes.values())) > 1:
-                raise TopologyError(f"topics processed together must have the same number "
-                                    f"of partitions: {sizes}")
+        counts = {spec.name: per_topic.get(spec.name, spec.partitions)
+                  for spec in external_topics(topo, default)}
+        counts.update((spec.name, spec.partitions) for spec in internal_topics(topo, counts))
+        check_copartitioned(topo, counts)
         return counts
 
     def _open_tasks(self) -> None:
@@ -176,24 +164,27 @@ class TopologyTestDriver:
         timestamp_ms (if later), closing the windows that ends and emitting their final
         results, as a record with that timestamp reaching each of them would. In a worker
         only records move stream time."""
-        self._bind()
-        current.record = None
+        ctx = self._bind()
+        ctx.record = None
         for (g, _p), task in self.tasks.items():
-            current.task = task
+            ctx.task = task
             for node in self._windowed.get(g, ()):
                 node.advance(task, timestamp_ms)
         self._drain()
 
     def commit(self) -> None:
-        """Write every store's uncommitted updates to RocksDB and take the input offsets
-        as committed, as a worker's commit does."""
-        for task in self.tasks.values():
-            for store in task.stores.values():
-                if store.dirty:
-                    store.write(store.encode_dirty(), None)
-                    store.dirty.clear()
-            self._committed.update(task.offsets)
-            task.offsets.clear()
+        """Commit as a worker does, through the same sequence (streamkit.processing.commit):
+        every store's uncommitted updates to its changelog topic, then to RocksDB with the
+        changelog position, then the input offsets."""
+        commit = Commit(self.topology, self.tasks.values())
+        last = {}
+        for (topic, partition), records in commit.changelogs.items():
+            for key, value, _ts, _headers in records:
+                self._append(topic, partition, key, value, 0, None)
+            last[(topic, partition)] = len(self._logs[(topic, partition)]) - 1
+        commit.written(last)
+        self._committed.update(commit.offsets)
+        commit.done()
         self._produced.clear()
 
     def restart(self, crash: bool = False, torn: float | None = None,
@@ -274,8 +265,10 @@ class TopologyTestDriver:
         return self._retired_late + sum(t.late_records for t in self.tasks.values())
 
     # internals ------------------------------------------------------------------------
-    def _bind(self) -> None:
-        current.outbox, current.partitions = self._outbox, self.partitions
+    def _bind(self) -> ProcessorContext:
+        ctx = self.topology.context
+        ctx.writer, ctx.partitions = self._outbox, self.partitions
+        return ctx
 
     def _append(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
                 ts: int, headers: Sequence[Header] | None, produced: bool = False) -> None:
@@ -315,14 +308,8 @@ class TopologyTestDriver:
         self._produced.clear()
 
     def _dead_letter(self, rec: ConsumerRecord, stage: str, exc: BaseException) -> None:
-        headers = [("streamkit.error", f"{type(exc).__name__}: {exc}".encode()),
-                   ("streamkit.stage", stage.encode()), ("streamkit.topic", rec.topic.encode()),
-                   ("streamkit.partition", str(rec.partition).encode()),
-                   ("streamkit.offset", str(rec.offset).encode()),
-                   ("streamkit.timestamp", str(rec.timestamp).encode())]
-        partition = rec.partition % self.partitions[self.dead_letter_topic]
-        self._append(self.dead_letter_topic, partition, rec.key, rec.value, rec.timestamp,
-                     headers, produced=True)
+        topic = self.dead_letter_topic
+        dead_letter(self._outbox, topic, self.partitions[topic], rec, stage, exc)
 
     def close(self) -> None:
         """Close every store and delete the temporary state directory."""
@@ -340,26 +327,9 @@ class TopologyTestDriver:
         self.close()
 
 
-def _walk(topology: Topology) -> list[tuple[int, Node]]:
-    out, seen = [], set()
-    for topic, source in topology.sources.items():
-        g = topology.group_of_topic(topic)
-        stack: list[Node] = [source]
-        while stack:
-            node = stack.pop()
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            out.append((g, node))
-            stack.extend(node.children)
-            if isinstance(node, BranchNode):
-                stack.extend([*node.branches, node.default])
-    return out
-
-
 def _sink_serdes(topology: Topology) -> dict[str, tuple[Serde, Serde]]:
     out: dict[str, tuple[Serde, Serde]] = {}
-    for _g, node in _walk(topology):
+    for node in topology.nodes():
         if isinstance(node, SinkNode):
             out.setdefault(node.topic, (node.keys, node.values))
     return out
@@ -367,9 +337,18 @@ def _sink_serdes(topology: Topology) -> dict[str, tuple[Serde, Serde]]:
 
 def _windowed_nodes(topology: Topology) -> dict[int, list[WindowedAggregate]]:
     out: dict[int, list[WindowedAggregate]] = {}
-    for g, node in _walk(topology):
-        if isinstance(node, WindowedAggregate):
-            out.setdefault(g, []).append(node)
+    for topic, source in topology.sources.items():
+        stack: list[Node] = [source]
+        seen: set[int] = set()
+        while stack:
+            node = stack.pop()
+            if id(node) not in seen:
+                seen.add(id(node))
+                stack.extend(node.successors())
+                if isinstance(node, WindowedAggregate):
+                    group = out.setdefault(topology.group_of_topic(topic), [])
+                    if node not in group:
+                        group.append(node)
     return out
 
 
@@ -392,8 +371,8 @@ def _entries(store: PartitionStore) -> dict[Any, Any]:
 
 
 def _windows(store: PartitionStore) -> dict[WindowedKey, Any]:
-    rows = {store.keys.decode(kb): vb for kb, vb in store.raw_items(prefix=b"w")}
-    rows = {k: store.values.decode(vb) for k, vb in rows.items()}
+    raw = {store.keys.decode(kb): vb for kb, vb in store.raw_items(prefix=b"w")}
+    rows = {k: store.values.decode(vb) for k, vb in raw.items()}
     rows.update((k, v) for k, v in store.dirty.items() if len(k) == 3)
     return {WindowedKey(*k): v.value for k, v in rows.items()
             if type(v) is Agg and not v.closed}

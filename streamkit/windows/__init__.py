@@ -1,7 +1,7 @@
 """Event-time windows with a required grace period, late records, and final results.
 
     from streamkit.windows import Tumbling
-    counts = (app.stream("clicks", timestamp=lambda c: c["ts_ms"]).group_by_key()
+    counts = (app.source("clicks", timestamp=lambda c: c["ts_ms"]).group_by_key()
                  .windowed_by(Tumbling(size_ms=60_000, grace_ms=10_000))
                  .count("click-counts", emit="final", to="click-counts-final"))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable
 
-from ..processing.nodes import Node, current
+from ..processing.nodes import Node
 from .codec import Agg, WindowedKey
 from .late import report_late
 from .specs import Hopping, Tumbling, WindowSpec
@@ -40,6 +40,9 @@ class WindowedAggregate(Node):
 
     __slots__ = ("table", "windows", "initial", "add", "emit_final", "late_topic", "grace")
     track_keys = False  # whether the operator lists a key's windows (sessions, sliding)
+    # apply(ws, key, value, ts, topic, offset) places a record in its windows: each kind
+    # of window (time, sliding, session) defines it.
+    apply: Callable[[WindowState, Any, Any, int, str, int], None]
 
     def __init__(self, table: str, windows: WindowSpec, initial: Any,
                  add: Callable[[Any, Any], Any], emit: str, late_topic: str) -> None:
@@ -62,16 +65,16 @@ class WindowedAggregate(Node):
     def process(self, key, value, ts):
         if key is None:  # goes to dead letters: windows are per key
             raise ValueError(f"{self.table}: a windowed aggregation needs a record key")
-        rec = current.record
+        rec = self.ctx.record
         topic, offset = rec.topic, rec.offset
-        ws = self.state(current.task, topic)
+        ws = self.state(self.ctx.task, topic)
         ws.sync()
         if topic not in ws.period_from:
             ws.period_from[topic] = offset
         if ts > ws.stream_time:
             ws.stream_time = ts
         try:
-            self.apply(ws, key, value, ts, topic, offset)
+            self.apply(ws, key, value, ts, topic, offset)  # each kind of window has its own
             if ws.stream_time >= ws.next_close:
                 self.expire(ws, (topic, offset))
         finally:  # a record whose add() raised goes to dead letters; keep the order
@@ -120,7 +123,7 @@ class WindowedAggregate(Node):
         # A window found closed here was closed before this task started; its final
         # result may not have reached the topic if the record that closed it was not
         # committed: then emit it again (same value).
-        emit = self.emit_final and (agg.closed is None or _maybe_lost(agg.closed))
+        emit = self.emit_final and (agg.closed is None or _maybe_lost(self.ctx.task, agg.closed))
         ws.close_window(dk, agg, ik[1], by if agg.closed is None else agg.closed)
         if emit:
             self.forward(WindowedKey(dk[0], dk[1], dk[2]), agg.value, dk[2])
@@ -139,10 +142,10 @@ class WindowedAggregate(Node):
             self.forward(WindowedKey(dk[0], dk[1], dk[2]), agg.value, ts)
 
 
-def _maybe_lost(closed_by: tuple[str, int]) -> bool:
+def _maybe_lost(task: Any, closed_by: tuple[str, int]) -> bool:
     # Offsets below where the task resumed were committed, and a commit completes only
     # once its outputs are acknowledged.
-    resumed = current.task.resumed_at.get(closed_by[0])
+    resumed = task.resumed_at.get(closed_by[0])
     return resumed is None or closed_by[1] >= resumed
 
 
@@ -159,7 +162,8 @@ class TimeWindowAggregate(WindowedAggregate):
 
     def apply(self, ws, key, value, ts, topic, offset):
         st, grace, size = ws.stream_time, self.grace, self.size
-        missed = None
+        missed: list[tuple[int, int]] | None = None
+        bounds: Any
         if size:
             start = ts - ts % size
             bounds = ((start, start + size),)
@@ -188,4 +192,4 @@ class TimeWindowAggregate(WindowedAggregate):
             if not self.emit_final:
                 self.forward(WindowedKey(key, start, end), agg.value, ts)
         if missed:
-            report_late(self.table, self.late_topic, ts, st, missed)
+            report_late(self.ctx, self.table, self.late_topic, ts, st, missed)

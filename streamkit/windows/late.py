@@ -9,16 +9,17 @@ from typing import Sequence
 
 import orjson
 
-from ..processing.nodes import current
+from ..processing.context import ProcessorContext
+from ..processing.deadletters import send_aside
 
 log = logging.getLogger(__name__)
 
 
-def report_late(table: str, late_topic: str, ts: int, stream_time: int,
+def report_late(ctx: ProcessorContext, table: str, late_topic: str, ts: int, stream_time: int,
                 missed: Sequence[tuple[int, int]]) -> None:
-    """Record that the current record missed the windows `missed` of `table`."""
-    rec = current.record
-    current.task.late_records += 1
+    """Record that the record in hand missed the windows `missed` of `table`."""
+    rec = ctx.record
+    ctx.task.late_records += 1
     lateness = stream_time - ts
     windows = orjson.dumps([list(w) for w in missed])
     log.warning("late record dropped: table=%s topic=%s partition=%s offset=%s timestamp=%s "
@@ -31,10 +32,5 @@ def report_late(table: str, late_topic: str, ts: int, stream_time: int,
         ("streamkit.windows", windows),
         ("streamkit.stream_time", str(stream_time).encode()),
         ("streamkit.event_time", str(ts).encode()),
-        ("streamkit.topic", rec.topic.encode()),
-        ("streamkit.partition", str(rec.partition).encode()),
-        ("streamkit.offset", str(rec.offset).encode()),
-        ("streamkit.timestamp", str(rec.timestamp).encode()),
     ]
-    partition = rec.partition % current.partitions[late_topic]
-    current.outbox.add(late_topic, partition, rec.key, rec.value, rec.timestamp, headers)
+    send_aside(ctx.writer, late_topic, ctx.partitions[late_topic], rec, headers)

@@ -9,7 +9,7 @@ alone with committed=True. Only open windows are returned: a closed window is re
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ..state.store import TOMBSTONE, PartitionStore
 from .codec import Agg, WindowKeys, time_bytes
@@ -27,7 +27,7 @@ class WindowRow(NamedTuple):
 def fetch_windows(store: PartitionStore, key: Any, time_from: int = _NO_TIME,
                   time_to: int = _NEVER, committed: bool = False) -> list[WindowRow]:
     """The open windows of key whose start lies in [time_from, time_to], by start."""
-    keys: WindowKeys = store.keys
+    keys = cast(WindowKeys, store.keys)
     prefix = keys.window_prefix(key)
     n = len(prefix)
     found: dict[tuple, Any] = {}

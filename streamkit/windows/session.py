@@ -34,7 +34,7 @@ class SessionAggregate(WindowedAggregate):
         if ts + self.grace < ws.stream_time:
             # Replay judges lateness as the first run did (see WindowState): this record
             # was late then too, and was applied nowhere.
-            report_late(self.table, self.late_topic, ts, ws.stream_time, [(ts, ts)])
+            report_late(self.ctx, self.table, self.late_topic, ts, ws.stream_time, [(ts, ts)])
             return
         gap = self.gap
         sessions = ws.windows_of(key)

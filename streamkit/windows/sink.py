@@ -7,8 +7,8 @@ partitioner's memo of key hashes keeps working although every window key is new.
 """
 from __future__ import annotations
 
-from ..processing.nodes import SinkNode, current
-from ..processing.outbox import partition_for
+from ..partitioner import partition_for
+from ..processing.nodes import SinkNode
 from ..serde import Serde
 from .codec import WindowedKeySerde
 
@@ -22,6 +22,7 @@ class WindowedSink(SinkNode):
 
     def process(self, key, value, ts):
         vb = None if value is None else self.values.encode(value)
-        n = current.partitions[self.topic]
-        current.outbox.add(self.topic, partition_for(self.record_keys.encode(key[0]), n),
-                           self.keys.encode(key), vb, ts)
+        ctx = self.ctx
+        n = ctx.partitions[self.topic]
+        ctx.writer.add(self.topic, partition_for(self.record_keys.encode(key[0]), n),
+                       self.keys.encode(key), vb, ts)

@@ -13,11 +13,12 @@ The cost of a record is one fold over the records of its key within about 2 d of
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from .aggregate import WindowedAggregate
 from .codec import Agg, Buffered, WindowedKey
 from .late import report_late
+from .specs import Sliding
 
 
 class SlidingAggregate(WindowedAggregate):
@@ -25,12 +26,12 @@ class SlidingAggregate(WindowedAggregate):
     track_keys = True
 
     def apply(self, ws, key, value, ts, topic, offset):
-        d, grace = self.windows.difference_ms, self.grace
+        d, grace = cast(Sliding, self.windows).difference_ms, self.grace
         rk = ("r", key, ts, topic, offset)
         if ts + grace < ws.stream_time:
             # Replay judges lateness as the first run did (see WindowState): this record
             # was late then too, and was applied nowhere.
-            report_late(self.table, self.late_topic, ts, ws.stream_time, [(ts - d, ts)])
+            report_late(self.ctx, self.table, self.late_topic, ts, ws.stream_time, [(ts - d, ts)])
             return
         ws.put(rk, Buffered(value), key)
         ws.add_index(("y", ts + d + grace + 1, key, ts, topic, offset))

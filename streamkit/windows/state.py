@@ -22,11 +22,20 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 from ..state.store import TOMBSTONE, PartitionStore
-from .codec import (INDEX, RECORD_INDEX, STREAM_TIME, Agg, Buffered, Clock, WindowKeys,
-                    WindowValues, time_bytes)
+from .codec import (
+    INDEX,
+    RECORD_INDEX,
+    STREAM_TIME,
+    Agg,
+    Buffered,
+    Clock,
+    WindowKeys,
+    WindowValues,
+    time_bytes,
+)
 
 NO_TIME = -(1 << 62)
 NEVER = 1 << 62
@@ -41,8 +50,8 @@ class WindowState:
     def __init__(self, store: PartitionStore, track: bool, resumed_at: dict[str, int],
                  topic: str | None) -> None:
         self.store = store
-        self.keys: WindowKeys = store.keys
-        self.values: WindowValues = store.values
+        self.keys = cast(WindowKeys, store.keys)      # a window store's codecs
+        self.values = cast(WindowValues, store.values)
         clock = store.get(STREAM_TIME)
         self.stream_time: int = NO_TIME if clock is None else clock.stream_time
         if clock is not None and topic is not None and (

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streamkit.testing.worker import WorkerProcess
+from streamkit.worker_process import WorkerProcess
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from streamkit.testing.kafka import produce
-from streamkit.testing.worker import WorkerProcess
+from streamkit.worker_process import WorkerProcess
 
 from .conftest import ROOT, worker_env
 from .test_tables import wait_for

@@ -10,7 +10,7 @@ import time
 import orjson
 import pytest
 
-from streamkit.processing.outbox import partition_for
+from tests.oracles import kafka_partition
 from streamkit.testing.kafka import produce, read_topic
 
 from .conftest import worker_env
@@ -59,7 +59,7 @@ def closers(ts: int):
     """One right record per partition far ahead in event time: every left window closes."""
     keys = {}
     for i in range(1000):
-        keys.setdefault(partition_for(f"close{i}".encode(), PARTITIONS), f"close{i}")
+        keys.setdefault(kafka_partition(f"close{i}".encode(), PARTITIONS), f"close{i}")
     return [(keys[p], {"id": f"close{p}", "ts": ts}) for p in range(PARTITIONS)]
 
 
@@ -72,7 +72,7 @@ def joined(broker: str, topic: str) -> list[tuple]:
     out = []
     for rec in read_topic(broker, topic):
         v = orjson.loads(rec.value)
-        assert rec.partition == partition_for(rec.key, PARTITIONS)  # co-partitioned output
+        assert rec.partition == kafka_partition(rec.key, PARTITIONS)  # co-partitioned output
         out.append((v["l"], v["r"]))
     return out
 

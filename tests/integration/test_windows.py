@@ -9,7 +9,7 @@ import time
 import orjson
 import pytest
 
-from streamkit.processing.outbox import partition_for
+from tests.oracles import kafka_partition
 from streamkit.testing.kafka import produce, read_topic
 
 from .conftest import worker_env
@@ -50,7 +50,7 @@ def closers(ts: int):
     """One record per partition far ahead in event time: every window before it closes."""
     keys = {}
     for i in range(1000):
-        keys.setdefault(partition_for(f"close{i}".encode(), PARTITIONS), f"close{i}")
+        keys.setdefault(kafka_partition(f"close{i}".encode(), PARTITIONS), f"close{i}")
     return [(keys[p], {"ts": ts, "amount": 0}) for p in range(PARTITIONS)]
 
 
@@ -59,7 +59,7 @@ def finals(broker: str, topic: str) -> dict[tuple, list[int]]:
     out: dict[tuple, list[int]] = {}
     for rec in read_topic(broker, topic):
         w = orjson.loads(rec.key)
-        assert rec.partition == partition_for(w["key"].encode(), PARTITIONS)
+        assert rec.partition == kafka_partition(w["key"].encode(), PARTITIONS)
         if not w["key"].startswith("close"):
             out.setdefault((w["key"], w["start"], w["end"]), []).append(int(rec.value))
     return out

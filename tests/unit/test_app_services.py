@@ -9,7 +9,7 @@ def started(app) -> list:
 
 def test_an_app_without_faust_agents_or_tables_starts_no_faust_consumer():
     app = streamkit.App("svc-plain", settings=Settings.from_env({}))
-    app.stream("events").group_by_key().count("n")
+    app.source("events").group_by_key().count("n")
     services = started(app)
     assert app.processors in services
     assert app.consumer not in services and app.topics not in services

@@ -61,3 +61,22 @@ def test_sasl_settings_pass_to_clients():
     kw = s.security.client_kwargs()
     assert kw == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
                   "sasl_plain_username": "u", "sasl_plain_password": "p"}
+
+
+def test_the_documented_tables_are_the_declared_settings():
+    from pathlib import Path
+
+    from streamkit.config import markdown_table
+    from streamkit.gateway.settings import GATEWAY_VARS
+
+    root = Path(__file__).resolve().parents[2]
+    assert markdown_table() in (root / "README.md").read_text()
+    assert markdown_table(GATEWAY_VARS) in (root / "docs" / "gateway.md").read_text()
+
+
+def test_settings_made_in_code_take_the_defaults_of_their_profile():
+    production = Settings(profile="production")
+    assert (production.session_timeout_ms, production.fetch_max_wait_ms,
+            production.replication_factor) == (30000, 500, 3)
+    assert Settings(profile="devbroker").fetch_max_wait_ms == 10
+    assert Settings(profile="production", session_timeout_ms=45000).session_timeout_ms == 45000

@@ -1,18 +1,19 @@
 """The in-process test driver runs a topology's real tasks, serdes and RocksDB stores."""
 from __future__ import annotations
 
+import orjson
 import pytest
 
 import streamkit
 from streamkit import Settings
 from streamkit.errors import ProcessingStopped, TopologyError
-from streamkit.processing.outbox import partition_for
-from streamkit.testing.driver import OutputRecord, TopologyTestDriver
+from tests.oracles import kafka_partition
+from streamkit.testing import OutputRecord, TopologyTestDriver
 
 
 def shop_app():
     app = streamkit.App("shop", settings=Settings.from_env({}))
-    orders = app.stream("orders")  # key: order id
+    orders = app.source("orders")  # key: order id
     orders.group_by(lambda o: o["customer"], name="by-customer").aggregate(
         "spend", initial=0, add=lambda total, o: total + o["amount"])
     orders.filter(lambda o: o["amount"] > 5).map_values(lambda o: o["amount"]).to("big")
@@ -35,12 +36,12 @@ def test_repartitioned_records_reach_the_task_of_their_new_keys_partition():
         assert driver.table("spend") == {f"c{c}": sum(range(c, 40, 5)) for c in range(5)}
         group = driver.topology.group_of_topic("shop-by-customer-repartition")
         for c in range(5):
-            owner = partition_for(f"c{c}".encode(), 4)
+            owner = kafka_partition(f"c{c}".encode(), 4)
             assert dict(driver.tasks[(group, owner)].stores["spend"].items())[f"c{c}"] == sum(
                 range(c, 40, 5))
         repartitioned = driver.output("shop-by-customer-repartition")
         assert len(repartitioned) == 40
-        assert all(r.partition == partition_for(r.key.encode(), 4) for r in repartitioned)
+        assert all(r.partition == kafka_partition(r.key.encode(), 4) for r in repartitioned)
 
 
 def test_tables_show_uncommitted_updates_and_commit_writes_rocksdb():
@@ -89,7 +90,7 @@ def test_a_failing_record_raises_by_default_and_goes_to_dead_letters_on_continue
 
 def test_sources_processed_together_must_have_equal_partition_counts():
     app = streamkit.App("joined", settings=Settings.from_env({}))
-    app.stream("a").merge(app.stream("b")).to("out")
+    app.source("a").merge(app.source("b")).to("out")
     with pytest.raises(TopologyError, match="same number of partitions"):
         TopologyTestDriver(app, partitions={"a": 2, "b": 3})
 
@@ -98,3 +99,39 @@ def test_piping_to_a_topic_the_topology_does_not_know_is_refused():
     with TopologyTestDriver(shop_app()) as driver:
         with pytest.raises(KeyError, match="pipe_raw"):
             driver.pipe("nope", "k", {"v": 1})
+
+
+def test_the_driver_sizes_a_foreign_key_join_and_writes_changelogs_as_a_worker_does():
+    app = streamkit.App("fk", settings=Settings.from_env({}))
+    orders = app.table("orders", topic="order-events")            # key: order id
+    customers = app.table("customers", topic="customer-events")   # key: customer id
+    orders.join_foreign(customers, "named", fk=lambda o: o["customer"],
+                        joiner=lambda o, c: {**o, "name": c["name"]})
+    with TopologyTestDriver(app, partitions=3) as driver:
+        # Internal topics take the count of the sub-topology they serve.
+        assert driver.partitions["fk-named-subscription-repartition"] == 3
+        assert driver.partitions["fk-named-response-repartition"] == 3
+        driver.pipe("customer-events", "c1", {"name": "Ada"})
+        driver.pipe("order-events", "o1", {"customer": "c1", "n": 2})
+        assert driver.table("named") == {"o1": {"customer": "c1", "n": 2, "name": "Ada"}}
+        driver.pipe("customer-events", "c1", {"name": "Bo"})
+        assert driver.table("named")["o1"]["name"] == "Bo"
+        # A commit goes through the changelogs, as a worker's does (raw records there).
+        changelog = [(r.key, orjson.loads(r.value)["name"])
+                     for r in driver.output("fk-named-changelog")]
+        assert changelog == [(b"o1", "Ada"), (b"o1", "Bo")]
+
+
+def test_a_dead_letter_from_the_driver_carries_the_error_cut_as_a_worker_cuts_it():
+    app = streamkit.App("dl", settings=Settings.from_env({}))
+
+    def explode(value):
+        raise ValueError("x" * 5000)
+
+    app.source("events").map_values(explode).to("out")
+    with TopologyTestDriver(app, on_error="continue") as driver:
+        driver.pipe("events", "k", {"a": 1}, timestamp_ms=7)
+        (dead,) = driver.output("dl-dead-letters")
+        assert dead.headers["streamkit.error"] == ("ValueError: " + "x" * 5000).encode()[:2000]
+        assert dead.headers["streamkit.stage"] == b"process"
+        assert (dead.headers["streamkit.topic"], dead.headers["streamkit.offset"]) == (b"events", b"0")

@@ -19,7 +19,7 @@ class Click(Record):
 
 def build(tmp_path, keys, values):
     app = streamkit.App("fuzz", settings=Settings.from_env({}))
-    app.stream("in", keys=keys, values=values).group_by_key().count("n")
+    app.source("in", keys=keys, values=values).group_by_key().count("n")
     app.topology.finalize()
     task = Task(app.topology, 0, 0, tmp_path)
     task.open()

@@ -3,7 +3,8 @@ another exception (which would stop the consumer)."""
 import orjson
 from hypothesis import given, settings, strategies as st
 
-from streamkit.gateway.envelope import EnvelopeError, ReplyEnvelope, RequestEnvelope
+from streamkit.errors import EnvelopeError
+from streamkit.envelope import ReplyEnvelope, RequestEnvelope
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),

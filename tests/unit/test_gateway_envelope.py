@@ -2,7 +2,8 @@
 import orjson
 import pytest
 
-from streamkit.gateway.envelope import EnvelopeError, ReplyEnvelope, RequestEnvelope, entity_of
+from streamkit.errors import EnvelopeError
+from streamkit.envelope import ReplyEnvelope, RequestEnvelope, entity_of
 
 
 def request(**changes):

@@ -4,19 +4,18 @@ from aiohttp import web
 import streamkit
 from streamkit import Settings
 from streamkit.gateway import create_gateway
-from streamkit.gateway.service_runner import runner_for
+from streamkit.services.runner import runner_for
 from streamkit.ops.openapi import document
-from streamkit.web import install_routes
 
 
 def routes_and_doc(app):
-    """The routes install_routes adds (with the app's add_routes installers), against the
-    app's OpenAPI document; the JSON 404/405 catch-all is not an operation."""
+    """The routes the app installs (with its parts'), against its OpenAPI document; the
+    JSON 404/405 catch-all is not an operation."""
     web_app = web.Application()
-    install_routes(app, web_app)
+    app.install_routes(web_app)
     served = {(r.method, r.resource.canonical) for r in web_app.router.routes()
               if r.method not in ("HEAD", "*")}
-    doc = document(extra_paths=app.openapi_paths)
+    doc = document(extra_paths=app.openapi_paths())
     documented = {(m.upper(), path) for path, ops in doc["paths"].items() for m in ops}
     return served, documented, doc
 

@@ -3,7 +3,8 @@ import asyncio
 
 import pytest
 
-from streamkit.gateway.parking import ParkedFull, ParkedRequests
+from streamkit.errors import ParkedFull
+from streamkit.gateway.parking import ParkedRequests
 
 
 async def test_completed_request_gets_its_result_and_leaves_the_table():

@@ -5,9 +5,10 @@ import pytest
 from aiokafka import TopicPartition
 
 import streamkit
-from streamkit.gateway.envelope import RequestEnvelope
-from streamkit.gateway.replies import ReplyLog
-from streamkit.gateway.service import (Reply, ServiceError, ServiceRequest, build_reply,
+from streamkit.envelope import RequestEnvelope
+from streamkit.services.replies import ReplyLog
+from streamkit.errors import ServiceError
+from streamkit.services.handler import (Reply, ServiceRequest, build_reply,
                                        readdress)
 
 

@@ -7,7 +7,8 @@ from streamkit import ConfigError
 from streamkit.config import Settings
 from streamkit.gateway.correlation import partition_of
 from streamkit.gateway.registry import Registry, encode_key
-from streamkit.gateway.routes import BadRequest, parse_timeout, query_dict
+from streamkit.errors import BadRequest
+from streamkit.gateway.routes import parse_timeout, query_dict
 from streamkit.gateway.settings import GatewaySettings
 from streamkit.gateway.waits import WaitFor
 from streamkit.serde import resolve

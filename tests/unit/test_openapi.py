@@ -3,17 +3,16 @@ from aiohttp import web
 import streamkit
 from streamkit import Settings
 from streamkit.ops.openapi import document
-from streamkit.web import install_routes
 
 
 def test_every_route_a_worker_serves_is_in_the_openapi_document():
     app = streamkit.App("doc", settings=Settings.from_env({}))
-    app.stream("x").group_by_key().count("n")
+    app.source("x").group_by_key().count("n")
     web_app = web.Application()
-    install_routes(app, web_app)
+    app.install_routes(web_app)
     served = {(r.method, r.resource.canonical) for r in web_app.router.routes()
               if r.method not in ("HEAD", "*")}
-    doc = document(extra_paths=app.openapi_paths)
+    doc = document(extra_paths=app.openapi_paths())
     documented = {(m.upper(), path) for path, ops in doc["paths"].items() for m in ops}
     assert served == documented
 

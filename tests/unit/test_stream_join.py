@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 import streamkit
 from streamkit import JoinWindows, Settings
 from streamkit.errors import TopologyError
-from streamkit.processing.dsl import source_stream
-from streamkit.processing.outbox import partition_for
+from streamkit.dsl import source_stream
+from tests.oracles import kafka_partition
 from streamkit.processing.topology import Topology
-from streamkit.testing.driver import TopologyTestDriver
+from streamkit.testing import TopologyTestDriver
 
 W = JoinWindows(before_ms=10, after_ms=10, grace_ms=5)
 
@@ -25,8 +25,8 @@ W = JoinWindows(before_ms=10, after_ms=10, grace_ms=5)
 def join_app(how: str = "inner", windows: JoinWindows = W, app_id: str = "sj"):
     """left.join_window(right) keyed by user; the result is [left id, right id]."""
     app = streamkit.App(app_id, settings=Settings.from_env({}))
-    left = app.stream("left", timestamp=lambda v: v["ts"])
-    right = app.stream("right", timestamp=lambda v: v["ts"])
+    left = app.source("left", timestamp=lambda v: v["ts"])
+    right = app.source("right", timestamp=lambda v: v["ts"])
     left.join_window(right, windows, lambda lv, rv: [lv and lv["id"], rv and rv["id"]],
                      how=how, name="j").to("joined")
     return app
@@ -266,7 +266,7 @@ def test_a_crash_before_a_commit_replays_the_records_and_repeats_only_what_was_e
 def test_each_partition_has_its_own_stream_times():
     keys = {}
     for i in range(100):
-        keys.setdefault(partition_for(f"k{i}".encode(), 2), f"k{i}")
+        keys.setdefault(kafka_partition(f"k{i}".encode(), 2), f"k{i}")
     k0, k1 = keys[0], keys[1]
     with TopologyTestDriver(join_app("left"), partitions=2) as d:
         send(d, "left", k0, 100, "l0")
@@ -312,14 +312,14 @@ def test_join_windows_are_frozen_and_symmetric_with_of():
 
 def test_join_window_declaration_errors():
     app = streamkit.App("bad", settings=Settings.from_env({}))
-    left, right = app.stream("left"), app.stream("right")
+    left, right = app.source("left"), app.source("right")
     joiner = lambda lv, rv: lv  # noqa: E731
     with pytest.raises(ValueError, match="how must be"):
         left.join_window(right, W, joiner, how="full", name="j")
     with pytest.raises(TopologyError, match="JoinWindows"):
         left.join_window(right, streamkit.Tumbling(10, 0), joiner, name="j")
     with pytest.raises(TopologyError, match="same key serde"):
-        left.join_window(app.stream("ints", keys="int"), W, joiner, name="j")
+        left.join_window(app.source("ints", keys="int"), W, joiner, name="j")
     left.join_window(right, W, joiner, name="j")
     with pytest.raises(TopologyError, match="already exists"):
         left.join_window(right, W, joiner, name="j")

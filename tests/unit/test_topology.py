@@ -10,7 +10,7 @@ def app(name="topo"):
 
 def test_group_by_cuts_the_graph_at_a_repartition_topic():
     a = app()
-    orders = a.stream("orders")
+    orders = a.source("orders")
     orders.group_by(lambda o: o["customer"], name="by-customer").count("per-customer")
     a.topology.finalize()
     desc = a.topology.describe()
@@ -22,7 +22,7 @@ def test_group_by_cuts_the_graph_at_a_repartition_topic():
 
 def test_merge_joins_sub_topologies():
     a = app()
-    x, y = a.stream("x"), a.stream("y")
+    x, y = a.source("x"), a.source("y")
     x.merge(y).group_by_key().count("n")
     a.topology.finalize()
     assert a.topology.group_of_topic("x") == a.topology.group_of_topic("y")
@@ -30,14 +30,14 @@ def test_merge_joins_sub_topologies():
 
 def test_duplicate_table_names_are_rejected():
     a = app()
-    a.stream("x").group_by_key().count("n")
+    a.source("x").group_by_key().count("n")
     with pytest.raises(TopologyError, match="already exists"):
-        a.stream("y").group_by_key().count("n")
+        a.source("y").group_by_key().count("n")
 
 
 def test_streams_cannot_be_declared_after_start():
     a = app()
-    s = a.stream("x")
+    s = a.source("x")
     a.topology.finalize()
     with pytest.raises(TopologyError, match="already running"):
         s.filter(lambda v: True)

@@ -7,9 +7,9 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamkit.processing.dsl import source_stream
+from streamkit.dsl import source_stream
 from streamkit.processing.topology import Topology
-from streamkit.testing.driver import TopologyTestDriver
+from streamkit.testing import TopologyTestDriver
 from streamkit.windows import Hopping, Session, Sliding, Tumbling
 
 BIG = 10 ** 9

@@ -3,21 +3,21 @@ from __future__ import annotations
 
 import streamkit
 from streamkit import Settings, Tumbling
-from streamkit.processing.outbox import partition_for
-from streamkit.testing.driver import TopologyTestDriver
+from tests.oracles import kafka_partition
+from streamkit.testing import TopologyTestDriver
 from streamkit.windows import WindowRow, fetch_window, fetch_windows
 
 
 def app():
     a = streamkit.App("reads", settings=Settings.from_env({}))
-    (a.stream("events", timestamp=lambda e: e["ts"]).group_by_key()
+    (a.source("events", timestamp=lambda e: e["ts"]).group_by_key()
        .windowed_by(Tumbling(size_ms=10, grace_ms=1_000)).count("per-10ms"))
     return a
 
 
 def store_of(driver, key: str):
     """The store that holds key's windows: the partition of its record key alone."""
-    p = partition_for(key.encode(), driver.partitions["events"])
+    p = kafka_partition(key.encode(), driver.partitions["events"])
     return driver.tasks[(0, p)].stores["per-10ms"]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import streamkit
 from streamkit import Session, Settings, WindowedKey
-from streamkit.testing.driver import TopologyTestDriver
+from streamkit.testing import TopologyTestDriver
 
 GAP = 10_000
 
@@ -15,7 +15,7 @@ GAP = 10_000
 def visits_app(emit: str, grace_ms: int = 5_000):
     """Per user session, the pages visited (a list), on the event time in "ts"."""
     app = streamkit.App("visits", settings=Settings.from_env({}))
-    (app.stream("views", timestamp=lambda v: v["ts"]).group_by_key()
+    (app.source("views", timestamp=lambda v: v["ts"]).group_by_key()
         .windowed_by(Session(gap_ms=GAP, grace_ms=grace_ms))
         .aggregate("sessions", initial=list, add=lambda pages, v: pages + [v["page"]],
                    merge=lambda a, b: a + b, emit=emit, to="sessions-out"))

@@ -6,7 +6,7 @@ import pytest
 
 import streamkit
 from streamkit import Settings, Sliding, WindowedKey
-from streamkit.testing.driver import TopologyTestDriver
+from streamkit.testing import TopologyTestDriver
 
 D = 10
 
@@ -14,7 +14,7 @@ D = 10
 def readings_app(emit: str = "update", grace_ms: int = 5):
     """Per sensor, the readings within D ms of each other (a sorted list)."""
     app = streamkit.App("sensors", settings=Settings.from_env({}))
-    (app.stream("readings", timestamp=lambda r: r["ts"]).group_by_key()
+    (app.source("readings", timestamp=lambda r: r["ts"]).group_by_key()
         .windowed_by(Sliding(difference_ms=D, grace_ms=grace_ms))
         .aggregate("close-readings", initial=list, add=lambda acc, r: sorted(acc + [r["v"]]),
                    emit=emit, to="close-readings-out"))

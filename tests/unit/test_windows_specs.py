@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from streamkit.errors import TopologyError
-from streamkit.processing.dsl import source_stream
+from streamkit.dsl import source_stream
 from streamkit.processing.topology import Topology
 from streamkit.serde import resolve
 from streamkit.state.keys import IntKeys, StrKeys

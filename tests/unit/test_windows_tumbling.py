@@ -7,8 +7,8 @@ import pytest
 
 import streamkit
 from streamkit import Hopping, Settings, Tumbling, WindowedKey
-from streamkit.processing.outbox import partition_for
-from streamkit.testing.driver import TopologyTestDriver
+from tests.oracles import kafka_partition
+from streamkit.testing import TopologyTestDriver
 
 MIN = 60_000
 
@@ -16,7 +16,7 @@ MIN = 60_000
 def clicks_app(windows=None, emit="final", app_id="clicks"):
     """Per user and minute, the sum of the clicks' "n", on the event time in "ts"."""
     app = streamkit.App(app_id, settings=Settings.from_env({}))
-    (app.stream("clicks", timestamp=lambda c: c["ts"]).group_by_key()
+    (app.source("clicks", timestamp=lambda c: c["ts"]).group_by_key()
         .windowed_by(windows or Tumbling(size_ms=MIN, grace_ms=10_000))
         .aggregate("per-minute", initial=0, add=lambda total, c: total + c["n"], emit=emit,
                    to="per-minute-out"))
@@ -156,14 +156,14 @@ def test_output_key_is_json_key_start_end_in_the_partition_of_the_record_key():
     assert orjson.loads(raw["u1"].key) == {"key": "u1", "start": 0, "end": MIN}
     assert orjson.loads(raw["u1"].value) == 1
     assert {u: r.partition for u, r in raw.items()} == {
-        u: partition_for(u.encode(), 4) for u in ("u1", "u2", "u3", "u4", "u5")}
+        u: kafka_partition(u.encode(), 4) for u in ("u1", "u2", "u3", "u4", "u5")}
 
 
 def test_stream_time_is_per_partition():
     with TopologyTestDriver(clicks_app(), partitions=2) as driver:
         users = {}
         for i in range(20):  # one user on each partition
-            users.setdefault(partition_for(f"u{i}".encode(), 2), f"u{i}")
+            users.setdefault(kafka_partition(f"u{i}".encode(), 2), f"u{i}")
         a, b = users[0], users[1]
         click(driver, a, 1_000)
         click(driver, b, 500_000)  # far ahead, but on the other partition
@@ -203,7 +203,7 @@ def test_record_without_a_key_goes_to_dead_letters():
 
 def test_windowed_count_after_group_by_lives_in_the_partition_of_the_new_key():
     app = streamkit.App("regroup", settings=Settings.from_env({}))
-    (app.stream("orders", timestamp=lambda o: o["ts"])
+    (app.source("orders", timestamp=lambda o: o["ts"])
         .group_by(lambda o: o["customer"], name="by-customer")
         .windowed_by(Tumbling(size_ms=MIN, grace_ms=0)).count("orders-per-minute"))
     with TopologyTestDriver(app, partitions=4) as driver:
@@ -216,4 +216,4 @@ def test_windowed_count_after_group_by_lives_in_the_partition_of_the_new_key():
                 holders[store.keys.decode(kb)] = p
         assert driver.table("orders-per-minute") == {
             WindowedKey(f"c{i}", 0, MIN): 4 for i in range(3)}
-    assert holders == {(f"c{i}", 0, MIN): partition_for(f"c{i}".encode(), 4) for i in range(3)}
+    assert holders == {(f"c{i}", 0, MIN): kafka_partition(f"c{i}".encode(), 4) for i in range(3)}

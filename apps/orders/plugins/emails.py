@@ -1,6 +1,6 @@
 """An example plugin for the orders service: an email to the customer whenever an order is
 validated, fails or is paid, written to the order-emails topic (a mailer consumes it).
-Declared in pyproject.toml under the `streamkit.plugins` entry points; the orders app is
+Declared in apps/pyproject.toml under the `streamkit.plugins` entry points; the orders app is
 not edited to get it."""
 from apps.common import names
 from streamkit.plugins import plugin
@@ -17,7 +17,7 @@ def email(order: dict) -> dict:
 @plugin("orders", name="order-emails")
 def order_emails(app) -> None:
     n = names()
-    (app.stream(n.orders)
+    (app.source(n.orders)
         .filter(lambda o: o is not None and o.get("state") in SUBJECTS)
         .map_values(email)
         .to(n.order_emails))

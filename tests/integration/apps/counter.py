@@ -6,7 +6,7 @@ import os
 import streamkit
 
 app = streamkit.App(os.environ.get("COUNTER_APP_ID", "counter"))
-events = app.stream(os.environ.get("COUNTER_SOURCE", "counter-events"))
+events = app.source(os.environ.get("COUNTER_SOURCE", "counter-events"))
 totals = events.group_by_key().aggregate(
     "totals", initial=lambda: {"count": 0, "sum": 0},
     add=lambda acc, ev: {"count": acc["count"] + 1, "sum": acc["sum"] + ev["amount"]})

@@ -22,7 +22,7 @@ def validate(order: dict) -> dict:
     return {**order, "state": "VALIDATED" if order["amount"] <= LIMIT else "FAILED"}
 
 
-app.stream(COMMANDS).map_values(validate).to(ORDERS)
+app.source(COMMANDS).map_values(validate).to(ORDERS)
 
 
 @streamkit.service(app, os.environ.get("ORDERS_REQUESTS", f"{APP_ID}-requests"), table="orders")

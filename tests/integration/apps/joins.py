@@ -9,7 +9,7 @@ app = streamkit.App(APP_ID)
 
 customers = app.table("customers", topic=f"{APP_ID}-customers")          # key: customer id
 products = app.global_table("products", topic=f"{APP_ID}-products")      # key: product id
-orders = app.stream(f"{APP_ID}-orders")                                  # key: customer id
+orders = app.source(f"{APP_ID}-orders")                                  # key: customer id
 
 enriched = orders.join(customers, lambda o, c: {**o, "level": c and c["level"]}, how="left")
 priced = enriched.join_global(products, key=lambda o: o["product"],

@@ -7,7 +7,7 @@ import streamkit
 APP_ID = os.environ.get("SHOP_APP_ID", "shop")
 app = streamkit.App(APP_ID)
 
-orders = app.stream(f"{APP_ID}-orders")  # key: order id
+orders = app.source(f"{APP_ID}-orders")  # key: order id
 spend = (orders.group_by(lambda o: o["customer"], name="by-customer")
                .aggregate("spend", initial=0, add=lambda total, o: total + o["amount"]))
 web, shop = orders.branch(lambda o: o["kind"] == "web", lambda o: o["kind"] == "shop")

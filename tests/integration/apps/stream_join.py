@@ -8,8 +8,8 @@ from streamkit import JoinWindows
 
 APP_ID = os.environ.get("STREAM_JOIN_APP_ID", "stream-join")
 app = streamkit.App(APP_ID)
-left = app.stream(f"{APP_ID}-left", timestamp=lambda e: e["ts"])
-right = app.stream(f"{APP_ID}-right", timestamp=lambda e: e["ts"])
+left = app.source(f"{APP_ID}-left", timestamp=lambda e: e["ts"])
+right = app.source(f"{APP_ID}-right", timestamp=lambda e: e["ts"])
 pairs = left.join_window(right, JoinWindows(before_ms=100, after_ms=100, grace_ms=500),
                          lambda lv, rv: {"l": lv["id"], "r": rv and rv["id"]},
                          how="left", name="pairs")

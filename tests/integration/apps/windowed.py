@@ -8,7 +8,7 @@ from streamkit import Tumbling
 
 APP_ID = os.environ.get("WINDOWED_APP_ID", "windowed")
 app = streamkit.App(APP_ID)
-events = app.stream(f"{APP_ID}-events", timestamp=lambda e: e["ts"])
+events = app.source(f"{APP_ID}-events", timestamp=lambda e: e["ts"])
 sums = (events.group_by_key()
               .windowed_by(Tumbling(size_ms=1_000, grace_ms=500))
               .aggregate("sums", initial=0, add=lambda total, e: total + e["amount"],

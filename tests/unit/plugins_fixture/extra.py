@@ -4,10 +4,10 @@ from streamkit.plugins import Plugin, plugin
 
 @plugin("shop")
 def doubled(app):
-    app.stream("orders").map_values(lambda o: o * 2).to("orders-doubled")
+    app.source("orders").map_values(lambda o: o * 2).to("orders-doubled")
 
 
-other = Plugin(app="billing", install=lambda app: app.stream("invoices").to("never"), name="other")
+other = Plugin(app="billing", install=lambda app: app.source("invoices").to("never"), name="other")
 not_a_plugin = 42
 
 

@@ -5,15 +5,28 @@ once per record on the batched path, and must not block.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from ..errors import TopologyError
-from ..serde import Serde, SerdeSpec, resolve
-from .nodes import (AggregateNode, BranchNode, FilterNode, MapNode, MapValuesNode, Node,
-                    PeekNode, SinkNode, SourceNode, UpsertNode)
-from ..joins.global_table import GlobalSpec, GlobalTable
+from ..joins.foreign import foreign_key_join
 from ..joins.nodes import GlobalJoinNode, StreamTableJoinNode, TableTableJoinNode, check_how
-from .topology import Group, InternalTopic, TableSpec, Topology
+from ..joins.windowed import stream_stream_join
+from ..processing.builder import Position
+from ..processing.nodes import (
+    AggregateNode,
+    BranchNode,
+    FilterNode,
+    MapNode,
+    MapValuesNode,
+    Node,
+    PeekNode,
+    SinkNode,
+    SourceNode,
+    UpsertNode,
+)
+from ..processing.topology import Group, InternalTopic, TableSpec, Topology
+from ..serde import Serde, SerdeSpec, resolve
+from ..state.global_tables import GlobalSpec, GlobalTable
 from ..windows.codec import WindowedKeySerde
 from ..windows.sink import WindowedSink
 from ..windows.specs import Session, WindowSpec
@@ -23,15 +36,16 @@ from ..windows.table import WINDOW_TYPES, WindowedTableSpec, add_windowed_table,
 class Stream:
     """An unbounded sequence of (key, value, timestamp) records."""
 
-    def __init__(self, topology: Topology, node: Node, group: Group, keys: Serde, values: Serde):
-        self._topology, self._node, self._group = topology, node, group
-        self.keys, self.values = keys, values
+    def __init__(self, pos: Position) -> None:
+        self._pos = pos
+
+    keys = property(lambda self: self._pos.keys, doc="the serializer of the keys")
+    values = property(lambda self: self._pos.values, doc="the serializer of the values")
+    _topology = property(lambda self: self._pos.topology)
+    _group = property(lambda self: self._pos.group)
 
     def _then(self, node: Node, keys: Serde | None = None, values: Serde | None = None) -> "Stream":
-        if self._topology.finalized:
-            raise TopologyError("the topology is already running; declare streams at import time")
-        self._node.children.append(node)
-        return Stream(self._topology, node, self._group, keys or self.keys, values or self.values)
+        return Stream(self._pos.then(node, keys, values))
 
     def map_values(self, fn: Callable[[Any], Any], values: SerdeSpec = None) -> "Stream":
         """A stream of fn(value), same key."""
@@ -60,9 +74,9 @@ class Stream:
             raise TopologyError("branch needs at least one predicate")
         node = BranchNode(f"branch:{len(preds)}", list(preds))
         self._then(node)
-        outs = [Stream(self._topology, b, self._group, self.keys, self.values) for b in node.branches]
+        outs = [Stream(self._pos.at(b)) for b in node.branches]
         if default:
-            outs.append(Stream(self._topology, node.default, self._group, self.keys, self.values))
+            outs.append(Stream(self._pos.at(node.default)))
         return outs
 
     def merge(self, *others: "Stream") -> "Stream":
@@ -96,7 +110,7 @@ class Stream:
         group = Group()
         source.group = group
         self._topology.sources[topic] = source
-        return GroupedStream(Stream(self._topology, source, group, key_serde, self.values))
+        return GroupedStream(Stream(self._pos.at(source, group, key_serde)))
 
     def group_by_key(self) -> "GroupedStream":
         """Groups by the current key, without repartitioning."""
@@ -131,11 +145,10 @@ class Stream:
         more than grace_ms behind their stream's stream time go to late events. The
         streams must be co-partitioned (same key, same partition count: checked at
         start-up). See docs/joins.md."""
-        from ..joins.windowed import stream_stream_join
-
         if self._topology.finalized:
             raise TopologyError("the topology is already running; declare streams at import time")
-        return stream_stream_join(self, other, windows, joiner, how, name, values)
+        return Stream(stream_stream_join(self._pos, other._pos, windows, joiner, how, name,
+                                         values))
 
 
 class GroupedStream:
@@ -240,7 +253,7 @@ class WindowedTable:
 
     @property
     def windows(self) -> WindowSpec:
-        return self.spec.windows
+        return cast(WindowSpec, self.spec.windows)  # a windowed table's spec has them
 
     def changes(self) -> Stream:
         """A stream of (WindowedKey, value): every update with emit="update", one final
@@ -270,23 +283,23 @@ class Table:
         either side changes; a changed foreign key retracts the old match. how='left' keeps
         left values with no match (None on the right). Internal topics
         `<app>-<name>-subscription` and `<app>-<name>-response` carry the requests."""
-        from ..joins.foreign import foreign_key_join
-
-        return foreign_key_join(self, other, name, fk, joiner, how, values, expose)
+        spec, pos = foreign_key_join(self._changes._pos, self.spec, other._changes._pos,
+                                     other.spec, name, fk, joiner, how, values, expose)
+        return Table(spec, Stream(pos))
 
     def join(self, other: "Table", name: str, joiner: Callable[[Any, Any], Any],
              how: str = "inner", values: SerdeSpec = "json", expose: bool = True) -> "Table":
         """Table `name`: per key, joiner(left, right), updated whenever either side changes.
         inner: both sides present; left: the left present (right may be None); outer: either
         (the other None). A key whose join no longer holds is deleted."""
-        check_how(how, ("inner", "left", "outer"))
+        how = check_how(how, ("inner", "left", "outer"))
         left, right = self._changes, other._changes
         group = left._group.union(right._group)
         spec = left._topology.add_table(name, left.keys, resolve(values), group, expose)
         merged = Node(f"join-table:{name}")
-        left._then(TableTableJoinNode(name, other.name, joiner, how, True))._node.children.append(merged)
-        right._then(TableTableJoinNode(name, self.name, joiner, how, False))._node.children.append(merged)
-        return Table(spec, Stream(left._topology, merged, group, left.keys, spec.values))
+        left._pos.then(TableTableJoinNode(name, other.name, joiner, how, True)).node.children.append(merged)
+        right._pos.then(TableTableJoinNode(name, self.name, joiner, how, False)).node.children.append(merged)
+        return Table(spec, Stream(left._pos.at(merged, group, values=spec.values)))
 
 
 def source_stream(topology: Topology, topic: str, keys: SerdeSpec, values: SerdeSpec,
@@ -297,7 +310,7 @@ def source_stream(topology: Topology, topic: str, keys: SerdeSpec, values: Serde
         source = SourceNode(topic, resolve(keys, "str"), resolve(values), timestamp, on_error)
         source.group = Group()
         topology.sources[topic] = source
-    return Stream(topology, source, source.group, source.keys, source.values)
+    return Stream(Position(topology, source, source.group, source.keys, source.values))
 
 
 def table_from_topic(topology: Topology, name: str, topic: str, keys: SerdeSpec,

@@ -1,34 +1,50 @@
 """The one interface that says which worker owns which partition of which table, and
 gives the local store when this worker holds it. The query layer, /ready, /metadata and
-the registry read ownership only through here."""
+the registry read ownership only through here; it reads the worker only through the
+narrow view below."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 from aiokafka import TopicPartition
 
-from ..processing.outbox import partition_for
-from .store import PartitionStore
+from ..partitioner import partition_for
+from ..state.store import PartitionStore
+from .assignor import ClusterMap, TaskId
 
-if TYPE_CHECKING:
-    from ..processing.runner import Runner
+
+class AssignmentView(Protocol):
+    """What ownership needs to know of a worker (the processing runner provides it)."""
+
+    topology: Any       # its tables and global tables (streamkit.processing.topology)
+    cluster: ClusterMap  # the last assignment map: every task's active and standby workers
+
+    @property
+    def serving(self) -> bool:
+        """Partitions assigned and every active task restored."""
+
+    def active_store(self, table: str, tid: TaskId) -> PartitionStore | None:
+        """The store of table in task tid, if this worker runs tid."""
+
+    def standby_store(self, changelog: TopicPartition, tid: TaskId) -> PartitionStore | None:
+        """The open standby store of a changelog partition of task tid, if held here."""
 
 
 class Ownership:
-    def __init__(self, runner: "Runner", url: str) -> None:
-        self.runner = runner
+    def __init__(self, view: AssignmentView, url: str) -> None:
+        self.view = view
         self.url = url
         self._tables: dict[bool, dict[str, Any]] = {}
-        self._routing: dict[str, tuple[int | None, Any, Callable[[Any], bytes]]] = {}
+        self._routing: dict[str, tuple[int, Any, Callable[[Any], bytes]]] = {}
 
     @property
     def ready(self) -> bool:
         """Partitions assigned and every active table partition restored."""
-        return self.runner.ready and self.runner.failed is None
+        return self.view.serving
 
     def tables(self, exposed_only: bool = True) -> dict[str, Any]:
         """name -> TableSpec (or GlobalSpec for global tables)."""
-        topo = self.runner.topology
+        topo = self.view.topology
         if topo.finalized and exposed_only in self._tables:
             return self._tables[exposed_only]  # the graph no longer changes: read it once
         specs: dict[str, Any] = dict(topo.tables)
@@ -39,17 +55,18 @@ class Ownership:
         return out
 
     def kind(self, table: str) -> str:
-        return "global" if table in self.runner.topology.globals else "key-value"
+        return "global" if table in self.view.topology.globals else "key-value"
 
-    def _route(self, table: str) -> tuple[int | None, Any, Callable[[Any], bytes]]:
+    def _route(self, table: str) -> tuple[int, Any, Callable[[Any], bytes]]:
         """(sub-topology id or None, global table or None, key encoder), read once the
         graph is final: every key read needs them."""
         found = self._routing.get(table)
         if found is None:
-            topo = self.runner.topology
+            topo = self.view.topology
             g = topo.globals.get(table)
             spec = g.spec if g is not None else topo.tables[table]
-            found = (None if g is not None else spec.group.root().id, g, spec.keys.encode)
+            # A global table belongs to no sub-topology (-1): every worker holds all of it.
+            found = (-1 if g is not None else spec.group.root().id, g, spec.keys.encode)
             if topo.finalized:
                 self._routing[table] = found
         return found
@@ -60,7 +77,7 @@ class Ownership:
         gid, g, _ = self._route(table)
         if g is not None:
             return len(g.stores) or None
-        return self.runner.cluster.partitions.get(gid) or None
+        return self.view.cluster.partitions.get(gid) or None
 
     def partition_of(self, table: str, key: Any) -> int | None:
         """Where Kafka's default partitioner puts key (serialized as the table's key type)."""
@@ -80,13 +97,13 @@ class Ownership:
         gid, g, _ = self._route(table)
         if g is not None:
             return self.url  # every worker holds all of a global table
-        return self.runner.cluster.active.get((gid, partition))
+        return self.view.cluster.active.get((gid, partition))
 
     def standbys(self, table: str, partition: int) -> list[str]:
         gid, g, _ = self._route(table)
         if g is not None:
             return []
-        return list(self.runner.cluster.standby.get((gid, partition), []))
+        return list(self.view.cluster.standby.get((gid, partition), []))
 
     def local_store(self, table: str, partition: int, allow_standby: bool = False
                     ) -> PartitionStore | None:
@@ -95,16 +112,12 @@ class Ownership:
         gid, g, _ = self._route(table)
         if g is not None:
             return g.stores[partition] if partition < len(g.stores) else None
-        runner = self.runner
-        task = runner.tasks.get((gid, partition))
-        if task is not None:
-            return task.stores[table]
-        if allow_standby:
-            spec = runner.topology.tables[table]
-            store = runner.standbys.get((gid, partition), {}).get(
-                TopicPartition(spec.changelog, partition))
-            return store if store is not None and store.is_open else None
-        return None
+        view = self.view
+        store = view.active_store(table, (gid, partition))
+        if store is not None or not allow_standby:
+            return store
+        changelog = TopicPartition(view.topology.tables[table].changelog, partition)
+        return view.standby_store(changelog, (gid, partition))
 
     def owners_of(self, table: str) -> dict[int, str | None]:
         """partition -> owner url, for every partition of the table."""

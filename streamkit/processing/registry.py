@@ -1,17 +1,15 @@
-"""Discovery: each worker publishes where its app's tables live to a compacted topic, so
-a gateway can route table reads of any app without per-worker configuration."""
+"""Discovery: each worker publishes where its app's tables live to the compacted topic
+streamkit.topics.REGISTRY_TOPIC, so a gateway can route table reads of any app without
+per-worker configuration."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .state.ownership import Ownership
-
-REGISTRY_TOPIC = "streamkit-registry"
+from .ownership import Ownership
 
 
-def registry_record(app_id: str, ownership: "Ownership") -> dict[str, Any]:
+def registry_record(app_id: str, ownership: Ownership) -> dict[str, Any]:
     """The record published under key = app id after each assignment."""
     desc = ownership.describe()
     return {

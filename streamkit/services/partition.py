@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from ..errors import StoreUnavailable
+from ..envelope import ReplyEnvelope, RequestEnvelope
+from ..errors import EnvelopeError, ServiceError, StoreUnavailable
 from ..topics import dead_letter_topic
-from .envelope import EnvelopeError, ReplyEnvelope, RequestEnvelope
+from .handler import HandlerSpec, ServiceRequest, build_reply, readdress
 from .replies import Item, ReplyLog
-from .service import HandlerSpec, ServiceError, ServiceRequest, build_reply, readdress
-
-if TYPE_CHECKING:
-    from .service_runner import ServiceRunner
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +28,23 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class PartitionHost(Protocol):
+    """What a partition worker needs of the service runner that holds it."""
+
+    app_id: str
+    producer: AIOKafkaProducer
+    counters: dict[str, int]
+    inflight: dict[str, asyncio.Future]  # requests being handled, by dedupe key
+
+    async def send(self, topic: str, key: str | bytes | None, value: Any) -> None: ...
+
+    def handled(self, tp: TopicPartition, next_offset: int, worker: "PartitionWorker") -> None:
+        """The partition's records before next_offset are answered (and recorded)."""
+
+    def retry_from(self, tp: TopicPartition, offset: int, worker: "PartitionWorker") -> None:
+        """Read the partition again from offset."""
+
+
 class _Abandoned(Exception):
     """The partition is being revoked while the request waited: leave it unanswered, so
     that its next owner handles it."""
@@ -39,7 +53,7 @@ class _Abandoned(Exception):
 class PartitionWorker:
     """The task that handles one partition's requests, and its queue of fetched batches."""
 
-    def __init__(self, runner: "ServiceRunner", tp: TopicPartition, spec: HandlerSpec,
+    def __init__(self, runner: PartitionHost, tp: TopicPartition, spec: HandlerSpec,
                  replies: ReplyLog) -> None:
         self.runner, self.tp, self.spec, self.replies = runner, tp, spec, replies
         self.queue: asyncio.Queue = asyncio.Queue()

@@ -10,11 +10,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ..processing.outbox import partition_for
+from ..partitioner import partition_for
 from ..serde import Serde
-from ..state.keys import codec_for
-from ..state.restore import seek_to_checkpoint
-from ..state.store import PartitionStore
+from .keys import codec_for
+from .restore import seek_to_checkpoint
+from .store import PartitionStore
 
 log = logging.getLogger(__name__)
 

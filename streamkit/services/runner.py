@@ -12,24 +12,26 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
+from ..clients import Clients, Rebalance
 from ..config import Settings
 from ..http import json_response
+from ..ops.openapi import get_operation
+from ..parts import Part
+from ..processing.runner import READ_TO_END_WAIT_MS
 from ..routing import Routes
 from ..serde import dumps
 from ..state.restore import restore
 from ..topics import TopicAdmin, TopicSpec, dead_letter_topic
-from .openapi import service_paths
+from .handler import HandlerSpec
+from .partition import PartitionWorker
 from .replies import ReplyLog, replies_topic
-from .service import HandlerSpec
-from .service_partition import PartitionWorker
-from .settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,10 @@ def runner_for(app: Any) -> "ServiceRunner":
         setattr(app, _ATTR, runner)
         # Added before Faust's own services, so its topics exist before anything subscribes.
         app.add_dependency(runner)
-        if hasattr(app, "add_routes"):
-            app.add_routes(runner.install_routes)
-        # A plain faust.App works too; a streamkit.App also documents the route and waits
-        # for the request consumer's assignment before /ready says 200.
-        if hasattr(app, "openapi_paths"):
-            app.openapi_paths.update(service_paths())
-            app.readiness_checks.append(lambda: runner.assigned)
+        # A plain faust.App works too; a streamkit.App also serves /services/stats,
+        # documents it, and waits for the request consumer's assignment before /ready.
+        if hasattr(app, "add_part"):
+            app.add_part(runner)
     return runner
 
 
@@ -59,15 +58,14 @@ def _key(key: str | bytes | None) -> bytes | None:
     return key.encode() if isinstance(key, str) else key
 
 
-class ServiceRunner(Service):
+class ServiceRunner(Service, Part):
     """Consumes the request topics of an app's handlers and sends their replies."""
 
     def __init__(self, app: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app_id = app.conf.id
         self.settings: Settings = getattr(app, "settings", None) or Settings.from_env()
-        self.fetch_wait_ms = GatewaySettings.from_env(
-            fetch_wait_ms=self.settings.fetch_max_wait_ms).fetch_wait_ms
+        self.clients = Clients(self.settings)
         self.group_id = f"{self.app_id}-services"
         self.state_dir = Path(self.settings.data_dir) / self.app_id / "service-replies"
         self.specs: dict[str, HandlerSpec] = {}
@@ -82,9 +80,10 @@ class ServiceRunner(Service):
         self._generation = 0
         self._last_commit = time.monotonic()
         self._task: asyncio.Task | None = None
-        self.producer: AIOKafkaProducer | None = None
-        self.consumer: AIOKafkaConsumer | None = None
-        self.restorer: AIOKafkaConsumer | None = None
+        # Made when the service starts.
+        self.producer = cast(AIOKafkaProducer, None)
+        self.consumer = cast(AIOKafkaConsumer, None)
+        self.restorer = cast(AIOKafkaConsumer, None)
 
     def add(self, spec: HandlerSpec) -> None:
         if spec.topic in self.specs:
@@ -95,8 +94,7 @@ class ServiceRunner(Service):
 
     # lifecycle -------------------------------------------------------------------------
     async def on_start(self) -> None:
-        s = self.settings
-        common = dict(bootstrap_servers=s.bootstrap_servers, **s.security.client_kwargs())
+        s, clients = self.settings, self.clients
         async with TopicAdmin(s) as admin:
             counts = await admin.ensure([TopicSpec(t, s.partitions) for t in sorted(self.specs)]
                                         + [TopicSpec(dead_letter_topic(self.app_id), s.partitions)])
@@ -104,17 +102,13 @@ class ServiceRunner(Service):
             # the same partition of the replies changelog.
             await admin.ensure([TopicSpec(replies_topic(self.app_id, t), counts[t], compact=True)
                                 for t in sorted(self.specs)])
-        self.producer = AIOKafkaProducer(acks="all", linger_ms=0, **common)
-        self.restorer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="none",
-                                         fetch_max_wait_ms=1, **common)
-        self.consumer = AIOKafkaConsumer(
-            group_id=self.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.fetch_wait_ms, session_timeout_ms=s.session_timeout_ms,
-            heartbeat_interval_ms=s.heartbeat_interval_ms,
-            rebalance_timeout_ms=max(s.session_timeout_ms, 30000), **common)
+        self.producer = clients.producer()
+        self.restorer = clients.reader(READ_TO_END_WAIT_MS, reset="none")
+        self.consumer = clients.member(self.group_id, s.request_fetch_wait_ms)
         for client in (self.producer, self.restorer, self.consumer):
             await client.start()
-        self.consumer.subscribe(sorted(self.specs), listener=_Listener(self))
+        self.consumer.subscribe(sorted(self.specs),
+                                listener=Rebalance(self._on_revoked, self._on_assigned))
         self._task = asyncio.create_task(self._run())
         log.info("services of %s on %s (group %s)", self.app_id, sorted(self.specs), self.group_id)
 
@@ -122,7 +116,7 @@ class ServiceRunner(Service):
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self.consumer is not None:
+        if self.consumer is not None:  # it started
             await self._on_revoked()
             await self.consumer.stop()
         for client in (self.restorer, self.producer):
@@ -131,6 +125,13 @@ class ServiceRunner(Service):
 
     async def send(self, topic: str, key: str | bytes | None, value: Any) -> None:
         await self.producer.send_and_wait(topic, dumps(value), key=_key(key))
+
+    # the part of the worker -----------------------------------------------------------
+    def ready(self) -> bool:
+        return self.assigned
+
+    def openapi_paths(self) -> dict[str, Any]:
+        return {"/services/stats": get_operation("the service consumer's assignment and counters")}
 
     def install_routes(self, routes: Routes) -> None:
         async def stats(request: web.Request) -> web.Response:
@@ -247,14 +248,3 @@ class ServiceRunner(Service):
         self.assigned = True
         log.info("request partitions assigned: %s",
                  sorted((tp.topic, tp.partition) for tp in assigned))
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, runner: ServiceRunner) -> None:
-        self.runner = runner
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        await self.runner._on_revoked()
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        await self.runner._on_assigned(set(assigned))

@@ -21,10 +21,11 @@ from typing import Iterator
 import orjson
 from aiokafka import TopicPartition
 
+from ..envelope import ReplyEnvelope
+from ..errors import EnvelopeError
 from ..serde import dumps, resolve
 from ..state.keys import codec_for
 from ..state.store import PartitionStore
-from .envelope import EnvelopeError, ReplyEnvelope
 
 DEFAULT_RETENTION_MS = 24 * 3600 * 1000
 _EXPIRY = struct.Struct(">q")

@@ -18,18 +18,11 @@ from typing import Any, Mapping
 
 import orjson
 
-from ..serde import dumps
+from .errors import EnvelopeError
+from .serde import dumps
 
 VERSION = 1
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH"})
-
-
-class EnvelopeError(ValueError):
-    """A record that is not a valid envelope; it carries the correlation id if one was found."""
-
-    def __init__(self, message: str, partial: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.partial = dict(partial or {})
 
 
 def entity_of(path: str) -> str | None:

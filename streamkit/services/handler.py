@@ -16,32 +16,24 @@ one after another (so one entity's requests stay in order); partitions run concu
 """
 from __future__ import annotations
 
-import inspect
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
-from ..errors import StreamkitError
-from .envelope import ReplyEnvelope, RequestEnvelope
+from ..envelope import ReplyEnvelope, RequestEnvelope
+from ..errors import ServiceError
 from .replies import DEFAULT_RETENTION_MS
 
-if TYPE_CHECKING:
-    from .service_runner import ServiceRunner
+
+class Sender(Protocol):
+    """What a request's send() goes through: the service runner's producer."""
+
+    async def send(self, topic: str, key: str | bytes | None, value: Any) -> None: ...
 
 _ID_NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-4c61-9a53-3b7a3e2f6c10")
 Handler = Callable[["ServiceRequest"], Awaitable[Any]]
 RequestId = Callable[["ServiceRequest"], Any]
-
-
-class ServiceError(StreamkitError):
-    """Raised by a handler to answer with this status and error code."""
-
-    def __init__(self, status: int, code: str, message: str = "") -> None:
-        super().__init__(message or code)
-        if not 400 <= status <= 599:
-            raise ValueError(f"a ServiceError status is 4xx or 5xx, not {status}")
-        self.status, self.code, self.message = status, code, message or code
 
 
 @dataclass(frozen=True)
@@ -63,7 +55,7 @@ class ServiceRequest:
     __slots__ = ("envelope", "topic", "partition", "offset", "_runner", "_ids")
 
     def __init__(self, envelope: RequestEnvelope, topic: str, partition: int, offset: int,
-                 runner: "ServiceRunner | None" = None) -> None:
+                 runner: Sender | None = None) -> None:
         self.envelope, self.topic, self.partition, self.offset = envelope, topic, partition, offset
         self._runner = runner
         self._ids = 0
@@ -123,7 +115,7 @@ class HandlerSpec:
 def build_reply(env: RequestEnvelope, outcome: Any, app_id: str, table: str | None
                 ) -> ReplyEnvelope:
     """The reply envelope for a handler's return value or exception."""
-    base = dict(id=env.id, instance=env.instance, trace_id=env.trace_id)
+    base: dict[str, Any] = dict(id=env.id, instance=env.instance, trace_id=env.trace_id)
     if isinstance(outcome, ServiceError):
         return ReplyEnvelope(status=outcome.status,
                              error={"code": outcome.code, "message": outcome.message}, **base)
@@ -144,34 +136,3 @@ def readdress(reply: ReplyEnvelope, env: RequestEnvelope) -> ReplyEnvelope:
     """A cached reply, addressed to a new request (its correlation id and parking instance)."""
     return ReplyEnvelope(id=env.id, status=reply.status, body=reply.body, error=reply.error,
                          instance=env.instance, trace_id=env.trace_id, entity=reply.entity)
-
-
-def service(app: Any, topic: str, *, request_id: RequestId | None = None,
-            table: str | None = None, skip_expired: bool = True,
-            dedupe_ms: int = DEFAULT_RETENTION_MS) -> Callable[[Handler], Handler]:
-    """Decorator: run `handler(request)` for every request on `topic`, replying on the topic
-    the request names with key = its correlation id.
-
-    request_id(request) -> a key that identifies retries of one request (for example
-    `lambda r: r.request_id`): each reply is then recorded in a changelogged store (it
-    survives a restart and a move of the partition) for `dedupe_ms` (default 24 hours; 5xx
-    replies are not), and a request whose key, or whose correlation id, was answered
-    already gets the same reply again without the handler running. Without request_id a
-    request delivered again after a crash runs again (at least once).
-    table: the table whose key a Reply's `entity` names (for ?wait_for=).
-    skip_expired: drop requests whose gateway deadline has passed (the client has had its
-    504) instead of running them.
-    """
-    from .service_runner import runner_for
-
-    def decorate(handler: Handler) -> Handler:
-        if not inspect.iscoroutinefunction(handler):
-            raise TypeError(f"{handler!r} must be an async function")
-        if dedupe_ms < 1:
-            raise ValueError(f"dedupe_ms must be at least 1, got {dedupe_ms}")
-        runner_for(app).add(HandlerSpec(topic, handler, request_id, table, skip_expired,
-                                        dedupe_ms))
-        return handler
-
-    return decorate
-

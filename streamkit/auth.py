@@ -7,7 +7,7 @@ from typing import Callable
 
 from aiohttp import web
 
-from ..http import error
+from .http import error
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
 

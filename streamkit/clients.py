@@ -1,0 +1,69 @@
+"""Every Kafka client streamkit makes, from one Settings: its brokers, its security, its
+group timings. Producers wait for every in-sync replica (acks=all): a commit counts on
+what they acknowledged."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from .config import Settings
+
+# A member that takes this long to rejoin (it is restoring tables in its assignment
+# callback) is not yet dropped from its group.
+MIN_REBALANCE_TIMEOUT_MS = 30_000
+
+
+class Clients:
+    """Makes producers, consumers and admin clients for one worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._common: dict[str, Any] = dict(bootstrap_servers=settings.bootstrap_servers,
+                                            **settings.security.client_kwargs())
+
+    def producer(self, linger_ms: int = 0, **options: Any) -> AIOKafkaProducer:
+        return AIOKafkaProducer(acks="all", linger_ms=linger_ms, **self._common, **options)
+
+    def member(self, group_id: str, fetch_wait_ms: int, **options: Any) -> AIOKafkaConsumer:
+        """A consumer in a group, committing its own offsets, from the earliest record of
+        partitions the group has never committed."""
+        s = self.settings
+        return AIOKafkaConsumer(
+            group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_wait_ms, session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            rebalance_timeout_ms=max(s.session_timeout_ms, MIN_REBALANCE_TIMEOUT_MS),
+            **self._common, **options)
+
+    def reader(self, fetch_wait_ms: int, reset: str = "earliest", **options: Any
+               ) -> AIOKafkaConsumer:
+        """A consumer without a group, positioned by its user."""
+        return AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset=reset,
+                                fetch_max_wait_ms=fetch_wait_ms, **self._common, **options)
+
+    def admin(self) -> AIOKafkaAdminClient:
+        return AIOKafkaAdminClient(**self._common)
+
+
+class Rebalance(ConsumerRebalanceListener):
+    """A group member's rebalance callbacks: revoked() before its partitions are taken,
+    assigned(partitions) once it has new ones (either may be a coroutine function; aiokafka
+    waits for it, and fetches nothing for the new partitions meanwhile only if it pauses
+    them)."""
+
+    def __init__(self, revoked: Callable[[], Awaitable[None] | None],
+                 assigned: Callable[[set[TopicPartition]], Awaitable[None] | None]) -> None:
+        self._revoked, self._assigned = revoked, assigned
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        result = self._revoked()
+        if inspect.isawaitable(result):
+            await result
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        result = self._assigned(set(assigned))
+        if inspect.isawaitable(result):
+            await result

@@ -1,0 +1,14 @@
+"""The stream DSL: what users write to declare a processing graph (Stream, Table, ...)."""
+from .streams import (
+                      GroupedStream,
+                      Stream,
+                      Table,
+                      WindowedStream,
+                      WindowedTable,
+                      global_table,
+                      source_stream,
+                      table_from_topic,
+)
+
+__all__ = ["Stream", "GroupedStream", "Table", "WindowedStream", "WindowedTable",
+           "source_stream", "table_from_topic", "global_table"]

@@ -1,0 +1,36 @@
+"""What an operator reaches while it processes a record."""
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, cast
+
+from aiokafka.structs import ConsumerRecord
+
+Header = tuple[str, bytes]
+
+
+class RecordWriter(Protocol):
+    """Where operators put the records they produce (the runner's outbox, or the test
+    driver's in-memory topics)."""
+
+    def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
+            timestamp_ms: int | None = None, headers: Sequence[Header] | None = None) -> None: ...
+
+
+class ProcessorContext:
+    """The task whose records are being processed (its stores, partition and operator
+    state), the record in hand (topic, partition, offset and raw bytes, for operators that
+    report or de-duplicate by source position), the writer of output records, and the
+    partition count of every topic.
+
+    One per topology, bound to each of its operators when the topology is finalized: the
+    runner (or the test driver) of that topology fills it in before it hands a task its
+    records, so two apps in one process never see each other's."""
+
+    __slots__ = ("task", "record", "writer", "partitions")
+
+    def __init__(self) -> None:
+        # Filled in by the runner or the driver before any operator runs.
+        self.task: Any = None
+        self.record: ConsumerRecord = cast(ConsumerRecord, None)
+        self.writer: RecordWriter = cast(RecordWriter, None)
+        self.partitions: dict[str, int] = {}

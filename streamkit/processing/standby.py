@@ -1,0 +1,68 @@
+"""Standby replicas: copies of other workers' table partitions, kept current by tailing
+their changelogs, so that a task that moves here replays only the tail past their
+checkpoints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ..state.restore import seek_to_checkpoint
+from ..state.store import PartitionStore
+from .assignor import TaskId
+from .topology import Topology
+
+
+class Standbys:
+    """The standby stores of one worker, by task, and the consumer that tails them."""
+
+    def __init__(self, topology: Topology, state_dir: Path, consumer: AIOKafkaConsumer) -> None:
+        self.topology, self.state_dir, self.consumer = topology, state_dir, consumer
+        self.stores: dict[TaskId, dict[TopicPartition, PartitionStore]] = {}
+        self._by_changelog: dict[TopicPartition, PartitionStore] = {}
+
+    def __contains__(self, tid: object) -> bool:
+        return tid in self.stores
+
+    def __iter__(self):
+        return iter(self.stores)
+
+    def __len__(self) -> int:
+        return len(self.stores)
+
+    def store(self, tid: TaskId, changelog: TopicPartition) -> PartitionStore | None:
+        """The standby store of a task's changelog partition, if open here."""
+        store = self.stores.get(tid, {}).get(changelog)
+        return store if store is not None and store.is_open else None
+
+    async def open(self, new: set[TaskId]) -> None:
+        """Open the stores of new standby tasks and tail every standby changelog from its
+        store's checkpoint."""
+        for g, p in new:
+            self.stores[(g, p)] = {
+                TopicPartition(spec.changelog, p): PartitionStore(
+                    self.state_dir / spec.name / str(p), spec.key_codec, spec.values).open()
+                for spec in self.topology.tables_of_group(g)}
+            self._by_changelog.update(self.stores[(g, p)])
+        self.consumer.assign([tp for stores in self.stores.values() for tp in stores])
+        for stores in self.stores.values():
+            for tp, store in stores.items():
+                await seek_to_checkpoint(self.consumer, tp, store)
+
+    def close(self, ids: set[TaskId]) -> None:
+        for tid in ids:
+            for tp, store in self.stores.pop(tid, {}).items():
+                self._by_changelog.pop(tp, None)
+                store.close()
+        if not self.stores:
+            self.consumer.assign([])
+
+    async def poll(self) -> dict[TopicPartition, list]:
+        """The next changelog records for the standby stores."""
+        return await self.consumer.getmany(timeout_ms=200, max_records=20000)
+
+    def apply(self, batches: dict[TopicPartition, list]) -> None:
+        for tp, records in batches.items():
+            store = self._by_changelog.get(tp)
+            if store is not None and records:
+                store.write(((r.key, r.value) for r in records), records[-1].offset + 1)

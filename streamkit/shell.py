@@ -1,0 +1,224 @@
+"""The app shell: a faust.App with streamkit's defaults, its processing path, its parts
+(routes, readiness conditions) and its plugins. streamkit.App builds on it with the query
+layer and the operations routes; what needs the app sees only this shell."""
+from __future__ import annotations
+
+import gc
+import importlib.util
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import faust
+from aiohttp import web
+from mode import ServiceT
+
+from . import codec, plugins
+from .auth import auth_middleware
+from .config import Settings
+from .dsl import Stream, Table, global_table, source_stream, table_from_topic
+from .errors import ConfigError
+from .http import json_response, unavailable
+from .parts import Part, RoutesPart
+from .processing.runner import Runner
+from .processing.topology import Topology
+from .routing import Routes
+from .serde import SerdeSpec
+from .state.global_tables import GlobalTable
+
+log = logging.getLogger(__name__)
+
+
+def _require_rocksdict() -> None:
+    if importlib.util.find_spec("rocksdict") is None:
+        raise ConfigError("streamkit keeps state in RocksDB: pip install rocksdict")
+
+
+def _credentials(settings: Settings) -> Any:
+    sec = settings.security
+    if sec.sasl_mechanism:
+        return faust.SASLCredentials(username=sec.sasl_username, password=sec.sasl_password,
+                                     mechanism=sec.sasl_mechanism,
+                                     ssl_context=sec.client_kwargs().get("ssl_context"))
+    if sec.protocol == "SSL":
+        return faust.SSLCredentials(sec.client_kwargs()["ssl_context"])
+    return None
+
+
+def faust_options(app_id: str, settings: Settings) -> dict[str, Any]:
+    """faust.App's options for a streamkit worker: broker, state, web server, timings."""
+    options: dict[str, Any] = dict(
+        broker=",".join(f"kafka://{s}" for s in settings.bootstrap_servers),
+        store="rocksdb://",
+        datadir=str(Path(settings.data_dir) / app_id / "faust"),
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_linger=0.005,
+        key_serializer="json",
+        value_serializer="json",
+        # Lines and headers up to 64 KiB reach streamkit's route guard, which answers an
+        # over-long URL with a JSON 414 instead of aiohttp's plain-text 400.
+        web_application_options={
+            "client_max_size": settings.max_body_bytes,
+            "handler_args": {"max_line_size": 65536, "max_field_size": 65536},
+        },
+    )
+    credentials = _credentials(settings)
+    if credentials is not None:
+        options["broker_credentials"] = credentials
+    return options
+
+
+class AppShell(faust.App):
+    """A Faust app with streamkit's defaults: broker and web address from the environment,
+    RocksDB state, orjson, /health and /ready, the batched processing path, parts and
+    plugins."""
+
+    def __init__(self, id: str, *, settings: Settings | None = None,
+                 service_name: str | None = None, **options: Any) -> None:
+        _require_rocksdict()
+        codec.install()
+        self.settings = settings = settings or Settings.from_env()
+        super().__init__(id, **{**faust_options(id, settings), **options})
+        self.topology = Topology(id)
+        self.processors = Runner(id, self.topology, settings, beacon=self.beacon)
+        self.parts: list[Part] = []
+        self.limit_breaches: Counter[str] = Counter()   # HTTP requests refused, per limit
+        self._routes_on: Any = None
+        # Plugins name the service they extend; several app ids (tests, tenants) may run
+        # the same service.
+        self.service_name = service_name or id
+        self.plugins: list[str] | None = None
+
+    # the processing DSL ---------------------------------------------------------
+    def source(self, topic: str, keys: SerdeSpec = "str", values: SerdeSpec = "json",
+               timestamp: Callable[[Any], int] | None = None,
+               on_error: str | None = None) -> Stream:
+        """The records of a topic, on the batched path: the entry point of streamkit's DSL.
+        `timestamp(value)` gives event time in ms (default: the record timestamp);
+        `on_error` is 'continue' (dead-letter the record, the default) or 'stop'.
+        (`app.stream` is Faust's own, for agents.)"""
+        if on_error not in (None, "continue", "stop"):
+            raise ConfigError(f"on_error must be 'continue' or 'stop', not {on_error!r}")
+        return source_stream(self.topology, topic, keys, values, timestamp, on_error)
+
+    def table(self, name: str, topic: str, keys: SerdeSpec = "str", values: SerdeSpec = "json",
+              expose: bool = True) -> Table:
+        """Table `name` holding the latest value of each key of `topic`."""
+        return table_from_topic(self.topology, name, topic, keys, values, expose)
+
+    def global_table(self, name: str, topic: str, keys: SerdeSpec = "str",
+                     values: SerdeSpec = "json", expose: bool = True) -> GlobalTable:
+        """Global table `name`: every worker holds every key of `topic` (latest value per
+        key, None deletes); join streams to it with `stream.join_global(...)`."""
+        return global_table(self.topology, name, topic, keys, values, expose)
+
+    # parts ----------------------------------------------------------------------
+    def add_part(self, part: Part) -> Part:
+        """Add a part (routes, OpenAPI paths, a condition of /ready) to this worker."""
+        self.parts.append(part)
+        return part
+
+    def add_routes(self, installer: Callable[[Routes], None]) -> None:
+        """Call installer(routes) when the web server starts, to add routes; routes is a
+        streamkit.routing.Routes, whose routes get the URL and header limits and JSON
+        errors (routes.app is the aiohttp application)."""
+        self.add_part(RoutesPart(installer))
+
+    def openapi_paths(self) -> dict[str, Any]:
+        """The OpenAPI path items that the parts add to the worker's own."""
+        paths: dict[str, Any] = {}
+        for part in self.parts:
+            paths.update(part.openapi_paths())
+        return paths
+
+    @property
+    def is_ready(self) -> bool:
+        """Partitions assigned, every table recovered, and every part ready."""
+        return (self.processors.ownership.ready and not self.rebalancing
+                and all(part.ready() for part in self.parts))
+
+    async def topology_view(self) -> dict[str, Any]:
+        """What GET /topology answers: this app's processing graph."""
+        return {"app": self.conf.id, **self.topology.describe()}
+
+    # Faust integration ------------------------------------------------------------
+    def load_plugins(self) -> list[str]:
+        """Install the plugins that name this app (once); see streamkit.plugins."""
+        if self.plugins is None:
+            self.plugins = plugins.install(self, self.settings.plugins)
+        return self.plugins
+
+    def worker_init_post_autodiscover(self) -> None:
+        # Before Faust initializes the web server: a plugin may add routes (a service does).
+        self.load_plugins()
+        super().worker_init_post_autodiscover()
+
+    async def on_first_start(self) -> None:
+        s = self.settings
+        log.info("streamkit app=%s broker=%s profile=%s session_timeout_ms=%d "
+                 "heartbeat_interval_ms=%d fetch_max_wait_ms=%d commit_interval_ms=%d "
+                 "partitions=%d replication_factor=%d security=%s", self.conf.id,
+                 ",".join(s.bootstrap_servers), s.profile, s.session_timeout_ms,
+                 s.heartbeat_interval_ms, s.fetch_max_wait_ms, s.commit_interval_ms,
+                 s.partitions, s.replication_factor, s.security.protocol)
+        Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+        await super().on_first_start()
+
+    async def on_started(self) -> None:
+        await super().on_started()
+        # What exists now (Faust, aiohttp, the topology, the clients) lives as long as the
+        # worker. Frozen, it is left out of the collector's full passes, which would
+        # otherwise walk all of it and stall the event loop for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        self.load_plugins()  # for workers started without the faust command; plugins may add agents
+        if not self.agents and not self.tables:
+            # Faust's consumer serves only Faust agents and tables. Without any it would
+            # hold a consumer group of its own and poll the broker for nothing.
+            self.boot_strategy.enable_kafka_consumer = False
+        return [*super().on_init_dependencies(), self.processors]
+
+    def on_webserver_init(self, web: Any) -> None:
+        super().on_webserver_init(web)
+        # `faust worker` initializes the web server twice (after autodiscovery and when
+        # the web service starts): install the routes and their listeners once.
+        if self._routes_on is not web.web_app:
+            self._routes_on = web.web_app
+            self.install_routes(web.web_app)
+
+    def install_routes(self, web_app: web.Application) -> None:
+        """Add /health, /ready, every part's routes, and the JSON 404/405 catch-all last
+        (Faust's web server calls this when it starts)."""
+        if self.settings.api_token:
+            # A middleware, not a per-route check, so that every route is covered, including
+            # any that bypass streamkit's Routes; it costs every request a little.
+            web_app.middlewares.append(auth_middleware(
+                self.settings.api_token, lambda: self.limit_breaches.update(["auth"])))
+        routes = Routes(web_app, self.settings, self.limit_breaches)
+
+        async def health(request: web.Request) -> web.Response:
+            return json_response({"status": "ok", "app": self.conf.id})
+
+        async def ready(request: web.Request) -> web.Response:
+            if self.is_ready:
+                runner = self.processors
+                return json_response({"ready": True, "app": self.conf.id,
+                                      "tasks": sorted(runner.tasks),
+                                      "standby": sorted(runner.standbys or ())})
+            return unavailable("partitions are being assigned or tables recovered")
+
+        routes.get("/health", health)
+        routes.get("/ready", ready)
+        for part in self.parts:
+            part.install_routes(routes)
+        routes.add_fallback()
