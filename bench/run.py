@@ -65,7 +65,8 @@ class Benchmark:
 BENCHMARKS = [
     Benchmark("w1", "w1.py", ("--events", "300000", "--reps", "3"),
               ("--events", "3000", "--reps", "1"),
-              ("W1 streamkit", "W1 quix", "W1 faust", "W1 ceiling"), 3 * 3600),
+              ("W1 streamkit", "W1 streamkit-agent", "W1 quix", "W1 faust", "W1 ceiling"),
+              3 * 3600),
     Benchmark("windows", "windows.py", ("--events", "300000", "--reps", "3"),
               ("--events", "3000", "--reps", "1"),
               ("windows streamkit", "windows faust"), 3 * 3600),

@@ -1,6 +1,6 @@
 """W1 throughput benchmark: stateful sum of amount per key.
 
-    python bench/w1.py [--events N] [--reps 3] [--cases ceiling,faust,quix,streamkit]
+    python bench/w1.py [--events N] [--reps 3] [--cases ceiling,faust,quix,streamkit,streamkit-agent]
                        [--broker HOST:PORT] [--out FILE]
 
 Uses the broker --broker names (bench/run.py passes it), else starts one dev broker for the
@@ -50,8 +50,9 @@ CASE_FILES = {
     "faust": "faust_table.py",
     "quix": "quix.py",
     "streamkit": "streamkit_table.py",
+    "streamkit-agent": "streamkit_agent.py",
 }
-DEFAULT_CASES = "ceiling,faust,quix,streamkit"
+DEFAULT_CASES = "ceiling,faust,quix,streamkit,streamkit-agent"
 CaseFailed = BenchFailed  # the name bench/windows.py and bench/stream_join.py used
 
 
@@ -87,14 +88,14 @@ def print_table(summary: dict[str, dict], failed: dict[str, str], order: list[st
         return "-" if x is None else f"{x:.2f}"
 
     print()
-    print(f"{'case':<11} {'events/s (median)':>18} {'x quix':>8} {'x faust':>8} {'peak RSS MB':>12}")
+    print(f"{'case':<16} {'events/s (median)':>18} {'x quix':>8} {'x faust':>8} {'peak RSS MB':>12}")
     for case in order:
         if case in summary:
             s = summary[case]
-            print(f"{case:<11} {s['eps']:>18,.0f} {ratio(s['ratio_to_quix']):>8} "
+            print(f"{case:<16} {s['eps']:>18,.0f} {ratio(s['ratio_to_quix']):>8} "
                   f"{ratio(s['ratio_to_faust']):>8} {s['rss_mb']:>12.0f}")
         elif case in failed:
-            print(f"{case:<11} {'FAILED':>18}   {failed[case][:200]}")
+            print(f"{case:<16} {'FAILED':>18}   {failed[case][:200]}")
     print()
 
 

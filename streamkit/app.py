@@ -6,6 +6,7 @@ from typing import Any
 
 from .config import Settings
 from .ops.routes import OpsRoutes
+from .query.faust_tables import FaustTables
 from .query.forward import Forwarder
 from .query.reader import TableReader
 from .query.routes import TableRoutes
@@ -22,6 +23,8 @@ class App(AppShell):
         s = self.settings
         # One session to the app's other workers, for routed reads and gathered scans.
         self.forwarder = Forwarder(s.query_timeout_ms, s.api_token)
+        # Faust's own tables are views too, owned where Faust's assignor put them.
+        self.processors.ownership.add_source(FaustTables(self, s.web_url))
         self.queries = TableRoutes(id, self.processors, s, self.forwarder)
         self.add_part(self.queries)
         self.add_part(OpsRoutes(self, self.queries.counters))

@@ -14,17 +14,18 @@ import faust
 from aiohttp import web
 from mode import ServiceT
 
-from . import codec, plugins
+from . import plugins
 from .auth import auth_middleware
 from .config import Settings
-from .dsl import Stream, Table, global_table, source_stream, table_from_topic
+from .dsl import GroupedStream, Stream, Table, global_table, source_stream, table_from_topic
+from .dsl.agents import AgentNode, Agents, AgentStream, AgentTable
 from .errors import ConfigError
 from .http import json_response, unavailable
 from .parts import Part, RoutesPart
 from .processing.runner import Runner
 from .processing.topology import Topology
 from .routing import Routes
-from .serde import SerdeSpec
+from .serde import SerdeSpec, resolve
 from .state.global_tables import GlobalTable
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,16 @@ def faust_options(app_id: str, settings: Settings) -> dict[str, Any]:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        # The address Faust's assignor gives other workers is the one streamkit's does.
+        canonical_url=settings.web_url,
         broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_linger=0.005,
-        key_serializer="json",
-        value_serializer="json",
+        # Faust's own serializer defaults (raw keys, JSON values) are kept: a Faust program
+        # moved to streamkit.App writes and reads the same bytes as before.
         # Lines and headers up to 64 KiB reach streamkit's route guard, which answers an
         # over-long URL with a JSON 414 instead of aiohttp's plain-text 400.
         web_application_options={
@@ -76,6 +79,30 @@ def faust_options(app_id: str, settings: Settings) -> dict[str, Any]:
     return options
 
 
+def _topic_name(topic: Any) -> str:
+    """The name of a topic given by name or as a Faust topic of one name."""
+    if isinstance(topic, str):
+        return topic
+    names = list(getattr(topic, "topics", None) or ())
+    if len(names) != 1:
+        raise ConfigError(f"a batched agent reads and writes topics of one name, not {topic!r}")
+    return names[0]
+
+
+def _value_type(topic: Any, default: SerdeSpec) -> SerdeSpec:
+    """A Faust topic's value_type (a faust.Record class) when it has one, else default."""
+    value_type = getattr(topic, "value_type", None)
+    return value_type if isinstance(value_type, type) and value_type is not dict else default
+
+
+def _json_types(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """key_type/value_type dict or list -> None (JSON decoded as it is)."""
+    for name in ("key_type", "value_type"):
+        if kwargs.get(name) in (dict, list):
+            kwargs[name] = None
+    return kwargs
+
+
 class AppShell(faust.App):
     """A Faust app with streamkit's defaults: broker and web address from the environment,
     RocksDB state, orjson, /health and /ready, the batched processing path, parts and
@@ -84,7 +111,6 @@ class AppShell(faust.App):
     def __init__(self, id: str, *, settings: Settings | None = None,
                  service_name: str | None = None, **options: Any) -> None:
         _require_rocksdict()
-        codec.install()
         self.settings = settings = settings or Settings.from_env()
         super().__init__(id, **{**faust_options(id, settings), **options})
         self.topology = Topology(id)
@@ -96,6 +122,7 @@ class AppShell(faust.App):
         # the same service.
         self.service_name = service_name or id
         self.plugins: list[str] | None = None
+        self._agents = Agents(self.topology)
 
     # the processing DSL ---------------------------------------------------------
     def source(self, topic: str, keys: SerdeSpec = "str", values: SerdeSpec = "json",
@@ -119,6 +146,59 @@ class AppShell(faust.App):
         """Global table `name`: every worker holds every key of `topic` (latest value per
         key, None deletes); join streams to it with `stream.join_global(...)`."""
         return global_table(self.topology, name, topic, keys, values, expose)
+
+    # Faust's agent idiom on the batched path ------------------------------------
+    def agent_table(self, name: str, default: Callable[[], Any] | None = None,
+                    keys: SerdeSpec = "str", values: SerdeSpec = "json",
+                    expose: bool = True) -> AgentTable:
+        """A table for batched agents, with Faust's mapping interface (`t[k] += 1`,
+        `t.get(k)`, `del t[k]`; a missing key reads as default()): a streamkit table,
+        changelogged, restored, and served over HTTP like every other."""
+        return self._agents.table(name, resolve(keys, "str"), resolve(values), default, expose)
+
+    def batched_agent(self, source: Any, *, sink: Any = (), name: str | None = None,
+                      keys: SerdeSpec = "str", values: SerdeSpec = "json"
+                      ) -> Callable[[Callable[[AgentStream], Any]], AgentNode]:
+        """Decorate `async def f(stream)` (Faust's agent shape) to run on the batched path:
+        `source` is a topic name, a Faust topic, or a DSL stream (a grouped one
+        brings each key's records to the partition of its new key); what the body yields
+        goes to each topic of `sink` (names or Faust topics), keyed as its record. The body
+        may wait only for its stream (see streamkit.dsl.agents)."""
+        if isinstance(source, GroupedStream):
+            source = source.stream
+        stream = source if isinstance(source, Stream) else self.source(
+            _topic_name(source), keys, _value_type(source, values))
+        sinks = [sink] if isinstance(sink, str) or not isinstance(sink, (list, tuple)) else sink
+        targets = [(_topic_name(t), stream.keys, resolve(_value_type(t, "json"))) for t in sinks]
+
+        def register(fn: Callable[[AgentStream], Any]) -> AgentNode:
+            return self._agents.agent(stream, fn, name or fn.__name__, targets)
+
+        return register
+
+    # Faust's API, where Faust would fail ---------------------------------------------
+    # Faust takes any value_type for a faust.Record and fails on every record when given
+    # dict or list; here they mean what a Faust user means by them: a JSON object or array
+    # (Faust's own decoding without a model). Every other argument is Faust's.
+    def topic(self, *topics: str, **kwargs: Any) -> Any:
+        return super().topic(*topics, **_json_types(kwargs))
+
+    def channel(self, **kwargs: Any) -> Any:
+        return super().channel(**_json_types(kwargs))
+
+    def Table(self, name: str, **kwargs: Any) -> Any:  # noqa: N802 (Faust's name)
+        return super().Table(name, **_json_types(kwargs))
+
+    def GlobalTable(self, name: str, **kwargs: Any) -> Any:  # noqa: N802 (Faust's name)
+        return super().GlobalTable(name, **_json_types(kwargs))
+
+    def check_table_names(self) -> None:
+        """Faust's tables and streamkit's share the changelog naming `<app>-<name>-changelog`:
+        one name for both would mix two tables in one topic."""
+        both = sorted(set(self.tables) & (set(self.topology.tables) | set(self.topology.globals)))
+        if both:
+            raise ConfigError(f"{', '.join(both)}: a Faust table and a streamkit table of one "
+                              "name would share a changelog topic; rename one of them")
 
     # parts ----------------------------------------------------------------------
     def add_part(self, part: Part) -> Part:
@@ -170,6 +250,7 @@ class AppShell(faust.App):
                  s.heartbeat_interval_ms, s.fetch_max_wait_ms, s.commit_interval_ms,
                  s.partitions, s.replication_factor, s.security.protocol)
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
+        self.check_table_names()
         await super().on_first_start()
 
     async def on_started(self) -> None:

@@ -197,3 +197,43 @@ async def faust_commit_through(app, last: Mapping, timeout: float = 60.0) -> Non
         if time.monotonic() > deadline:
             raise RuntimeError(f"commit did not reach {target}: {dict(committed)}")
         await asyncio.sleep(0.005)
+
+
+def check_streamkit_sums(app, spec, args) -> dict:
+    """Add the task that waits for the last event's commit, then checks the sums in the
+    RocksDB stores of table `spec` and the last value per key in its changelog against
+    expected.json; return the state that `finish` reports."""
+    from streamkit.testing.kafka import read_topic_async
+
+    state: dict = {"result": None, "error": None, "events": args.events}
+
+    @app.task
+    async def finisher():
+        runner = app.processors
+        try:
+            seconds = await records_done(runner, args.events)
+            expected = load_expected(args.workdir)
+            stored = {k: v for task in runner.tasks.values()
+                      for k, v in task.stores[spec.name].items()}
+            changelog = {}
+            for rec in await read_topic_async(args.bootstrap, spec.changelog):
+                changelog[rec.key.decode()] = int(rec.value)
+            problem = (compare_sums(stored, expected) or
+                       (compare_sums(changelog, expected) and
+                        "changelog: " + compare_sums(changelog, expected)))
+            state["result"] = {"seconds": seconds, "group": runner.group_id,
+                               "problem": problem, "keys": len(stored),
+                               "commits": runner.counters["commits"]}
+        except Exception as exc:
+            state["error"] = repr(exc)
+        finally:
+            stop_self(state)
+
+    return state
+
+
+def run_streamkit_case(app, state, settings: str) -> None:
+    """Run the worker until the checking task stops it; print the result line."""
+    run_worker(app)
+    finish(state, state["events"], commits=(state["result"] or {}).get("commits"),
+           profile=app.settings.profile, settings=settings)

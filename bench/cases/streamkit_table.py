@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import uuid
 
-from _common import (compare_sums, finish, load_expected, parse_args, records_done, run_worker,
-                     stop_self, streamkit_settings)
+from _common import check_streamkit_sums, parse_args, run_streamkit_case, streamkit_settings
 from streamkit import App
-from streamkit.testing.kafka import read_topic_async
 
 
 def build(args):
@@ -22,41 +20,15 @@ def build(args):
               settings=streamkit_settings(args.bootstrap, args.workdir))
     sums = app.source(args.topic).group_by_key().aggregate(
         "sums", initial=0, add=lambda acc, ev: acc + ev["amount"])
-    state = {"result": None, "error": None, "events": args.events}
-
-    @app.task
-    async def finisher():
-        runner = app.processors
-        try:
-            seconds = await records_done(runner, args.events)
-            expected = load_expected(args.workdir)
-            stored = {k: v for task in runner.tasks.values()
-                      for k, v in task.stores[sums.name].items()}
-            changelog = {}
-            for rec in await read_topic_async(args.bootstrap, sums.spec.changelog):
-                changelog[rec.key.decode()] = int(rec.value)
-            problem = (compare_sums(stored, expected) or
-                       (compare_sums(changelog, expected) and
-                        "changelog: " + compare_sums(changelog, expected)))
-            state["result"] = {"seconds": seconds, "group": runner.group_id,
-                               "problem": problem, "keys": len(stored),
-                               "commits": runner.counters["commits"]}
-        except Exception as exc:
-            state["error"] = repr(exc)
-        finally:
-            stop_self(state)
-
-    return app, state
+    return app, check_streamkit_sums(app, sums.spec, args)
 
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     app, state = build(args)
-    run_worker(app)
-    finish(state, args.events, commits=(state["result"] or {}).get("commits"),
-           profile=app.settings.profile,
-           settings="streamkit profile defaults (STREAMKIT_PROFILE): commit 1 s or 20,000 "
-                    "records, producer linger 5 ms, 512 KiB batches, acks=all")
+    run_streamkit_case(app, state,
+                       "streamkit profile defaults (STREAMKIT_PROFILE): commit 1 s or 20,000 "
+                       "records, producer linger 5 ms, 512 KiB batches, acks=all")
 
 
 if __name__ == "__main__":

@@ -157,6 +157,11 @@ class GroupedStream:
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
 
+    @property
+    def stream(self) -> Stream:
+        """The grouped records as a stream (each in the partition of its key)."""
+        return self._stream
+
     def aggregate(self, name: str, initial: Any, add: Callable[[Any, Any], Any],
                   values: SerdeSpec = "json", expose: bool = True) -> "Table":
         """Table `name`: per key, add(aggregate, value) folded from initial (a value, or a

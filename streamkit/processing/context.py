@@ -26,7 +26,7 @@ class ProcessorContext:
     runner (or the test driver) of that topology fills it in before it hands a task its
     records, so two apps in one process never see each other's."""
 
-    __slots__ = ("task", "record", "writer", "partitions")
+    __slots__ = ("task", "record", "writer", "partitions", "agent")
 
     def __init__(self) -> None:
         # Filled in by the runner or the driver before any operator runs.
@@ -34,3 +34,5 @@ class ProcessorContext:
         self.record: ConsumerRecord = cast(ConsumerRecord, None)
         self.writer: RecordWriter = cast(RecordWriter, None)
         self.partitions: dict[str, int] = {}
+        # The batched agent whose body runs now (streamkit.dsl.agents), else None.
+        self.agent: Any = None

@@ -30,31 +30,67 @@ class AssignmentView(Protocol):
         """The open standby store of a changelog partition of task tid, if held here."""
 
 
+class TableSource(Protocol):
+    """Tables that live outside the topology (Faust's own, streamkit.query.faust_tables):
+    they answer the same questions for their tables."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def specs(self) -> dict[str, Any]: ...
+
+    def kind(self, table: str) -> str: ...
+
+    def partitions(self, table: str) -> int | None: ...
+
+    def owner(self, table: str, partition: int) -> str | None: ...
+
+    def local_store(self, table: str, partition: int) -> Any: ...
+
+
 class Ownership:
     def __init__(self, view: AssignmentView, url: str) -> None:
         self.view = view
         self.url = url
         self._tables: dict[bool, dict[str, Any]] = {}
         self._routing: dict[str, tuple[int, Any, Callable[[Any], bytes]]] = {}
+        self.sources: list[TableSource] = []
+
+    def add_source(self, source: TableSource) -> None:
+        """Serve another kind of table (its names must not clash with the topology's)."""
+        self.sources.append(source)
+
+    def _source(self, table: str) -> TableSource | None:
+        for source in self.sources:
+            if table in source.specs() and table not in self.view.topology.tables:
+                return source
+        return None
 
     @property
     def ready(self) -> bool:
         """Partitions assigned and every active table partition restored."""
-        return self.view.serving
+        return self.view.serving and all(source.ready for source in self.sources)
 
     def tables(self, exposed_only: bool = True) -> dict[str, Any]:
-        """name -> TableSpec (or GlobalSpec for global tables)."""
+        """name -> TableSpec (or GlobalSpec for global tables, or a source's spec)."""
+        others: dict[str, Any] = {}
+        for source in self.sources:
+            others.update(source.specs())
         topo = self.view.topology
         if topo.finalized and exposed_only in self._tables:
-            return self._tables[exposed_only]  # the graph no longer changes: read it once
+            # The graph no longer changes: read it once.
+            return {**others, **self._tables[exposed_only]} if others else self._tables[exposed_only]
         specs: dict[str, Any] = dict(topo.tables)
         specs.update({n: g.spec for n, g in topo.globals.items()})
         out = {n: t for n, t in specs.items() if t.exposed or not exposed_only}
         if topo.finalized:
             self._tables[exposed_only] = out
-        return out
+        return {**others, **out}
 
     def kind(self, table: str) -> str:
+        source = self._source(table)
+        if source is not None:
+            return source.kind(table)
         return "global" if table in self.view.topology.globals else "key-value"
 
     def _route(self, table: str) -> tuple[int, Any, Callable[[Any], bytes]]:
@@ -74,6 +110,9 @@ class Ownership:
     def partitions(self, table: str) -> int | None:
         """The table's partition count, once an assignment (or, for a global table, the
         initial load) has said it."""
+        source = self._source(table)
+        if source is not None:
+            return source.partitions(table)
         gid, g, _ = self._route(table)
         if g is not None:
             return len(g.stores) or None
@@ -90,16 +129,23 @@ class Ownership:
         n = self.partitions(table)
         if n is None:
             return None, None
-        p = partition_for(self._route(table)[2](key), n)
+        source = self._source(table)
+        encode = self._route(table)[2] if source is None else source.specs()[table].keys.encode
+        p = partition_for(encode(key), n)
         return p, self.local_store(table, p, allow_standby)
 
     def owner(self, table: str, partition: int) -> str | None:
+        source = self._source(table)
+        if source is not None:
+            return source.owner(table, partition)
         gid, g, _ = self._route(table)
         if g is not None:
             return self.url  # every worker holds all of a global table
         return self.view.cluster.active.get((gid, partition))
 
     def standbys(self, table: str, partition: int) -> list[str]:
+        if self._source(table) is not None:
+            return []
         gid, g, _ = self._route(table)
         if g is not None:
             return []
@@ -109,6 +155,9 @@ class Ownership:
                     ) -> PartitionStore | None:
         """The store of this table partition if this worker holds it (active, or standby
         when allowed)."""
+        source = self._source(table)
+        if source is not None:
+            return source.local_store(table, partition)
         gid, g, _ = self._route(table)
         if g is not None:
             return g.stores[partition] if partition < len(g.stores) else None

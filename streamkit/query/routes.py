@@ -92,6 +92,11 @@ class TableRoutes(Part):
             opts = self._read_options(request) if "?" in request.raw_path else _PLAIN
         except BadKey as exc:
             return error(400, "bad_request", str(exc))
+        if getattr(spec, "faust", False):
+            if opts.predicate is not None:
+                return error(400, "bad_request", f"{spec.name} is a Faust table: wait_for is "
+                             "served for streamkit's tables, whose commits it waits on")
+            return await self._faust_key(request, spec, key)
         me = self.own.url
         stale = opts.allow_stale and opts.predicate is None
         partition, store = self.own.locate(spec.name, key, allow_standby=stale)
@@ -111,6 +116,32 @@ class TableRoutes(Part):
             return unavailable(f"partition {partition} of {spec.name} is moving", owner=owner)
         self.counters["forwarded"] += 1
         return await self.forwarder.forward(request, owner)
+
+    async def _faust_key(self, request: web.Request, spec: Any, key: Any) -> web.Response:
+        """A Faust table's key. Faust writes each update to the changelog partition of the
+        record being processed, which need not be the partition of the table's key: the
+        worker looks in every partition it holds, then asks the other holders."""
+        if not self.own.ready:
+            return self._not_ready()
+        me = self.own.url
+        owners = self.own.owners_of(spec.name)
+        mine = [p for p, o in owners.items() if o == me]
+        if mine:
+            store: Any = self.own.local_store(spec.name, mine[0])  # a FaustPartition
+            value = None if store is None else store.read(key)
+            if value is not None:
+                return self._value(spec, key, store.partition_of(key), value, {SERVED_BY: me})
+        if request.headers.get(FORWARDED):
+            return error(404, "unknown_key", f"no key {key!r} in {spec.name}", {SERVED_BY: me})
+        missing = [p for p, o in owners.items() if o is None]
+        for owner in sorted({o for o in owners.values() if o and o != me}):
+            self.counters["forwarded"] += 1
+            answer = await self.forwarder.forward(request, owner)
+            if answer.status != 404:
+                return answer
+        if missing:
+            return unavailable(f"partitions {missing} of {spec.name} have no owner yet")
+        return error(404, "unknown_key", f"no key {key!r} in {spec.name}", {SERVED_BY: me})
 
     def _read_options(self, request: web.Request) -> "_ReadOptions":
         max_wait = self.settings.max_wait_ms
