@@ -60,7 +60,9 @@ def faust_options(app_id: str, settings: Settings) -> dict[str, Any]:
         canonical_url=settings.web_url,
         broker_session_timeout=settings.session_timeout_ms / 1000,
         broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
-        topic_partitions=settings.partitions,
+        # Faust's tables take Faust's partition count (topic_partitions, 8 unless the app
+        # gives it), which must match their agents' topics: STREAMKIT_PARTITIONS sizes
+        # streamkit's own topics only.
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_linger=0.005,
@@ -263,9 +265,10 @@ class AppShell(faust.App):
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         self.load_plugins()  # for workers started without the faust command; plugins may add agents
-        if not self.agents and not self.tables:
-            # Faust's consumer serves only Faust agents and tables. Without any it would
-            # hold a consumer group of its own and poll the broker for nothing.
+        if not self.agents and not self.tables and not self._app_tasks:
+            # Faust's consumer serves Faust's agents, tables, and the streams and leader
+            # timers that tasks use. Without any of them it would hold a consumer group of
+            # its own, and rebalance it, for nothing.
             self.boot_strategy.enable_kafka_consumer = False
         return [*super().on_init_dependencies(), self.processors]
 

@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 from faust import SetTable
 
 from ..partitioner import partition_for
-from ..state.store import MISSING
+from ..state.store import MISSING, key_range, scan_start
 
 
 class FaustKeys:
@@ -112,15 +112,7 @@ class FaustPartition:
 
     def raw_items(self, start: bytes | None = None, end: bytes | None = None,
                   prefix: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        lower = start if prefix is None else max(start or b"", prefix)
-        for kb, vb in self._sorted_raw():
-            if lower is not None and kb < lower:
-                continue
-            if end is not None and kb >= end:
-                return
-            if prefix is not None and not kb.startswith(prefix):
-                return
-            yield kb, vb
+        return key_range(self._sorted_raw(), scan_start(start, prefix), end, prefix)
 
     def count(self) -> int:
         return sum(1 for _ in self._sorted_raw())

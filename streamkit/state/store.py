@@ -39,6 +39,25 @@ def _options() -> Options:
     return opts
 
 
+def scan_start(start: bytes | None, prefix: bytes | None) -> bytes | None:
+    """The first key a scan from start, of keys with prefix, may return."""
+    return start if prefix is None else max(start or b"", prefix)
+
+
+def key_range(items: Iterable[tuple[bytes, bytes]], lower: bytes | None, end: bytes | None,
+              prefix: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+    """The entries of key-ordered items from lower (inclusive) to end (exclusive) whose
+    keys start with prefix."""
+    for kb, vb in items:
+        if lower is not None and kb < lower:
+            continue
+        if end is not None and kb >= end:
+            return
+        if prefix is not None and not kb.startswith(prefix):
+            return
+        yield kb, vb
+
+
 class PartitionStore:
     """Key-value state of one table partition."""
 
@@ -133,14 +152,9 @@ class PartitionStore:
 
     def raw_items(self, start: bytes | None = None, end: bytes | None = None,
                   prefix: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        lower = start if prefix is None else max(start or b"", prefix)
+        lower = scan_start(start, prefix)
         it = self._db.items(from_key=lower) if lower else self._db.items()
-        for kb, vb in cast(Iterator[tuple[bytes, bytes]], it):
-            if end is not None and kb >= end:
-                return
-            if prefix is not None and not kb.startswith(prefix):
-                return
-            yield kb, vb
+        return key_range(cast(Iterator[tuple[bytes, bytes]], it), lower, end, prefix)
 
     def count(self) -> int:
         return sum(1 for _ in cast(Iterator[bytes], self._db.keys()))

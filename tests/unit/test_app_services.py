@@ -1,4 +1,4 @@
-"""Which services a worker starts: Faust's consumer only for Faust agents or tables."""
+"""Which services a worker starts: Faust's consumer only for Faust agents, tables or tasks."""
 import streamkit
 from streamkit import Settings
 
@@ -26,3 +26,15 @@ def test_a_faust_agent_brings_faust_consumer_back():
 
     services = started(app)
     assert app.consumer in services and app.processors in services
+
+
+def test_a_task_or_a_leader_timer_brings_faust_consumer_back():
+    # A task may iterate app.stream(topic), and a leader timer asks Faust's assignor who
+    # leads: both need Faust's consumer.
+    app = streamkit.App("svc-timer", settings=Settings.from_env({}))
+
+    @app.timer(1.0, on_leader=True)
+    async def tick():
+        pass
+
+    assert app.consumer in started(app)

@@ -8,7 +8,7 @@ import streamkit
 APP_ID = os.environ["IDIOMS_APP_ID"]
 # As Faust's RPC example does: the reply topic is made and read from the start, so the
 # first ask does not wait for Faust's consumer to subscribe to it.
-app = streamkit.App(APP_ID, reply_create_topic=True)
+app = streamkit.App(APP_ID, reply_create_topic=True, topic_partitions=4)
 
 topic = app.topic(f"{APP_ID}-events", value_type=dict)
 counts = app.Table("counts", default=int)
