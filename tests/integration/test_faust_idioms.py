@@ -56,12 +56,20 @@ def scan(worker, table: str) -> dict[str, int] | None:
     return {it["key"]: it["value"] for it in body["items"]} if status == 200 else None
 
 
+def create_sent_topics(broker: str, app_id: str) -> None:
+    """The broker creates no topic on its own (as many production clusters are set up): the
+    topics the app sends to exist first, as a Faust user on such a cluster makes them."""
+    for name in ("double", "ticks"):
+        asyncio.run(ensure_topic(broker, f"{app_id}-{name}"))
+
+
 def test_a_faust_agent_counts_exactly_and_every_worker_serves_its_table(
         broker, app_id, workers, tmp_path):
     evs = events(1300)
     produce(broker, f"{app_id}-events", evs)
     produce(broker, f"{app_id}-fast", evs)
     want, want_sums = count_per_user(evs), sum_per_user(evs)
+    create_sent_topics(broker, app_id)
     env = {n: worker_env(broker, tmp_path / n, IDIOMS_APP_ID=app_id) for n in ("w0", "w1")}
     w0 = workers(IDIOMS, env["w0"], "w0")
     w1 = workers(IDIOMS, env["w1"], "w1")
@@ -100,10 +108,7 @@ def test_windowed_table_ask_and_timer_of_a_faust_app_on_streamkit(broker, app_id
     times = [base + d for d in (0, 4_000, 9_999, 10_000, 15_000, 31_000)]
     records = [("user-1", {"user": "user-1"}, t) for t in times]
     asyncio.run(_send_at(broker, f"{app_id}-events", records))
-    # The broker creates no topic on its own (as many production clusters are set up):
-    # the topics the app sends to exist first, as a Faust user on such a cluster does it.
-    for name in ("double", "ticks"):
-        asyncio.run(ensure_topic(broker, f"{app_id}-{name}"))
+    create_sent_topics(broker, app_id)
     w = workers(IDIOMS, worker_env(broker, tmp_path / "w0", IDIOMS_APP_ID=app_id), "w0")
     w.wait_ready(timeout=120)
     # Oracle: tumbling windows of 10 s, [start, start + 10), counted per window.
@@ -129,6 +134,7 @@ def test_faust_and_agent_tables_come_back_exactly_after_the_disk_is_lost(
     produce(broker, f"{app_id}-events", evs)
     produce(broker, f"{app_id}-fast", evs)
     want, want_sums = count_per_user(evs), sum_per_user(evs)
+    create_sent_topics(broker, app_id)
     env = worker_env(broker, tmp_path / "data", IDIOMS_APP_ID=app_id)
     first = workers(IDIOMS, env, "first")
     first.wait_ready(timeout=120)
