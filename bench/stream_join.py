@@ -47,7 +47,8 @@ import orjson
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH / "cases")]
 
-from _common import fail, records_done, report, run_worker, stop_self, streamkit_settings  # noqa: E402
+from _common import (fail, records_done, report, run_worker, stop_self,  # noqa: E402
+                     streamkit_settings, when_started)
 from common import (PARTITIONS, BenchFailed, add_common_args, base_meta,  # noqa: E402
                     bench_broker, create_topic, install_sigterm_as_interrupt, produce,
                     run_json_case, verify_commits, write_results)
@@ -113,7 +114,6 @@ def streamkit_case(args) -> None:
         .to(f"{args.topic}-out"))
     state = {"result": None, "error": None}
 
-    @app.task
     async def finisher():
         runner = app.processors
         try:
@@ -131,6 +131,7 @@ def streamkit_case(args) -> None:
         finally:
             stop_self(state)
 
+    when_started(app, finisher)
     run_worker(app)
     if state["error"]:
         fail(state["error"])

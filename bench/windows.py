@@ -46,7 +46,8 @@ sys.path[:0] = [str(BENCH), str(BENCH / "cases")]
 
 import w1  # noqa: E402  (bench/w1.py: the W1 events)
 from _common import (faust_app, faust_commit_through, finish, peak_rss_mb,  # noqa: E402
-                     records_done, run_worker, stop_self, streamkit_settings)
+                     records_done, run_worker, stop_self, streamkit_settings,
+                     when_started)
 from common import (PARTITIONS, BenchFailed, add_common_args, base_meta,  # noqa: E402
                     bench_broker, create_topic, install_sigterm_as_interrupt, produce,
                     run_json_case, summarize_runs, verify_commits, write_results)
@@ -96,7 +97,6 @@ def streamkit_case(args) -> None:
                           emit="final", to=out_topic))
     state = {"result": None, "error": None}
 
-    @app.task
     async def finisher():
         runner = app.processors
         try:
@@ -120,6 +120,7 @@ def streamkit_case(args) -> None:
         finally:
             stop_self(state)
 
+    when_started(app, finisher)
     run_worker(app)
     finish(state, args.events, commits=(state["result"] or {}).get("commits"),
            profile=app.settings.profile,
