@@ -263,18 +263,6 @@ class AppShell(faust.App):
         gc.collect()
         gc.freeze()
 
-    async def _on_partitions_revoked(self, revoked: set[Any]) -> None:
-        # Faust suspends its flow control at a revocation only while aiokafka still reports
-        # an assignment. A resubscription (the conductor adding the topic of a stream made
-        # at run time) replaces aiokafka's subscription first, so Faust finds none and the
-        # flow stays open through the rebalance: records of the new assignment then reach
-        # the streams' buffers before the recovery's flow_control.resume() clears those
-        # buffers, and are lost (read, never processed, committed past). Suspended here,
-        # the conductor holds each record until that resume, after the clear.
-        if not self.should_stop:
-            self.flow_control.suspend()
-        await super()._on_partitions_revoked(revoked)
-
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         self.load_plugins()  # for workers started without the faust command; plugins may add agents
         if not self.agents and not self.tables and not self._app_tasks:
