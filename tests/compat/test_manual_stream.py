@@ -12,7 +12,10 @@ NUMBERS = list(range(50))
 
 
 def start_early(pair: Pair) -> None:
-    pair.produce("numbers", [(None, js(n)) for n in NUMBERS])
+    # The numbers come in the test, long after the workers subscribed: records already in
+    # the topic when Faust resubscribes can be lost to Faust's own race (faust-streaming
+    # #596, tests/compat/README.md), on either flavor.
+    pair.create_topic("numbers", 4)
     pair.create_topic("doubled", 4)
     pair.create_topic("announced", 4)
     pair.start()
@@ -21,6 +24,7 @@ def start_early(pair: Pair) -> None:
 @pytest.mark.early(start=start_early)
 def test_manual_stream(early):
     pair = early
+    pair.produce("numbers", [(None, js(n)) for n in NUMBERS])
     got = pair.settle(lambda run: sorted(run.values("doubled")),
                       lambda v: len(v) >= len(NUMBERS), timeout=90, grace=5)
     pair.check("app.stream(topic) in a task: numbers doubled (sorted)", got,
