@@ -65,11 +65,12 @@ async def test_many_requests_each_get_their_own_reply_and_none_remain():
     waiters = [asyncio.create_task(table.wait(p, 2.0)) for p in parked]
     for i in reversed(range(0, 500, 2)):  # every other one answered, out of order
         table.complete(f"id{i}", i)
-    done, pending = await asyncio.wait(waiters, timeout=0.1)
-    assert sorted(t.result() for t in done) == list(range(0, 500, 2))
-    for t in pending:
+    answered, unanswered = waiters[0::2], waiters[1::2]
+    assert await asyncio.gather(*answered) == list(range(0, 500, 2))
+    assert not any(t.done() for t in unanswered)
+    for t in unanswered:
         t.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+    await asyncio.gather(*unanswered, return_exceptions=True)
     assert len(table) == 0
     stats = table.stats()
     assert stats["parked"] == 0 and stats["parked_total"] == 500 and stats["completed"] == 250
