@@ -100,9 +100,13 @@ class WindowedAggregate(Node):
     # expiry ---------------------------------------------------------------------------
     def expire(self, ws: WindowState, by: tuple[str, int]) -> None:
         due = ws.due()
-        for ik in due:
-            if ik[0] == "x":
-                self._close(ws, ik, by)
+        # Windows that close together come out by close time, then key bytes, then start,
+        # as from Kafka Streams' time-ordered stores.
+        key_bytes = ws.keys.inner.encode
+        closing = sorted((ik for ik in due if ik[0] == "x"),
+                         key=lambda ik: (ik[1], key_bytes(ik[2]), ik[3]))
+        for ik in closing:
+            self._close(ws, ik, by)
         # Buffered records go after the windows built from them, in changelog order too:
         # a record's windows all close no later than the record expires.
         for ik in due:

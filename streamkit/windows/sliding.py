@@ -45,39 +45,52 @@ class SlidingAggregate(WindowedAggregate):
             report_late(self.ctx, self.table, self.late_topic, ts, ws.stream_time, [own])
         if ts + d < floor:  # every window that holds it is closed
             return
-        rk = ("r", key, ts, topic, offset)
-        ws.put(rk, Buffered(value), key)
-        # Kept while a window it decides can still be created: its predecessor's right
-        # window [ts + 1, ts + 1 + d] is open until stream time > ts + 1 + d + grace.
-        ws.add_index(("y", ts + d + grace + 2, key, ts, topic, offset))
         windows = ws.windows_of(key, ts - d, ts + 1)
         records = ws.records_of(key, ts - d - 1, ts + d + 1)
-        changed: list[tuple[tuple, Agg]] = []
+        rk = ("r", key, ts, topic, offset)
+        if not any(r[1] == topic and r[2] == offset and r[0] == ts for r in records):
+            records.append((ts, topic, offset, value))
+        known = False  # whether the record reaches a window (or did before a crash)
+        updates: list[tuple[tuple, Agg]] = []
         for dk, agg in windows.items():
             if not dk[1] <= ts <= dk[2]:
                 continue
             if self.replayed(agg, topic, offset):
                 self.resend(dk, agg, offset, topic)
-                continue
-            if agg.closed or dk[2] < floor:
-                continue
-            agg.value = self.add(agg.value, value)
-            agg.offsets[topic] = offset
-            if agg.ts is None or ts > agg.ts:
-                agg.ts = ts
-            ws.put(dk, agg, key)
-            changed.append((dk, agg))
+                known = True
+            elif not agg.closed and dk[2] >= floor:
+                updates.append((dk, agg))
+        created: list[tuple] = []
         for start, end in self._new_windows(own, ts, d, records):
             dk = (key, start, end)
             if dk in windows:
                 if not start <= ts <= end:  # created by this record before a crash
                     self.resend(dk, windows[dk], offset, topic)
-                continue
-            if end < floor:  # closed before it was ever filled: Kafka Streams skips it too
-                continue
-            agg = self._fold(records, start, end, topic, offset)
-            ws.new_window(dk, agg, end + grace + 1)
-            windows[dk] = agg
+            elif end >= floor:  # one closed before it was ever filled is skipped, as in Kafka
+                created.append(dk)
+        known = known or bool(updates) or any(dk[1] <= ts <= dk[2] for dk in created)
+        if known:
+            # Kafka Streams knows a record only through the windows it reached: one that
+            # reached none is left out of the windows created later, here as there. The
+            # record goes first in the changelog order: a crash that keeps the windows it
+            # reached keeps it too.
+            ws.put(rk, Buffered(value), key)
+            # Kept while a window it decides can still be created: its predecessor's right
+            # window [ts + 1, ts + 1 + d] is open until stream time > ts + 1 + d + grace.
+            ws.add_index(("y", ts + d + grace + 2, key, ts, topic, offset))
+        else:
+            records = [r for r in records if r[1:3] != (topic, offset)]
+        changed: list[tuple[tuple, Agg]] = []
+        for dk, agg in updates:
+            agg.value = self.add(agg.value, value)
+            agg.offsets[topic] = offset
+            if agg.ts is None or ts > agg.ts:
+                agg.ts = ts
+            ws.put_last(dk, agg, key)
+            changed.append((dk, agg))
+        for dk in created:
+            agg = self._fold(records, dk[1], dk[2], topic, offset)
+            ws.new_window(dk, agg, dk[2] + grace + 1)
             changed.append((dk, agg))
         if not self.emit_final:
             for dk, agg in changed:
