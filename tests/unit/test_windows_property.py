@@ -112,14 +112,17 @@ def oracle(spec, evs):
                 late.add(ident)
             if ts + d >= stream_time - grace:
                 recs = kept.setdefault(key, [])
-                recs.append((ts, ident))
-                for w in [w for w in wins if w[0] == key and w[1] <= ts <= w[2]]:
-                    if is_open(w):
-                        wins[w].ids.append(ident)
-                for s, e in _sliding_windows(d, [t for t, _ in recs]):
-                    w = (key, s, e)
-                    if w not in wins and is_open(w):
-                        wins[w] = _Window([j for t, j in recs if s <= t <= e])
+                holding = [w for w in wins if w[0] == key and w[1] <= ts <= w[2] and is_open(w)]
+                new = [(key, s, e) for s, e in _sliding_windows(d, [t for t, _ in recs] + [ts])
+                       if (key, s, e) not in wins and is_open((key, s, e))]
+                # Kafka Streams knows a record only through the windows it reaches: one
+                # that reaches none is left out of the windows created later.
+                if holding or any(w[1] <= ts <= w[2] for w in new):
+                    recs.append((ts, ident))
+                for w in holding:
+                    wins[w].ids.append(ident)
+                for w in new:
+                    wins[w] = _Window([j for t, j in recs if w[1] <= t <= w[2]])
         else:
             gap = spec.gap_ms
             # Sessions closed by the stream time before this record are not merged.
