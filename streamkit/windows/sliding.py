@@ -54,6 +54,10 @@ class SlidingAggregate(WindowedAggregate):
         updates: list[tuple[tuple, Agg]] = []
         for dk, agg in windows.items():
             if not dk[1] <= ts <= dk[2]:
+                # Its right window, created by this record before a crash: resend it
+                # (the records that filled it may have expired since).
+                if agg.offsets.get(topic) == offset:
+                    self.resend(dk, agg, offset, topic)
                 continue
             if self.replayed(agg, topic, offset):
                 self.resend(dk, agg, offset, topic)
@@ -63,10 +67,8 @@ class SlidingAggregate(WindowedAggregate):
         created: list[tuple] = []
         for start, end in self._new_windows(own, ts, d, records):
             dk = (key, start, end)
-            if dk in windows:
-                if not start <= ts <= end:  # created by this record before a crash
-                    self.resend(dk, windows[dk], offset, topic)
-            elif end >= floor:  # one closed before it was ever filled is skipped, as in Kafka
+            # One closed before it was ever filled is skipped, as Kafka Streams does.
+            if dk not in windows and end >= floor:
                 created.append(dk)
         known = known or bool(updates) or any(dk[1] <= ts <= dk[2] for dk in created)
         if known:
