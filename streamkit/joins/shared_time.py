@@ -27,12 +27,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..processing.nodes import Node
 from ..serde import Serde
 from ..windows.codec import Buffered
 from ..windows.late import report_late
 from ..windows.state import WindowState
-from .windowed import ClockedBuffer, WindowedJoin, check_join_record, due_records
+from .windowed import ClockedBuffer, JoinInput, WindowedJoin, check_join_record, due_records
 
 
 class Sided:
@@ -52,35 +51,19 @@ class Sided:
         return False, self.right.decode(data[1:])
 
 
-class SharedTimeJoinNode(Node):
+class SharedTimeJoinNode(JoinInput):
     """One input of a stream-stream join with Kafka Streams' semantics (module docstring).
 
     Each input's buffer is clocked on that input's own largest event time (Kafka Streams'
-    window store time, which decides what is still buffered); the stream time is the larger
-    of the two; the outer buffer, clocked on the stream time, holds the waiting results."""
+    window store time, which decides what is still buffered; its records' joined flag is
+    not used); the stream time is the larger of the two; the outer buffer, clocked on the
+    stream time, holds the waiting results."""
 
-    __slots__ = ("join", "is_left", "this", "other", "lo", "hi", "other_hi", "grace",
-                 "retention", "emits")
+    __slots__ = ("retention",)
 
     def __init__(self, join: WindowedJoin, is_left: bool) -> None:
-        super().__init__(f"join-window:{join.name}:{'left' if is_left else 'right'}")
-        w, how = join.windows, join.how
-        self.join, self.is_left, self.grace = join, is_left, w.grace_ms
-        self.retention = w.retention_ms
-        if is_left:
-            self.this, self.other = join.stores
-            self.lo, self.hi, self.other_hi = -w.before_ms, w.after_ms, w.before_ms
-            self.emits = how in ("left", "outer")
-        else:
-            self.other, self.this = join.stores
-            self.lo, self.hi, self.other_hi = -w.after_ms, w.before_ms, w.after_ms
-            self.emits = how == "outer"
-
-    def _state(self, task: Any, name: str) -> ClockedBuffer:
-        ws = task.operator_state.get(name)
-        if ws is None:
-            ws = task.operator_state[name] = ClockedBuffer(task.stores[name])
-        return ws
+        super().__init__(join, is_left)
+        self.retention = join.windows.retention_ms
 
     def _outer(self, task: Any) -> WindowState | None:
         name = self.join.outer
@@ -102,9 +85,13 @@ class SharedTimeJoinNode(Node):
         for ws in (mine, theirs, outer):
             if ws is not None:
                 ws.sync()
-        mine.resolve(topic, task.resumed_at)
-        if topic not in mine.period_from:
-            mine.period_from[topic] = offset
+        # Both clocks note the first offset of every input in their commit period, so that
+        # a record of either input settles both after a restart (the stream time needs
+        # both; one input's clock has no record of its own yet).
+        for ws in (mine, theirs):
+            ws.resolve(topic, task.resumed_at)
+            if topic not in ws.period_from:
+                ws.period_from[topic] = offset
         try:
             before = max(mine.stream_time, theirs.stream_time)
             stream_time = max(before, ts)
@@ -137,7 +124,7 @@ class SharedTimeJoinNode(Node):
             out = [(joiner(value, m[3][1]), m[0] if m[0] > ts else ts) for m in matches]
         else:
             out = [(joiner(m[3][1], value), m[0] if m[0] > ts else ts) for m in matches]
-        if self.emits and not matches:
+        if self.emit_this and not matches:
             if end < stream_time or outer is None:
                 out.append((joiner(value, None) if self.is_left else joiner(None, value), ts))
             else:
@@ -164,9 +151,10 @@ class SharedTimeJoinNode(Node):
         time)."""
         for rts, rtopic, roffset, (is_left, _v) in outer.records_of(key, t, t):
             if is_left != self.is_left:
+                # Its index entry: the other input's window ends -lo after its record.
                 outer.put_last(("r", key, rts, rtopic, roffset), None, key)
-                outer.put_last(("y", rts + self.other_hi + self.grace + 1, key, rts, rtopic,
-                                roffset), None, key)
+                outer.put_last(("y", rts - self.lo + self.grace + 1, key, rts, rtopic, roffset),
+                               None, key)
 
     def _emit_closed(self, outer: WindowState) -> None:
         """Emit the waiting null results whose window the stream time has passed, oldest

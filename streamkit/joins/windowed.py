@@ -41,6 +41,9 @@ Across crashes (at-least-once, as the windowed aggregation; docs/windows.md):
   same entry; a record replayed finds again every record it joined the first time.
 So a crash can repeat results, never lose or invent one: the pairs of input offsets are
 exactly those of a run without the crash.
+
+This is the default semantics; join_window(..., semantics="kafka") gives Kafka Streams'
+records instead (streamkit.joins.shared_time), on the same buffers.
 """
 from __future__ import annotations
 
@@ -121,8 +124,9 @@ class JoinBufferSpec(TableSpec):
 
 
 class ClockedBuffer(WindowState):
-    """A join buffer's WindowState whose stream time (the other input's) is settled only
-    once that input's first record after a (re)start says where the input resumed.
+    """A join buffer's WindowState whose stream time (the other input's; with Kafka
+    Streams' semantics, its own input's) is settled only once that input's first record
+    after a (re)start says where the input resumed.
 
     Until then `stream_time` is a lower bound (the start of the stored clock's commit
     period), used only to tell whether a record's window is already closed, and the stored
@@ -207,11 +211,14 @@ def due_records(ws: WindowState) -> list[tuple[tuple, Any]]:
     return out
 
 
-class WindowedJoinNode(Node):
-    """One input of a stream-stream windowed join (see the module docstring)."""
+class JoinInput(Node):
+    """What the node of one input of a stream-stream join knows, in either semantics: its
+    buffer and the other input's, and the bounds of a record's window relative to its time
+    (a left record at t joins right times in [t - before, t + after]; a right record at t,
+    left times in [t - after, t + before])."""
 
-    __slots__ = ("join", "is_left", "this", "other", "lo", "hi", "close_after", "grace",
-                 "emit_this", "emit_other")
+    __slots__ = ("join", "is_left", "this", "other", "lo", "hi", "grace", "emit_this",
+                 "emit_other")
 
     def __init__(self, join: WindowedJoin, is_left: bool) -> None:
         super().__init__(f"join-window:{join.name}:{'left' if is_left else 'right'}")
@@ -226,14 +233,23 @@ class WindowedJoinNode(Node):
             self.other, self.this = join.stores
             self.lo, self.hi = -w.after_ms, w.before_ms
             self.emit_this, self.emit_other = right_emits, left_emits
-        # A record's window closes when the other input's stream time reaches this.
-        self.close_after = self.hi + w.grace_ms + 1
 
     def _state(self, task: Any, name: str) -> ClockedBuffer:
         ws = task.operator_state.get(name)
         if ws is None:
             ws = task.operator_state[name] = ClockedBuffer(task.stores[name])
         return ws
+
+
+class WindowedJoinNode(JoinInput):
+    """One input of a stream-stream windowed join (see the module docstring)."""
+
+    __slots__ = ("close_after",)
+
+    def __init__(self, join: WindowedJoin, is_left: bool) -> None:
+        super().__init__(join, is_left)
+        # A record's window closes when the other input's stream time reaches this.
+        self.close_after = self.hi + self.grace + 1
 
     def process(self, key, value, ts):
         check_join_record(self.join.name, key, value)
