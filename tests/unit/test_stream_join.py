@@ -320,9 +320,20 @@ def test_join_window_declaration_errors():
         left.join_window(right, streamkit.Tumbling(10, 0), joiner, name="j")
     with pytest.raises(TopologyError, match="same key serde"):
         left.join_window(app.source("ints", keys="int"), W, joiner, name="j")
+    with pytest.raises(TopologyError, match="semantics must be one of"):
+        left.join_window(right, W, joiner, name="j", semantics="flink")
     left.join_window(right, W, joiner, name="j")
     with pytest.raises(TopologyError, match="already exists"):
         left.join_window(right, W, joiner, name="j")
+
+
+def test_kafka_semantics_add_a_store_for_waiting_null_results_in_left_and_outer_joins():
+    for how, stores in (("inner", {"j-left", "j-right"}),
+                        ("left", {"j-left", "j-right", "j-outer"})):
+        topo = join_topology(how, W, "kafka")
+        topo.finalize()
+        assert {t.name for t in topo.tables.values()} == stores
+        assert not topo.tables["j-left"].exposed
 
 
 # --------------------------------------------------------------------------- properties
