@@ -46,7 +46,10 @@ class SlidingAggregate(WindowedAggregate):
         if ts + d < floor:  # every window that holds it is closed
             return
         windows = ws.windows_of(key, ts - d, ts + 1)
-        records = ws.records_of(key, ts - d - 1, ts + d + 1)
+        # A replay after a crash that kept later records of this input sees them as the
+        # first run did not: leave them out.
+        records = [r for r in ws.records_of(key, ts - d - 1, ts + d + 1)
+                   if r[1] != topic or r[2] <= offset]
         rk = ("r", key, ts, topic, offset)
         if not any(r[1] == topic and r[2] == offset and r[0] == ts for r in records):
             records.append((ts, topic, offset, value))
@@ -56,12 +59,15 @@ class SlidingAggregate(WindowedAggregate):
             if not dk[1] <= ts <= dk[2]:
                 # Its right window, created by this record before a crash: resend it
                 # (the records that filled it may have expired since).
-                if agg.offsets.get(topic) == offset:
+                if agg.born == (topic, offset):
                     self.resend(dk, agg, offset, topic)
                 continue
             if self.replayed(agg, topic, offset):
                 self.resend(dk, agg, offset, topic)
-                known = True
+                # A window created after this record first came holds it only if the
+                # record was known then: it does not tell.
+                born = agg.born
+                known = known or born is None or born[0] != topic or born[1] <= offset
             elif not agg.closed and dk[2] >= floor:
                 updates.append((dk, agg))
         created: list[tuple] = []
@@ -113,7 +119,7 @@ class SlidingAggregate(WindowedAggregate):
     def _fold(self, records: list[tuple[int, str, int, Any]], start: int, end: int,
               topic: str, offset: int) -> Agg:
         # The window holds every record in its range up to the creating record's offset
-        # (those were all buffered), even when that record lies outside it. They are
+        # (the records apply() passes), even when that record lies outside it. They are
         # folded in arrival (offset) order, as Kafka Streams' windows are built.
         acc, offsets, top = self.initial(), {topic: offset}, None
         for rts, rtopic, roffset, value in sorted(records, key=lambda r: (r[2], r[1])):
@@ -122,4 +128,4 @@ class SlidingAggregate(WindowedAggregate):
                 if roffset > offsets.get(rtopic, -1):
                     offsets[rtopic] = roffset
                 top = rts if top is None or rts > top else top
-        return Agg(acc, offsets, ts=top)
+        return Agg(acc, offsets, ts=top, born=(topic, offset))
