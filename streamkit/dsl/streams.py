@@ -10,7 +10,7 @@ from typing import Any, Callable, cast
 from ..errors import TopologyError
 from ..joins.foreign import foreign_key_join
 from ..joins.nodes import GlobalJoinNode, StreamTableJoinNode, TableTableJoinNode, check_how
-from ..joins.windowed import stream_stream_join
+from ..joins.stream_stream import stream_stream_join
 from ..processing.builder import Position
 from ..processing.nodes import (
     AggregateNode,
@@ -134,7 +134,8 @@ class Stream:
         return self._then(GlobalJoinNode(table.name, table.get, key, joiner, how))  # type: ignore[arg-type]
 
     def join_window(self, other: "Stream", windows: Any, joiner: Callable[[Any, Any], Any],
-                    how: str = "inner", *, name: str, values: SerdeSpec = "json") -> "Stream":
+                    how: str = "inner", *, name: str, values: SerdeSpec = "json",
+                    semantics: str = "streamkit") -> "Stream":
         """Stream-stream windowed join: each record of this stream at time t with each record
         of `other` of the same key with time in [t - windows.before_ms, t + windows.after_ms]
         (`windows` a streamkit.JoinWindows), as joiner(this_value, other_value), at the
@@ -144,11 +145,14 @@ class Stream:
         buffered in changelogged window stores `<name>-left` and `<name>-right`; records
         more than grace_ms behind their stream's stream time go to late events. The
         streams must be co-partitioned (same key, same partition count: checked at
-        start-up). See docs/joins.md."""
+        start-up). semantics="kafka" gives the records Kafka Streams gives instead (one
+        stream time for both streams, no late records, null results as Kafka Streams
+        emits them: results then depend on how the streams interleave). See
+        docs/joins.md."""
         if self._topology.finalized:
             raise TopologyError("the topology is already running; declare streams at import time")
         return Stream(stream_stream_join(self._pos, other._pos, windows, joiner, how, name,
-                                         values))
+                                         values, semantics))
 
 
 class GroupedStream:
@@ -203,7 +207,8 @@ class WindowedStream:
                   expose: bool = True) -> "WindowedTable":
         """Windowed table `name`: per key and window, add(aggregate, value) folded from
         initial (a value, or a callable returning a fresh one). Session windows also need
-        merge(agg1, agg2), used when a record bridges two sessions.
+        merge(agg1, agg2): as in Kafka Streams, a record that reaches existing sessions
+        makes a new one, merge(...merge(initial, session1)..., sessionN), then add.
 
         emit="update" forwards each window's new value on every change; emit="final"
         forwards one result per window when it closes (end + grace reached by stream
@@ -235,10 +240,12 @@ class WindowedStream:
         """Windowed table `name`: per key and window, fn(previous, value) with the first
         value kept as it is (fn also merges two sessions)."""
         first = object()
+        # A merged session starts from the initial value (as in Kafka Streams), so the
+        # merge skips it as the add does.
         return self.aggregate(name, lambda: first,
                               lambda acc, v: v if acc is first else fn(acc, v),
-                              merge=self._merge(fn), emit=emit, to=to, values=values,
-                              expose=expose)
+                              merge=self._merge(lambda a, b: b if a is first else fn(a, b)),
+                              emit=emit, to=to, values=values, expose=expose)
 
     def _merge(self, fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any] | None:
         return fn if isinstance(self.windows, Session) else None

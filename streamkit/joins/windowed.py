@@ -41,25 +41,24 @@ Across crashes (at-least-once, as the windowed aggregation; docs/windows.md):
   same entry; a record replayed finds again every record it joined the first time.
 So a crash can repeat results, never lose or invent one: the pairs of input offsets are
 exactly those of a run without the crash.
+
+This is the default semantics; join_window(..., semantics="kafka") gives Kafka Streams'
+records instead (streamkit.joins.shared_time), on the same buffers.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import TopologyError
-from ..processing.builder import Position
 from ..processing.nodes import Node
-from ..processing.topology import Group, TableSpec, Topology
-from ..serde import Serde, SerdeSpec, resolve
+from ..processing.topology import TableSpec
+from ..serde import Serde
 from ..state.keys import KeyCodec, codec_for
 from ..state.store import PartitionStore
-from ..topics import late_events_topic
-from ..windows.codec import STREAM_TIME, Buffered, WindowKeys, WindowValues
+from ..windows.codec import STREAM_TIME, Buffered, WindowKeys
 from ..windows.late import report_late
 from ..windows.specs import _check_int, _non_negative
 from ..windows.state import WindowState
-from .nodes import check_how
 
 Joiner = Callable[[Any, Any], Any]
 
@@ -98,7 +97,7 @@ class JoinWindows:
         return self.before_ms + self.after_ms + self.grace_ms
 
 
-class _Flagged:
+class Flagged:
     """A buffered record's value, with whether it has joined yet (one byte in front of the
     input's serialization)."""
 
@@ -124,19 +123,10 @@ class JoinBufferSpec(TableSpec):
         return WindowKeys(codec_for(self.keys))
 
 
-def _add_buffer(topology: Topology, name: str, keys: Serde, values: Serde, group: Group,
-                windows: JoinWindows) -> JoinBufferSpec:
-    base = topology.add_table(name, keys, WindowValues(resolve("json"), _Flagged(values)),
-                              group, exposed=False)
-    spec = JoinBufferSpec(base.name, base.changelog, base.keys, base.values, base.group,
-                          base.exposed, join_windows=windows)
-    topology.tables[name] = spec
-    return spec
-
-
 class ClockedBuffer(WindowState):
-    """A join buffer's WindowState whose stream time (the other input's) is settled only
-    once that input's first record after a (re)start says where the input resumed.
+    """A join buffer's WindowState whose stream time (the other input's; with Kafka
+    Streams' semantics, its own input's) is settled only once that input's first record
+    after a (re)start says where the input resumed.
 
     Until then `stream_time` is a lower bound (the start of the stored clock's commit
     period), used only to tell whether a record's window is already closed, and the stored
@@ -176,25 +166,61 @@ class ClockedBuffer(WindowState):
             self.written = True
 
 
-class _Join:
-    """What both inputs' nodes share."""
+class WindowedJoin:
+    """What both inputs' nodes share: the buffers are `<name>-left` and `<name>-right`,
+    and, with Kafka Streams' semantics, `<name>-outer` for the null results that wait."""
 
-    __slots__ = ("name", "windows", "joiner", "how", "late_topic", "stores")
+    __slots__ = ("name", "windows", "joiner", "how", "late_topic", "stores", "outer")
 
     def __init__(self, name: str, windows: JoinWindows, joiner: Joiner, how: str,
-                 late_topic: str) -> None:
+                 late_topic: str, semantics: str) -> None:
         self.name, self.windows, self.joiner, self.how = name, windows, joiner, how
         self.late_topic = late_topic
         self.stores = (f"{name}-left", f"{name}-right")
+        self.outer = f"{name}-outer" if semantics == "kafka" and how != "inner" else None
 
 
-class WindowedJoinNode(Node):
-    """One input of a stream-stream windowed join (see the module docstring)."""
+def check_join_record(name: str, key: Any, value: Any) -> None:
+    """Reject what a join cannot take; the record goes to dead letters."""
+    if key is None:
+        raise ValueError(f"{name}: a stream-stream join needs a record key")
+    if value is None:
+        raise ValueError(f"{name}: a stream-stream join needs a record value "
+                         f"(None would read as the missing side of a result)")
 
-    __slots__ = ("join", "is_left", "this", "other", "lo", "hi", "close_after", "grace",
-                 "emit_this", "emit_other")
 
-    def __init__(self, join: _Join, is_left: bool) -> None:
+def due_records(ws: WindowState) -> list[tuple[tuple, Any]]:
+    """The buffered records whose index entry the buffer's stream time has reached, as
+    (record key, value), each marked for deletion in the next commit period
+    (WindowState.sync): a record replayed from this period still finds them."""
+    out = []
+    key_bytes = ws.keys.inner.encode
+    # Oldest first, then by key bytes, as Kafka Streams emits them (its outer store's order).
+    due = sorted((ik for ik in ws.due() if ik[0] == "y"),
+                 key=lambda ik: (ik[3], key_bytes(ik[2]), ik[4], ik[5]))
+    for ik in due:
+        rk = ("r", ik[2], ik[3], ik[4], ik[5])
+        if rk in ws.pending:
+            continue
+        buffered = ws.get(rk)
+        if buffered is None:  # its record never reached the changelog: a stale entry
+            ws.store.delete(ik)
+            continue
+        ws.pending[rk] = ik
+        out.append((rk, buffered.value))
+    return out
+
+
+class JoinInput(Node):
+    """What the node of one input of a stream-stream join knows, in either semantics: its
+    buffer and the other input's, and the bounds of a record's window relative to its time
+    (a left record at t joins right times in [t - before, t + after]; a right record at t,
+    left times in [t - after, t + before])."""
+
+    __slots__ = ("join", "is_left", "this", "other", "lo", "hi", "grace", "emit_this",
+                 "emit_other")
+
+    def __init__(self, join: WindowedJoin, is_left: bool) -> None:
         super().__init__(f"join-window:{join.name}:{'left' if is_left else 'right'}")
         w, how = join.windows, join.how
         self.join, self.is_left, self.grace = join, is_left, w.grace_ms
@@ -207,8 +233,6 @@ class WindowedJoinNode(Node):
             self.other, self.this = join.stores
             self.lo, self.hi = -w.after_ms, w.before_ms
             self.emit_this, self.emit_other = right_emits, left_emits
-        # A record's window closes when the other input's stream time reaches this.
-        self.close_after = self.hi + w.grace_ms + 1
 
     def _state(self, task: Any, name: str) -> ClockedBuffer:
         ws = task.operator_state.get(name)
@@ -216,12 +240,19 @@ class WindowedJoinNode(Node):
             ws = task.operator_state[name] = ClockedBuffer(task.stores[name])
         return ws
 
+
+class WindowedJoinNode(JoinInput):
+    """One input of a stream-stream windowed join (see the module docstring)."""
+
+    __slots__ = ("close_after",)
+
+    def __init__(self, join: WindowedJoin, is_left: bool) -> None:
+        super().__init__(join, is_left)
+        # A record's window closes when the other input's stream time reaches this.
+        self.close_after = self.hi + self.grace + 1
+
     def process(self, key, value, ts):
-        if key is None:  # goes to dead letters, like a windowed aggregation's
-            raise ValueError(f"{self.join.name}: a stream-stream join needs a record key")
-        if value is None:
-            raise ValueError(f"{self.join.name}: a stream-stream join needs a record value "
-                             f"(None would read as the missing side of a result)")
+        check_join_record(self.join.name, key, value)
         rec = self.ctx.record
         topic, offset = rec.topic, rec.offset
         task = self.ctx.task
@@ -239,9 +270,12 @@ class WindowedJoinNode(Node):
                 return
             if ts > theirs.stream_time:
                 theirs.stream_time = ts
-            self._join(mine, theirs, key, value, ts, topic, offset)
+            # As in Kafka Streams, the non-matched results this record's time settles come
+            # before its own join results (a record whose window has closed cannot match
+            # this record, which is not late).
             if theirs.stream_time >= theirs.next_close:
                 self._expire(theirs)
+            self._join(mine, theirs, key, value, ts, topic, offset)
         finally:
             theirs.finish()
             if mine.store.dirty:
@@ -286,46 +320,7 @@ class WindowedJoinNode(Node):
         passed: emit the null results of those that never joined, and delete them in the
         next commit period (see WindowState.sync)."""
         joiner, records_are_left = self.join.joiner, not self.is_left
-        for ik in ws.due():
-            if ik[0] != "y":
-                continue
-            rk = ("r", ik[2], ik[3], ik[4], ik[5])
-            if rk in ws.pending:
-                continue
-            buffered = ws.get(rk)
-            if buffered is None:  # its record never reached the changelog: a stale entry
-                ws.store.delete(ik)
-                continue
-            ws.pending[rk] = ik
-            joined, value = buffered.value
+        for rk, (joined, value) in due_records(ws):
             if self.emit_other and not joined:
                 result = joiner(value, None) if records_are_left else joiner(None, value)
-                self.forward(ik[2], result, ik[3])
-
-
-def stream_stream_join(left: Position, right: Position, windows: JoinWindows,
-                       joiner: Joiner, how: str, name: str, values: SerdeSpec) -> Position:
-    """Declare the join of left and right (Stream.join_window); the position of its
-    results."""
-    if not isinstance(windows, JoinWindows):
-        raise TopologyError(f"join_window takes JoinWindows(before_ms, after_ms, grace_ms), "
-                            f"not {windows!r}")
-    check_how(how, ("inner", "left", "outer"))
-    if not isinstance(name, str) or not name:
-        raise TopologyError("a stream-stream join needs a name (it names its state stores)")
-    topology = left.topology
-    if right.topology is not topology:
-        raise TopologyError("both streams of a join must belong to the same app")
-    if left.keys.name != right.keys.name:
-        raise TopologyError(f"the streams of a join must have the same key serde (the join "
-                            f"key, co-partitioned), not {left.keys.name!r} and "
-                            f"{right.keys.name!r}")
-    # Co-partitioned: one sub-topology, so the start-up check compares partition counts.
-    group = left.group.union(right.group)
-    join = _Join(name, windows, joiner, how, late_events_topic(topology.app_id))
-    _add_buffer(topology, join.stores[0], left.keys, left.values, group, windows)
-    _add_buffer(topology, join.stores[1], right.keys, right.values, group, windows)
-    merged = Node(f"join-window:{name}")
-    left.then(WindowedJoinNode(join, True)).node.children.append(merged)
-    right.then(WindowedJoinNode(join, False)).node.children.append(merged)
-    return left.at(merged, group, values=resolve(values))
+                self.forward(rk[1], result, rk[2])

@@ -65,6 +65,9 @@ class WindowedAggregate(Node):
     def process(self, key, value, ts):
         if key is None:  # goes to dead letters: windows are per key
             raise ValueError(f"{self.table}: a windowed aggregation needs a record key")
+        if ts < 0:  # goes to dead letters: windows start at 0, as in Kafka Streams
+            raise ValueError(f"{self.table}: a windowed aggregation needs an event time >= 0, "
+                             f"not {ts}")
         rec = self.ctx.record
         topic, offset = rec.topic, rec.offset
         ws = self.state(self.ctx.task, topic)
@@ -97,9 +100,13 @@ class WindowedAggregate(Node):
     # expiry ---------------------------------------------------------------------------
     def expire(self, ws: WindowState, by: tuple[str, int]) -> None:
         due = ws.due()
-        for ik in due:
-            if ik[0] == "x":
-                self._close(ws, ik, by)
+        # Windows that close together come out by close time, then key bytes, then start,
+        # as from Kafka Streams' time-ordered stores.
+        key_bytes = ws.keys.inner.encode
+        closing = sorted((ik for ik in due if ik[0] == "x"),
+                         key=lambda ik: (ik[1], key_bytes(ik[2]), ik[3]))
+        for ik in closing:
+            self._close(ws, ik, by)
         # Buffered records go after the windows built from them, in changelog order too:
         # a record's windows all close no later than the record expires.
         for ik in due:
@@ -115,7 +122,7 @@ class WindowedAggregate(Node):
         if agg is None:  # merged into another session, or purged: a stale entry
             ws.store.delete(ik)
             return
-        if not self.is_real(ws, dk):
+        if not self.is_real(ws, dk, agg):
             ws.drop_window(dk, ik[1])
             if not self.emit_final:
                 self.forward(WindowedKey(dk[0], dk[1], dk[2]), None, dk[2])
@@ -125,21 +132,21 @@ class WindowedAggregate(Node):
         # committed: then emit it again (same value).
         emit = self.emit_final and (agg.closed is None or _maybe_lost(self.ctx.task, agg.closed))
         ws.close_window(dk, agg, ik[1], by if agg.closed is None else agg.closed)
-        if emit:
-            self.forward(WindowedKey(dk[0], dk[1], dk[2]), agg.value, dk[2])
+        if emit:  # stamped with its largest event time, as Kafka Streams' final results
+            self.forward(WindowedKey(dk[0], dk[1], dk[2]), agg.value, agg.stamp(dk[2]))
 
-    def is_real(self, ws: WindowState, dk: tuple) -> bool:
+    def is_real(self, ws: WindowState, dk: tuple, agg: Agg) -> bool:
         """False for a window that a crash left behind after it was merged away."""
         return True
 
     def replayed(self, agg: Agg | None, topic: str, offset: int) -> bool:
         return agg is not None and agg.offsets.get(topic, -1) >= offset
 
-    def resend(self, dk: tuple, agg: Agg, offset: int, topic: str, ts: int) -> None:
+    def resend(self, dk: tuple, agg: Agg, offset: int, topic: str) -> None:
         # The last record a window absorbed before a crash is replayed: its update may
         # not have reached the output topic, so send the window's value once more.
         if not self.emit_final and agg.offsets.get(topic) == offset:
-            self.forward(WindowedKey(dk[0], dk[1], dk[2]), agg.value, ts)
+            self.forward(WindowedKey(dk[0], dk[1], dk[2]), agg.value, agg.stamp(dk[2]))
 
 
 def _maybe_lost(task: Any, closed_by: tuple[str, int]) -> bool:
@@ -174,22 +181,24 @@ class TimeWindowAggregate(WindowedAggregate):
             agg = ws.get(dk)
             if end + grace <= st or (agg is not None and agg.closed):
                 if self.replayed(agg, topic, offset):
-                    self.resend(dk, agg, offset, topic, ts)
+                    self.resend(dk, agg, offset, topic)
                 else:
                     missed = missed or []
                     missed.append((start, end))
                 continue
             if agg is None:
-                agg = Agg(self.add(self.initial(), value), {topic: offset})
+                agg = Agg(self.add(self.initial(), value), {topic: offset}, ts=ts)
                 ws.new_window(dk, agg, end + grace)
             elif agg.offsets.get(topic, -1) >= offset:
-                self.resend(dk, agg, offset, topic, ts)
+                self.resend(dk, agg, offset, topic)
                 continue
             else:
                 agg.value = self.add(agg.value, value)
                 agg.offsets[topic] = offset
+                if agg.ts is None or ts > agg.ts:
+                    agg.ts = ts
                 ws.store.put(dk, agg)
-            if not self.emit_final:
-                self.forward(WindowedKey(key, start, end), agg.value, ts)
+            if not self.emit_final:  # stamped with the window's largest event time
+                self.forward(WindowedKey(key, start, end), agg.value, agg.ts)
         if missed:
             report_late(self.ctx, self.table, self.late_topic, ts, st, missed)

@@ -33,6 +33,7 @@ _T2 = struct.Struct(">QQ")
 _T3 = struct.Struct(">QQQ")
 
 STREAM_TIME = ("t",)
+_AGG_TAGS = (b"A", b"C", b"a", b"c")
 WINDOW, INDEX, RECORD, RECORD_INDEX, TIME = b"w", b"x", b"r", b"y", b"t"
 
 
@@ -54,24 +55,37 @@ class WindowedKey(NamedTuple):
 
 
 class Agg:
-    """A window's aggregate, the input offsets it has absorbed, and whether it is closed.
+    """A window's aggregate, the input offsets it has absorbed, the largest event time of
+    its records, and whether it is closed.
 
     `offsets[topic]` is the offset of the last record of that input partition applied to
     the window: a record replayed after a crash with an offset at or below it is already
     in the aggregate, which is what keeps a window's result exact across restarts.
+    `ts` is the largest event time among the window's records: the timestamp of its
+    results, as in Kafka Streams (None for a window written before it was kept).
     `closed` is None while the window is open, then the (topic, offset) of the record
     that closed it (("", -1) when no record did), which tells a restarted task whether
     the commit that emitted its final result had completed.
+    `born` is the (topic, offset) of the record that created a sliding window from the
+    records it holds: a record replayed after a crash tells by it whether the window
+    existed when it first came (None for other windows).
     """
 
-    __slots__ = ("value", "offsets", "closed")
+    __slots__ = ("value", "offsets", "closed", "ts", "born")
 
     def __init__(self, value: Any, offsets: dict[str, int],
-                 closed: tuple[str, int] | None = None) -> None:
-        self.value, self.offsets, self.closed = value, offsets, closed
+                 closed: tuple[str, int] | None = None, ts: int | None = None,
+                 born: tuple[str, int] | None = None) -> None:
+        self.value, self.offsets, self.closed, self.ts = value, offsets, closed, ts
+        self.born = born
+
+    def stamp(self, end: int) -> int:
+        """The timestamp of the window's results (its end if its largest event time is
+        unknown)."""
+        return end if self.ts is None else self.ts
 
     def __repr__(self) -> str:
-        return f"Agg({self.value!r}, {self.offsets!r}, closed={self.closed})"
+        return f"Agg({self.value!r}, {self.offsets!r}, closed={self.closed}, ts={self.ts})"
 
 
 class Clock(NamedTuple):
@@ -171,6 +185,10 @@ def _untail(data: bytes, pos: int) -> tuple[int, str, int]:
     return ts, topic, offset
 
 
+def _born(meta: list, at: int) -> tuple[str, int] | None:
+    return (meta[at], meta[at + 1]) if len(meta) > at else None
+
+
 def time_bytes(t: int) -> bytes:
     """A time as it sorts in store keys."""
     return _T1.pack(_ts(t))
@@ -188,10 +206,11 @@ class WindowValues:
     def encode(self, v: Any) -> bytes:
         t = type(v)
         if t is Agg:
+            born = [] if v.born is None else list(v.born)
             if v.closed is None:
-                meta, tag = orjson.dumps(v.offsets), b"a"
+                meta, tag = orjson.dumps([v.offsets, v.ts, *born]), b"A"
             else:
-                meta, tag = orjson.dumps([v.offsets, v.closed[0], v.closed[1]]), b"c"
+                meta, tag = orjson.dumps([v.offsets, v.ts, v.closed[0], v.closed[1], *born]), b"C"
             return tag + _LEN.pack(len(meta)) + meta + self.aggregates.encode(v.value)
         if v is True:
             return b"i"
@@ -203,10 +222,15 @@ class WindowValues:
 
     def decode(self, data: bytes) -> Any:
         tag = data[:1]
-        if tag == b"a" or tag == b"c":
+        if tag in _AGG_TAGS:
             n = _LEN.unpack_from(data, 1)[0]
             meta = orjson.loads(data[5:5 + n])
             value = self.aggregates.decode(data[5 + n:])
+            if tag == b"A":
+                return Agg(value, meta[0], None, meta[1], _born(meta, 2))
+            if tag == b"C":
+                return Agg(value, meta[0], (meta[2], meta[3]), meta[1], _born(meta, 4))
+            # Written before windows kept their largest event time.
             if tag == b"a":
                 return Agg(value, meta)
             return Agg(value, meta[0], (meta[1], meta[2]))

@@ -5,7 +5,7 @@ A session that grows or merges gets a new store key. The deletions of the sessio
 replaced are kept after it in the changelog order (all of the key's deletions of this
 commit move behind its newest session), so a crash that cuts the changelog short never
 keeps a deletion without the session that holds the deleted one's records: at worst it
-keeps old sessions inside the range of the new one. Live sessions of a key are always
+keeps old sessions inside the range of the new one. Open sessions of a key are always
 more than gap_ms apart, so such a leftover is recognised by lying within another
 session, and dropped.
 """
@@ -31,11 +31,6 @@ class SessionAggregate(WindowedAggregate):
         self.merge, self.gap = merge, windows.gap_ms
 
     def apply(self, ws, key, value, ts, topic, offset):
-        if ts + self.grace < ws.stream_time:
-            # Replay judges lateness as the first run did (see WindowState): this record
-            # was late then too, and was applied nowhere.
-            report_late(self.ctx, self.table, self.late_topic, ts, ws.stream_time, [(ts, ts)])
-            return
         gap = self.gap
         sessions = ws.windows_of(key)
         # An accepted record ends up in the session that contains its time: if that
@@ -43,39 +38,49 @@ class SessionAggregate(WindowedAggregate):
         # closed since, later in the replayed commit period).
         for dk, agg in sessions.items():
             if dk[1] <= ts <= dk[2] and self.replayed(agg, topic, offset):
-                self.resend(dk, agg, offset, topic, ts)
+                self.resend(dk, agg, offset, topic)
                 return
         near = [(dk, agg) for dk, agg in sessions.items()
                 if not agg.closed and dk[2] >= ts - gap and dk[1] <= ts + gap]
         near = self._drop_leftovers(ws, near)
         near.sort(key=lambda item: item[0][1])
-        if near:
-            acc = near[0][1].value
-            offsets = dict(near[0][1].offsets)
-            for _, agg in near[1:]:
-                acc = self.merge(acc, agg.value)
-                for t, o in agg.offsets.items():
-                    if o > offsets.get(t, -1):
-                        offsets[t] = o
-        else:
-            acc, offsets = self.initial(), {}
+        start = min([ts] + [dk[1] for dk, _ in near])
+        end = max([ts] + [dk[2] for dk, _ in near])
+        close = self.windows.close_at(start, end)
+        if close <= ws.stream_time:
+            # As in Kafka Streams, a record is late when the session it would make is
+            # closed already; one inside an open session is taken however old it is.
+            # (Replay rebuilds the same sessions and stream time, so it decides alike.)
+            report_late(self.ctx, self.table, self.late_topic, ts, ws.stream_time, [(start, end)])
+            return
+        # Kafka Streams' order: the merged session starts from the initializer, each
+        # session it replaces is merged into it, then the record is added.
+        acc, offsets = self.initial(), dict[str, int]()
+        for _, agg in near:
+            acc = self.merge(acc, agg.value)
+            for t, o in agg.offsets.items():
+                if o > offsets.get(t, -1):
+                    offsets[t] = o
         acc = self.add(acc, value)
         offsets[topic] = offset
-        start = min(ts, near[0][0][1]) if near else ts
-        end = max([ts] + [dk[2] for dk, _ in near])
         merged = (key, start, end)
         old = [dk for dk, _ in near if dk != merged]
         if len(old) < len(near):  # the record fell inside a session: same key, same index
-            ws.put_last(merged, Agg(acc, offsets), key)
+            ws.put_last(merged, Agg(acc, offsets, ts=end), key)
         else:
-            ws.new_window(merged, Agg(acc, offsets), self.windows.close_at(start, end))
+            ws.new_window(merged, Agg(acc, offsets, ts=end), close)
         for dk in old:
             ws.drop_window(dk, self.windows.close_at(dk[1], dk[2]))
         ws.tombstones_last(key)
         if not self.emit_final:
-            for dk in old:
-                self.forward(WindowedKey(dk[0], dk[1], dk[2]), None, ts)
-            self.forward(WindowedKey(key, start, end), acc, ts)
+            # Every session the record touched is replaced, even by one with the same
+            # bounds: each is forwarded as a tombstone first (Kafka Streams does so),
+            # unless the record only repeated a single-record session's time. Updates
+            # are stamped with the session's end.
+            if near and (start, end) != (ts, ts):
+                for dk, _ in near:
+                    self.forward(WindowedKey(dk[0], dk[1], dk[2]), None, dk[2])
+            self.forward(WindowedKey(key, start, end), acc, end)
 
     def _drop_leftovers(self, ws: WindowState, near: list[tuple[tuple, Agg]]
                         ) -> list[tuple[tuple, Agg]]:
@@ -91,6 +96,9 @@ class SessionAggregate(WindowedAggregate):
                 keep.append((dk, agg))
         return keep
 
-    def is_real(self, ws: WindowState, dk: tuple) -> bool:
-        return not any(o != dk and o[1] <= dk[1] and dk[2] <= o[2]
-                       for o in ws.windows_of(dk[0]))
+    def is_real(self, ws: WindowState, dk: tuple, agg: Agg) -> bool:
+        # A session merged away was open when it was merged, so a crash can only leave an
+        # open one behind; a closed session may lie within a later one (a record up to
+        # gap + grace late can start a session next to one that has closed).
+        return agg.closed is not None or not any(
+            o != dk and o[1] <= dk[1] and dk[2] <= o[2] for o in ws.windows_of(dk[0]))

@@ -38,8 +38,9 @@ class Tumbling:
     """Fixed-size windows that do not overlap: [start, start + size_ms), start inclusive,
     end exclusive, with start a multiple of size_ms (counted from the epoch).
 
-    A record belongs to exactly one window. The window closes when stream time >=
-    end + grace_ms; a record whose window is closed is late.
+    A record belongs to exactly one window (none for a negative time: windows start at 0,
+    as in Kafka Streams). The window closes when stream time >= end + grace_ms; a record
+    whose window is closed is late.
     """
 
     size_ms: int
@@ -50,7 +51,9 @@ class Tumbling:
         _non_negative("grace_ms", self.grace_ms)
 
     def windows_for(self, ts: int) -> list[tuple[int, int]]:
-        """The (start, end) of the window that contains ts."""
+        """The (start, end) of the window that contains ts (none before 0)."""
+        if ts < 0:
+            return []
         start = ts - ts % self.size_ms
         return [(start, start + self.size_ms)]
 
@@ -62,12 +65,13 @@ class Tumbling:
 @dataclass(frozen=True)
 class Hopping:
     """Fixed-size windows that overlap: [start, start + size_ms), start inclusive, end
-    exclusive, one starting every advance_ms (starts are multiples of advance_ms).
+    exclusive, one starting every advance_ms (starts are multiples of advance_ms, and
+    never before 0: Kafka Streams' TimeWindows.windowsFor).
 
-    A record belongs to every window that contains it (size_ms / advance_ms of them when
-    advance_ms divides size_ms). Each window closes when stream time >= end + grace_ms;
-    a record is applied to those of its windows that are still open, and is reported
-    late if it missed any.
+    A record belongs to every window that contains it and starts at 0 or later (so a
+    record earlier than size_ms is in fewer windows). Each window closes when stream
+    time >= end + grace_ms; a record is applied to those of its windows that are still
+    open, and is reported late if it missed any.
     """
 
     size_ms: int
@@ -83,13 +87,14 @@ class Hopping:
                              f"({self.size_ms}): larger advances leave records in no window")
 
     def windows_for(self, ts: int) -> list[tuple[int, int]]:
-        """The (start, end) of every window that contains ts, oldest first."""
-        start = ts - ts % self.advance_ms
+        """The (start, end) of every window that contains ts and starts at 0 or later,
+        oldest first."""
+        size, advance = self.size_ms, self.advance_ms
+        start = max(0, ts - size + advance) // advance * advance
         out = []
-        while start > ts - self.size_ms:
-            out.append((start, start + self.size_ms))
-            start -= self.advance_ms
-        out.reverse()
+        while start <= ts:
+            out.append((start, start + size))
+            start += advance
         return out
 
     def close_at(self, start: int, end: int) -> int:
@@ -103,11 +108,12 @@ class Sliding:
     difference_ms apart (Kafka Streams' SlidingWindows): [start, end] with both bounds
     inclusive and end - start == difference_ms.
 
-    For each record at t there is the window [t - difference_ms, t], and, when some
-    record lies in (t, t + difference_ms + 1], the window [t + 1, t + 1 + difference_ms].
-    A window closes when stream time > end + grace_ms. Lateness is judged per record: a
-    record with t + grace_ms < stream time is late (all its windows are closed); any
-    other record is applied to every window that contains it.
+    For each record at t there is its own window [t - difference_ms, t] (for a record
+    earlier than difference_ms, [0, difference_ms]: windows never start before 0, as in
+    Kafka Streams), and, when some record lies in (t, t + difference_ms + 1], the window
+    [t + 1, t + 1 + difference_ms]. A window closes when stream time > end + grace_ms.
+    As in Kafka Streams, lateness is judged per window: a record is applied to those of
+    its windows that are open, and is late when its own window has closed.
     """
 
     difference_ms: int
@@ -121,6 +127,11 @@ class Sliding:
         """The stream time at which the window [start, end] closes."""
         return end + self.grace_ms + 1
 
+    def own_window(self, ts: int) -> tuple[int, int]:
+        """The window a record at ts opens: [ts - d, ts], or [0, d] for an early record."""
+        d = self.difference_ms
+        return (ts - d, ts) if ts >= d else (0, d)
+
 
 @dataclass(frozen=True)
 class Session:
@@ -128,9 +139,10 @@ class Session:
     inclusive, start and end the timestamps of the session's first and last record.
 
     A record within gap_ms of a session joins it; a record within gap_ms of two sessions
-    merges them. A session closes when stream time > end + gap_ms + grace_ms (no record
-    that is not late can reach it after that). Lateness is judged per record: a record
-    with t + grace_ms < stream time is late.
+    merges them. A session closes when stream time > end + gap_ms + grace_ms. As in
+    Kafka Streams, a record is late when the session it would make (itself merged with
+    the open sessions within gap_ms of it) would already be closed: a record inside an
+    open session is taken however old it is.
     """
 
     gap_ms: int

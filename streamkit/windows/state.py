@@ -88,12 +88,19 @@ class WindowState:
                 self.store.delete(ik)
             self.pending.clear()
             # The heap's entries are in RocksDB now, ahead of the cursors: make sure the
-            # next pass scans far enough back to meet them.
-            for close, _, ik in self.heap:
+            # next pass scans far enough back to meet them. An entry already behind a cursor
+            # (one due when it was added: a join's record waiting for its null result under
+            # Kafka Streams' semantics) stays in the heap, which the scan would never meet.
+            behind = []
+            for entry in self.heap:
+                close, _, ik = entry
                 prefix = INDEX if ik[0] == "x" else RECORD_INDEX
-                if close < self._rocks_next[prefix]:
+                if self.keys.encode(ik) < self._cursor[prefix]:
+                    behind.append(entry)
+                elif close < self._rocks_next[prefix]:
                     self._rocks_next[prefix] = close
-            self.heap.clear()
+            heapq.heapify(behind)
+            self.heap = behind
             self.touched.clear()
 
     def finish(self) -> None:
@@ -149,6 +156,9 @@ class WindowState:
         agg.closed = by
         self.put_last(dk, agg, dk[0])
         self.pending[dk] = ("x", close, dk[0], dk[1], dk[2])
+        # A session merged and closed in one commit moves behind the deletions of the
+        # sessions it replaced: move them behind it again.
+        self.tombstones_last(dk[0])
 
     def drop_window(self, dk: tuple, close: int) -> None:
         self.put_last(dk, None, dk[0])

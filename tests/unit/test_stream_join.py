@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 import streamkit
 from streamkit import JoinWindows, Settings
-from streamkit.errors import TopologyError
 from streamkit.dsl import source_stream
-from tests.oracles import kafka_partition
+from streamkit.errors import TopologyError
 from streamkit.processing.topology import Topology
 from streamkit.testing import TopologyTestDriver
+from tests.oracles import kafka_partition
 
 W = JoinWindows(before_ms=10, after_ms=10, grace_ms=5)
 
@@ -32,13 +32,13 @@ def join_app(how: str = "inner", windows: JoinWindows = W, app_id: str = "sj"):
     return app
 
 
-def join_topology(how: str, windows: JoinWindows) -> Topology:
+def join_topology(how: str, windows: JoinWindows, semantics: str = "streamkit") -> Topology:
     """join_app's topology without an App (cheaper, for the property tests)."""
     topo = Topology("prop")
     left = source_stream(topo, "left", "str", "json", lambda v: v["ts"], None)
     right = source_stream(topo, "right", "str", "json", lambda v: v["ts"], None)
     left.join_window(right, windows, lambda lv, rv: [lv and lv["id"], rv and rv["id"]],
-                     how=how, name="j").to("joined")
+                     how=how, name="j", semantics=semantics).to("joined")
     return topo
 
 
@@ -153,8 +153,8 @@ def test_left_join_emits_a_non_matched_record_only_once_its_window_has_closed():
         send(d, "right", "b", 110, "rb1")
         send(d, "right", "b", 115, "rb2")
         assert joined(d) == []                # a right record at 110 could still join l1
-        send(d, "right", "a", 205, "r1")      # joins l2, closes l1
-        assert joined(d) == [("a", ("l2", "r1"), 205), ("a", ("l1", None), 100)]
+        send(d, "right", "a", 205, "r1")      # closes l1, then joins l2 (Kafka's order)
+        assert joined(d) == [("a", ("l1", None), 100), ("a", ("l2", "r1"), 205)]
         send(d, "right", "b", 10_000, "rb3")  # closes l2: it joined, so no null result
         assert joined(d) == []
 
@@ -188,8 +188,8 @@ def test_outer_join_emits_non_matched_records_of_both_sides_once_closed():
         assert joined(d) == [("z", ("lz", "rz"), 115)]
         send(d, "left", "y", 116, "ly")
         assert joined(d) == [("b", (None, "r1"), 100)]
-        send(d, "right", "y", 116, "ry")  # joins ly; right stream time 116 closes l1
-        assert joined(d) == [("y", ("ly", "ry"), 116), ("a", ("l1", None), 100)]
+        send(d, "right", "y", 116, "ry")  # right stream time 116 closes l1; joins ly
+        assert joined(d) == [("a", ("l1", None), 100), ("y", ("ly", "ry"), 116)]
 
 
 def test_a_record_whose_window_closed_before_it_arrived_is_settled_at_once():
@@ -320,9 +320,20 @@ def test_join_window_declaration_errors():
         left.join_window(right, streamkit.Tumbling(10, 0), joiner, name="j")
     with pytest.raises(TopologyError, match="same key serde"):
         left.join_window(app.source("ints", keys="int"), W, joiner, name="j")
+    with pytest.raises(TopologyError, match="semantics must be one of"):
+        left.join_window(right, W, joiner, name="j", semantics="flink")
     left.join_window(right, W, joiner, name="j")
     with pytest.raises(TopologyError, match="already exists"):
         left.join_window(right, W, joiner, name="j")
+
+
+def test_kafka_semantics_add_a_store_for_waiting_null_results_in_left_and_outer_joins():
+    for how, stores in (("inner", {"j-left", "j-right"}),
+                        ("left", {"j-left", "j-right", "j-outer"})):
+        topo = join_topology(how, W, "kafka")
+        topo.finalize()
+        assert {t.name for t in topo.tables.values()} == stores
+        assert not topo.tables["j-left"].exposed
 
 
 # --------------------------------------------------------------------------- properties
@@ -477,3 +488,66 @@ def test_crashes_lose_nothing_and_invent_nothing_after_deduplication(w, how, dat
         got = {tuple(r.value) for r in d.output("joined")}
         assert late_ids(d) == late
     assert {v for v in got if _real(v)} == set(want)
+
+
+# --------------------------------------------------------------------------- Kafka semantics
+
+def kafka_oracle(w: JoinWindows, how: str, evs) -> list[tuple]:
+    """The records Kafka Streams' KStreamKStreamJoin emits, in order, written from its
+    definition: one stream time for both inputs; each input buffers a record while it is
+    within before + after + grace of that input's own largest time; a record joins what the
+    other input buffers in its window (bounds clamped at 0); a non-matched record of an
+    emitting side is settled at once if its window ended before the stream time, otherwise
+    waits until the stream time passes its window end + grace (unless joined first), and
+    waiting results are emitted, oldest first, right before left, then by key, before the
+    joins of a record that is not out of order."""
+    retention = w.before_ms + w.after_ms + w.grace_ms
+    bounds = {"left": (-w.before_ms, w.after_ms), "right": (-w.after_ms, w.before_ms)}
+    emits = {"left": how in ("left", "outer"), "right": how == "outer"}
+    own_time: dict[str, int | None] = {"left": None, "right": None}
+    shared: int | None = None
+    buffered: dict[str, list] = {"left": [], "right": []}
+    waiting: list[tuple] = []  # (ts, side, key, id)
+    out = []
+
+    def pair(side, mine, theirs):
+        return (mine, theirs) if side == "left" else (theirs, mine)
+
+    for side, key, ts, ident in evs:
+        other = "right" if side == "left" else "left"
+        before = shared
+        shared = ts if shared is None else max(shared, ts)
+        own_time[side] = ts if own_time[side] is None else max(own_time[side], ts)
+        if before is None or ts >= before:
+            due = [e for e in waiting if shared > e[0] + bounds[e[1]][1] + w.grace_ms]
+            due.sort(key=lambda e: (e[0], e[1] == "left", e[2]))
+            for e in due:
+                waiting.remove(e)
+                out.append((e[2], pair(e[1], e[3], None), e[0]))
+        lo, hi = bounds[side]
+        start, end = max(0, ts + lo), max(0, ts + hi)
+        visible = own_time[other] - retention + 1 if own_time[other] is not None else start
+        matches = sorted((r for r in buffered[other]
+                          if r[0] == key and start <= r[1] <= end and r[1] >= visible),
+                         key=lambda r: r[1])
+        for _k, t, oid in matches:
+            out.append((key, pair(side, ident, oid), max(ts, t)))
+            waiting[:] = [e for e in waiting if (e[0], e[1], e[2]) != (t, other, key)]
+        if not matches and emits[side]:
+            if end < shared:
+                out.append((key, pair(side, ident, None), ts))
+            else:
+                waiting.append((ts, side, key, ident))
+        if ts + retention > own_time[side]:
+            buffered[side].append((key, ts, ident))
+    return out
+
+
+@SETTINGS
+@given(w=windows(), how=st.sampled_from(["inner", "left", "outer"]), evs=inputs())
+def test_kafka_semantics_emit_kafka_streams_records_in_kafka_streams_order(w, how, evs):
+    with TopologyTestDriver(join_topology(how, w, "kafka")) as d:
+        for side, key, ts, ident in evs:
+            send(d, side, key, ts, ident)
+        got = [(k, v, t) for k, v, t in joined(d)]
+    assert got == kafka_oracle(w, how, evs)

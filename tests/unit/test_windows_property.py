@@ -44,67 +44,104 @@ specs = st.one_of(
 
 
 # --------------------------------------------------------------------------- oracles
+# Written from Kafka Streams' definitions (TimeWindows.windowsFor, SlidingWindows,
+# SessionWindows, and the per-window lateness of its aggregations), by simulation: each
+# record is applied to the windows that exist by definition and are still open.
 
-def _sessions(recs, gap):
-    out = []
-    for ts, v in sorted(recs):
-        if out and ts - out[-1][1] <= gap:
-            out[-1][1] = ts
-            out[-1][2].append(v)
-        else:
-            out.append([ts, ts, [v]])
-    return [((s, e), vals) for s, e, vals in out]
+def _time_windows(spec, ts: int) -> list[tuple[int, int]]:
+    """TimeWindows.windowsFor: every [start, start + size) holding ts with start a
+    multiple of the advance and never before 0."""
+    advance = spec.size_ms if isinstance(spec, Tumbling) else spec.advance_ms
+    return [(s, s + spec.size_ms) for s in range(0, ts + 1, advance) if s + spec.size_ms > ts]
 
 
-def _sliding(recs, d):
-    times = sorted({ts for ts, _ in recs})
-    bounds = set()
+def _close_time(spec, start: int, end: int) -> int:
+    """The stream time at which a window closes: end + grace for [start, end) windows,
+    one more for inclusive ends, and a session waits for its gap too."""
+    if isinstance(spec, (Tumbling, Hopping)):
+        return end + spec.grace_ms
+    if isinstance(spec, Sliding):
+        return end + spec.grace_ms + 1
+    return end + spec.gap_ms + spec.grace_ms + 1
+
+
+def _sliding_windows(d: int, times: list[int]) -> set[tuple[int, int]]:
+    """SlidingWindows: each record's own window [t - d, t] ([0, d] before d), and the
+    window [t + 1, t + 1 + d] right after a record when a later record falls in it."""
+    out = set()
     for t in times:
-        bounds.add((t - d, t))
+        out.add((t - d, t) if t >= d else (0, d))
         if any(t < u <= t + 1 + d for u in times):
-            bounds.add((t + 1, t + 1 + d))
-    return [(b, [v for ts, v in recs if b[0] <= ts <= b[1]]) for b in bounds]
+            out.add((t + 1, t + 1 + d))
+    return out
+
+
+class _Window:
+    def __init__(self, ids: list) -> None:
+        self.ids, self.closed = ids, False
 
 
 def oracle(spec, evs):
-    """(final values per window, arrival index at which each closed, late ids): by
-    definition, recomputing everything after every record."""
+    """(final ids per window, arrival index at which each closed, late ids): each record in
+    arrival order updates the open windows that hold it; new windows start with every
+    accepted record they hold."""
     grace, stream_time = spec.grace_ms, None
-    kept: dict[str, list] = {}
+    kept: dict[str, list[tuple[int, int]]] = {}   # key -> accepted (ts, id), arrival order
+    wins: dict[tuple, _Window] = {}               # (key, start, end) -> window
     late: set[int] = set()
-    closed: dict[tuple, int] = {}
-    final: dict[tuple, list] = {}
+    closed: dict[tuple, object] = {}
 
-    def windows():
-        for key, recs in kept.items():
-            if isinstance(spec, (Tumbling, Hopping)):
-                per: dict[tuple, list] = {}
-                for b, v in recs:
-                    per.setdefault(b, []).append(v)
-                yield from (((key, *b), vals) for b, vals in per.items())
-            elif isinstance(spec, Session):
-                yield from (((key, *b), vals) for b, vals in _sessions(recs, spec.gap_ms))
-            else:
-                yield from (((key, *b), vals) for b, vals in _sliding(recs, spec.difference_ms))
+    def is_open(w) -> bool:
+        return (w not in wins or not wins[w].closed) and \
+            _close_time(spec, w[1], w[2]) > stream_time
 
     for i, (key, ts, ident) in enumerate(evs):
+        previous = stream_time
         stream_time = ts if stream_time is None else max(stream_time, ts)
         if isinstance(spec, (Tumbling, Hopping)):
-            for b in spec.windows_for(ts):
-                if b[1] + grace <= stream_time:
+            for s, e in _time_windows(spec, ts):
+                w = (key, s, e)
+                if e + grace <= stream_time or (w in wins and wins[w].closed):
                     late.add(ident)
                 else:
-                    kept.setdefault(key, []).append((b, ident))
-        elif ts + grace < stream_time:
-            late.add(ident)
+                    wins.setdefault(w, _Window([])).ids.append(ident)
+        elif isinstance(spec, Sliding):
+            d = spec.difference_ms
+            own_end = ts if ts >= d else d
+            if own_end < stream_time - grace:
+                late.add(ident)
+            if ts + d >= stream_time - grace:
+                recs = kept.setdefault(key, [])
+                holding = [w for w in wins if w[0] == key and w[1] <= ts <= w[2] and is_open(w)]
+                new = [(key, s, e) for s, e in _sliding_windows(d, [t for t, _ in recs] + [ts])
+                       if (key, s, e) not in wins and is_open((key, s, e))]
+                # Kafka Streams knows a record only through the windows it reaches: one
+                # that reaches none is left out of the windows created later.
+                if holding or any(w[1] <= ts <= w[2] for w in new):
+                    recs.append((ts, ident))
+                for w in holding:
+                    wins[w].ids.append(ident)
+                for w in new:
+                    wins[w] = _Window([j for t, j in recs if w[1] <= t <= w[2]])
         else:
-            kept.setdefault(key, []).append((ts, ident))
-        for w, vals in windows():
-            if w not in closed and spec.close_at(w[1], w[2]) <= stream_time:
-                closed[w], final[w] = i, sorted(vals)
-    for w, vals in windows():
-        if w not in closed:
-            closed[w], final[w] = "end", sorted(vals)
+            gap = spec.gap_ms
+            # Sessions closed by the stream time before this record are not merged.
+            near = sorted(w for w in wins if w[0] == key and not wins[w].closed
+                          and (previous is None or _close_time(spec, w[1], w[2]) > previous)
+                          and w[2] >= ts - gap and w[1] <= ts + gap)
+            start = min([ts] + [w[1] for w in near])
+            end = max([ts] + [w[2] for w in near])
+            if _close_time(spec, start, end) <= stream_time:
+                late.add(ident)
+            else:
+                ids = [j for w in near for j in wins.pop(w).ids] + [ident]
+                wins[(key, start, end)] = _Window(ids)
+        for w, win in wins.items():
+            if not win.closed and _close_time(spec, w[1], w[2]) <= stream_time:
+                win.closed, closed[w] = True, i
+    final = {w: sorted(win.ids) for w, win in wins.items()}
+    for w in final:
+        closed.setdefault(w, "end")
     return final, closed, late
 
 
@@ -117,6 +154,11 @@ def topology(spec, emit: str) -> Topology:
     stream.group_by_key().windowed_by(spec).aggregate(
         "w", initial=list, add=lambda acc, v: acc + [v["id"]], merge=merge, emit=emit, to="out")
     return topo
+
+
+def newest(evs, ids) -> int:
+    """The largest event time of the records ids (an id is its arrival index)."""
+    return max(evs[i][1] for i in ids)
 
 
 def window_of(rec) -> tuple:
@@ -141,6 +183,7 @@ def test_final_results_match_oracle_and_are_emitted_when_stream_time_closes_the_
             driver.pipe("in", key, {"ts": ts, "id": ident}, ts)
             for rec in driver.read_output("out"):
                 assert window_of(rec) not in got, f"{window_of(rec)} emitted twice"
+                assert rec.timestamp == newest(evs, rec.value)
                 got[window_of(rec)], when[window_of(rec)] = sorted(rec.value), i
         driver.advance_stream_time(BIG)
         for rec in driver.read_output("out"):
@@ -164,6 +207,9 @@ def test_update_emission_last_value_per_window_is_the_oracle_result(spec, evs):
         open_windows = {(k.key, k.start, k.end): sorted(v) for k, v in driver.table("w").items()}
         for rec in driver.output("out"):
             last[window_of(rec)] = None if rec.value is None else sorted(rec.value)
+            # an update carries the window's largest event time (a tombstone: the end)
+            assert rec.timestamp == (rec.key.end if rec.value is None
+                                     else newest(evs, rec.value))
         assert {evs[o][2] for o in late_ids(driver)} == late
     assert {w: v for w, v in last.items() if v is not None} == final
     assert open_windows == {w: v for w, v in final.items()

@@ -64,14 +64,36 @@ def test_out_of_order_record_within_grace_joins_its_session(final):
     assert final.late_records == 0
 
 
-def test_record_more_than_grace_behind_stream_time_is_late(final):
+def test_a_record_inside_an_open_session_is_taken_however_old(final):
+    view(final, "u1", 0, "a")
+    view(final, "u1", 10_000, "b")   # one session [0, 10 s], open until 25 s
+    view(final, "u2", 20_000, "x")   # stream time 20 s
+    view(final, "u1", 5_000, "c")    # 15 s behind stream time, inside the session
+    assert final.table("sessions")[WindowedKey("u1", 0, 10_000)] == ["a", "b", "c"]
+    assert final.late_records == 0
+
+
+def test_record_whose_session_would_be_closed_is_late(final):
     view(final, "u1", 10_000, "a")
-    view(final, "u2", 16_000, "x")
-    view(final, "u1", 10_500, "b")  # 5.5 s behind stream time
-    assert final.table("sessions")[WindowedKey("u1", 10_000, 10_000)] == ["a"]
+    view(final, "u2", 30_000, "x")  # closes [10 s, 10 s] (10 + 10 + 5 < 30)
+    view(final, "u1", 14_000, "b")  # its own session would close at 14 + 10 + 5 s
+    assert WindowedKey("u1", 14_000, 14_000) not in final.table("sessions")
     late = final.read_output(final.late_events_topic)
     assert [orjson.loads(r.value)["page"] for r in late] == ["b"]
-    assert late[0].headers["streamkit.lateness_ms"] == b"5500"
+    assert late[0].headers["streamkit.lateness_ms"] == b"16000"
+
+
+def test_a_record_inside_a_session_replaces_it_with_a_tombstone_first():
+    with TopologyTestDriver(visits_app("update")) as driver:
+        view(driver, "u1", 0, "a")
+        view(driver, "u1", 4_000, "b")
+        view(driver, "u1", 2_000, "c")   # inside [0, 4 s]: same bounds, still replaced
+        assert [(r.key, r.value, r.timestamp) for r in driver.read_output("sessions-out")] == [
+            (WindowedKey("u1", 0, 0), ["a"], 0),
+            (WindowedKey("u1", 0, 0), None, 0),
+            (WindowedKey("u1", 0, 4_000), ["a", "b"], 4_000),
+            (WindowedKey("u1", 0, 4_000), None, 4_000),
+            (WindowedKey("u1", 0, 4_000), ["a", "b", "c"], 4_000)]
 
 
 def test_final_session_is_emitted_when_stream_time_passes_end_plus_gap_plus_grace(final):

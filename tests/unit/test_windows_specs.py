@@ -59,16 +59,25 @@ def test_tumbling_window_includes_its_start_and_excludes_its_end():
     assert spec.windows_for(0) == [(0, 10)]
     assert spec.windows_for(9) == [(0, 10)]
     assert spec.windows_for(10) == [(10, 20)]
-    assert spec.windows_for(-1) == [(-10, 0)]
+    assert spec.windows_for(-1) == []  # windows start at 0, as in Kafka Streams
     assert spec.close_at(0, 10) == 13
 
 
 def test_hopping_record_belongs_to_size_over_advance_windows_oldest_first():
     spec = Hopping(size_ms=10, advance_ms=5, grace_ms=0)
+    assert spec.windows_for(0) == [(0, 10)]  # never [-5, 5): Kafka's TimeWindows.windowsFor
     assert spec.windows_for(7) == [(0, 10), (5, 15)]
     assert spec.windows_for(10) == [(5, 15), (10, 20)]
     assert Hopping(size_ms=10, advance_ms=3, grace_ms=0).windows_for(9) == [(0, 10), (3, 13),
                                                                            (6, 16), (9, 19)]
+
+
+def test_a_sliding_record_earlier_than_the_difference_opens_the_window_at_0():
+    spec = Sliding(difference_ms=50, grace_ms=0)
+    assert spec.own_window(0) == (0, 50)
+    assert spec.own_window(49) == (0, 50)
+    assert spec.own_window(50) == (0, 50)
+    assert spec.own_window(51) == (1, 51)
 
 
 def test_inclusive_end_windows_close_one_millisecond_after_end_plus_grace():
