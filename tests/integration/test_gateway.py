@@ -101,6 +101,12 @@ async def call(session, url, method="POST", body=None, headers=None, raw=None):
         return None, repr(exc), {}
 
 
+async def stats_of(session, gateway) -> dict:
+    """One instance's /gateway/stats, or {} if it does not answer."""
+    status, body, _ = await call(session, f"{gateway.url}/gateway/stats", "GET")
+    return body if status == 200 else {}
+
+
 def session(timeout=60):
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                  timeout=aiohttp.ClientTimeout(total=timeout))
@@ -182,7 +188,11 @@ def test_sigkill_of_one_instance_under_load_fails_only_the_requests_parked_on_it
                     for k in range(12):
                         send("slow", k % 3, f"s{k}/sleep/1000", 10_000 + k)
                     slow_sent.set()
-                    await asyncio.sleep(0.3)
+                    # The victim dies once its four slow requests (a second each) are parked.
+                    parked_by = loop.time() + 10
+                    while (await stats_of(s, victim)).get("parked", 0) < 4:
+                        assert loop.time() < parked_by, "the slow requests were never parked"
+                        await asyncio.sleep(0.02)
                     victim.kill()
                     killed_at = loop.time()
                 targets = [0, 1, 2] if killed_at is None else [0, 1]
