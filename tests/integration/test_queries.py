@@ -2,10 +2,12 @@
 rebalances, waits and bad input."""
 from __future__ import annotations
 
+import json
 import random
 import struct
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -162,6 +164,22 @@ def test_bad_requests_get_json_errors(three):
     assert (status, body["error"]["code"]) == (414, "uri_too_long")
     status, body = w.get("/no/such/route")
     assert (status, body["error"]["code"]) == (404, "not_found")
+    status, body = w.get("/tables/items?limit=1001")  # STREAMKIT_SCAN_MAX_LIMIT is 1000
+    assert (status, body["error"]["code"]) == (400, "bad_request") and "limit" in body["error"]["message"]
+
+
+def test_a_forwarded_read_that_reaches_a_worker_without_the_key_is_503_with_retry_after(three):
+    # A request already forwarded once is not forwarded again (the assignment changed).
+    owner = served_by(three[0], "/tables/items/keys/i0007")
+    other = next(w for w in three if w.url != owner)
+    req = urllib.request.Request(f"{other.url}/tables/items/keys/i0007",
+                                 headers={"X-Streamkit-Forwarded": "1"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    body = json.loads(err.value.read())
+    assert (err.value.code, body["error"]["code"]) == (503, "unavailable")
+    assert err.value.headers["Retry-After"] == "1"
+    assert body["error"]["owner"] == owner
 
 
 def test_wait_for_answers_when_the_entry_reaches_the_state_and_times_out_otherwise(
