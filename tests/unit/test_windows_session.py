@@ -160,3 +160,27 @@ def test_closed_sessions_are_deleted_from_the_store_with_their_index_entries(fin
     assert entries == sorted([
         ("u2", 17_001, 17_001), ("x", close(17_001), "u2", 17_001, 17_001),
         ("u3", 18_001, 18_002), ("x", close(18_002), "u3", 18_001, 18_002), ("t",)], key=repr)
+
+
+@pytest.mark.parametrize("torn", [0.5, 1.0])
+def test_a_late_record_replayed_after_a_torn_commit_stays_out_of_the_later_session(torn):
+    # Session(gap 2, grace 0): a at 3; a at 0 is late (its own session [0, 0] closes at
+    # stream time 0 + 2 + 0 + 1 = 3); a at 1 joins [3, 3] into [1, 3]. The commit is cut
+    # short after keeping [1, 3]: the replayed record at 0 finds that later session within
+    # its gap, but [1, 3] never took it, so it is late again.
+    app = streamkit.App("replay", settings=Settings.from_env({}))
+    (app.source("views", timestamp=lambda v: v["ts"]).group_by_key()
+        .windowed_by(Session(gap_ms=2, grace_ms=0))
+        .aggregate("sessions", initial=list, add=lambda pages, v: pages + [v["page"]],
+                   merge=lambda a, b: a + b, to="sessions-out"))
+    with TopologyTestDriver(app, auto_commit=False) as driver:
+        for ts in (3, 0, 1):
+            view(driver, "a", ts, f"p{ts}")
+        driver.restart(crash=True, torn=torn)
+        assert driver.table("sessions") == {WindowedKey("a", 1, 3): ["p3", "p1"]}
+        last = {}
+        for rec in driver.output("sessions-out"):
+            last[rec.key] = rec.value
+        assert last[WindowedKey("a", 1, 3)] == ["p3", "p1"]
+        late = {int(r.headers["streamkit.offset"]) for r in driver.output(driver.late_events_topic)}
+        assert late == {1}
