@@ -9,7 +9,7 @@ GATEWAY ?= apps.gateway
 # auto: Apache Kafka where Java 17+ is installed, else the dev broker (or kafka, dev)
 BROKER ?= auto
 
-.PHONY: install run test lint bench clean browser demo
+.PHONY: install run test test-deep lint bench clean browser demo
 
 $(STAMP): pyproject.toml apps/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ lint: $(STAMP)
 
 test: lint browser
 	STREAMKIT_TEST_CWD=$(CURDIR) $(BIN)/python -m pytest
+
+# The property tests (windows against their oracle, stream-stream joins against theirs) with
+# more examples than `make test` runs (60 and 20): minutes of searching, for before a release
+# or after a change to windows or joins. Larger: make test-deep WINDOW_EXAMPLES=2000.
+WINDOW_EXAMPLES ?= 300
+JOIN_EXAMPLES ?= 100
+test-deep: $(STAMP)
+	WINDOWS_PROPERTY_EXAMPLES=$(WINDOW_EXAMPLES) STREAM_JOIN_PROPERTY_EXAMPLES=$(JOIN_EXAMPLES) \
+	STREAMKIT_TEST_CWD=$(CURDIR) $(BIN)/python -m pytest tests/unit/test_windows_property.py \
+	tests/unit/test_stream_join.py
 
 $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)

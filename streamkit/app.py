@@ -27,7 +27,9 @@ class App(AppShell):
         self.processors.ownership.add_source(FaustTables(self, s.web_url))
         self.queries = TableRoutes(id, self.processors, s, self.forwarder)
         self.add_part(self.queries)
-        self.add_part(OpsRoutes(self, self.queries.counters))
+        # /metrics; its registry takes the collectors of what is built on the app.
+        self.ops = OpsRoutes(self, self.queries.stats)
+        self.add_part(self.ops)
         self._reader = TableReader(self.processors.ownership, self.forwarder)
 
     async def read(self, table: str, key: Any) -> Any:

@@ -145,6 +145,8 @@ VARS: tuple[Var, ...] = (
     Var("STREAMKIT_SCAN_MAX_LIMIT", "scan_max_limit", whole, 1000, "most items of a scan page"),
     Var("STREAMKIT_MAX_WAIT_MS", "max_wait_ms", whole, 60000,
         "longest `?wait_for=` a worker accepts"),
+    Var("STREAMKIT_READ_CACHE_ENTRIES", "read_cache_entries", whole, 10000,
+        "decoded values kept per table partition for key reads (`0`: none; docs/queries.md)"),
     Var("STREAMKIT_PLUGINS", "plugins", text, "",
         "more plugins, `module:attr,...` (docs/plugins.md)"),
     Var("STREAMKIT_SECURITY_PROTOCOL", "security_protocol", one_of(*SECURITY_PROTOCOLS),
@@ -227,6 +229,7 @@ class Settings:
     max_body_bytes: int = 1 << 20
     max_header_bytes: int = 16384
     max_wait_ms: int = 60000
+    read_cache_entries: int = 10000
     api_token: str | None = None
     plugins: str = ""
     security: Security = field(default_factory=Security)
@@ -243,8 +246,9 @@ class Settings:
         for name in _POSITIVE:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.standby_replicas < 0:
-            raise ConfigError(f"standby_replicas must be 0 or more, got {self.standby_replicas}")
+        for name in ("standby_replicas", "read_cache_entries"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0 < self.web_port < 65536:
             raise ConfigError(f"STREAMKIT_WEB_PORT must be a TCP port, got {self.web_port}")
         if self.heartbeat_interval_ms >= self.session_timeout_ms:

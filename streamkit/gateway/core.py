@@ -26,6 +26,7 @@ from ..httpclient import peer_session
 from ..topics import TopicAdmin, TopicSpec
 from .correlation import CorrelationIds
 from .handoff import HandOff
+from .metrics import RequestMetrics
 from .parking import ParkedRequests
 from .registry import Registry
 from .responses import ResponseConsumer
@@ -70,6 +71,7 @@ class Gateway(Service):
                                  dict(gsettings.static_apps))
         self.counters = {"requests": 0, "handoffs_in": 0, "send_failed": 0, "waits": 0,
                          "wait_requests": 0, "wait_polls": 0}
+        self.metrics = RequestMetrics(frozenset(gsettings.services))
         self.accepting = False
         # Made when the gateway starts.
         self.producer = cast(AIOKafkaProducer, None)
@@ -171,7 +173,17 @@ class Gateway(Service):
     async def dispatch(self, service: str, method: str, path: str, query: Mapping[str, Any],
                        body: Any, timeout_ms: int | None = None, trace_id: str | None = None,
                        request_id: str | None = None, wait_for: WaitFor | None = None) -> Outcome:
-        """Every outcome of a request to a service, as status, JSON body and headers."""
+        """Every outcome of a request to a service, as status, JSON body and headers;
+        counted and timed for /metrics."""
+        started = time.monotonic()
+        outcome = await self._dispatch(service, method, path, query, body, timeout_ms,
+                                       trace_id, request_id, wait_for)
+        self.metrics.observe(service, method, outcome.status, time.monotonic() - started)
+        return outcome
+
+    async def _dispatch(self, service: str, method: str, path: str, query: Mapping[str, Any],
+                        body: Any, timeout_ms: int | None, trace_id: str | None,
+                        request_id: str | None, wait_for: WaitFor | None) -> Outcome:
         self.counters["requests"] += 1
         trace_id = trace_id or uuid.uuid4().hex
         headers = {"X-Trace-Id": trace_id, "X-Streamkit-Parked-By": self.me}

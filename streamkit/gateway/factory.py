@@ -14,6 +14,7 @@ from ..httpclient import peer_session
 from ..parts import Part
 from ..routing import Routes
 from .core import Gateway
+from .metrics import GatewayCollector
 from .openapi import gateway_paths
 from .queries import QueryRoutes
 from .routes import GatewayRoutes
@@ -48,6 +49,7 @@ class GatewayApp(App):
         super().__init__(id, settings=settings, **options)
         self.gateway = Gateway(self.settings, gateway_settings, beacon=self.beacon)
         self.add_part(GatewayRoutesPart(self.gateway))
+        self.ops.registry.register(GatewayCollector(id, self.gateway))
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         return [*super().on_init_dependencies(), self.gateway]

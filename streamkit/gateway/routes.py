@@ -101,6 +101,7 @@ class GatewayRoutes:
     async def api(self, request: web.Request) -> web.Response:
         service = request.match_info["service"]
         if service not in self.gs.services:
+            self.gateway.metrics.observe(service, request.method, 404)
             return error(404, "unknown_service", f"no service named {service!r}",
                          services=sorted(self.gs.services))
         try:
@@ -109,6 +110,8 @@ class GatewayRoutes:
             timeout_ms = parse_timeout(request.headers.get(TIMEOUT_HEADER), self.gs.max_timeout_ms)
             wait_for = parse_wait_for(request.query.get("wait_for"))
         except BadRequest as exc:
+            # Refused before it was sent: counted, not timed.
+            self.gateway.metrics.observe(service, request.method, exc.status)
             return error(exc.status, exc.code, exc.message)
         outcome = await self.gateway.dispatch(
             service, request.method, request.match_info.get("path", ""),

@@ -51,7 +51,8 @@ class GlobalJoinNode(Node):
 
 class TableTableJoinNode(Node):
     """One side's change joined with the other side's current value into the result table.
-    A key whose join no longer holds (a side deleted, for inner or left) is deleted."""
+    A key whose join no longer holds (a side deleted, for inner or left) is deleted; a
+    change that leaves a key without a row, as it was, forwards nothing."""
 
     __slots__ = ("result", "other", "joiner", "how", "this_is_left")
 
@@ -68,5 +69,10 @@ class TableTableJoinNode(Node):
                 "left": left is not None,
                 "outer": left is not None or right is not None}[self.how]
         joined = self.joiner(left, right) if keep else None
-        stores[self.result].put(key, joined)
+        result = stores[self.result]
+        if joined is None and result.get(key) is None:
+            # No row before and none now: nothing to delete. Kafka Streams forwards no
+            # tombstone here either, so the result topic holds no deletes of absent keys.
+            return
+        result.put(key, joined)
         self.forward(key, joined, ts)

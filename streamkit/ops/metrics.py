@@ -2,8 +2,8 @@
 the per-record path pays nothing for them."""
 from __future__ import annotations
 
-from collections import Counter
-from typing import Iterator
+from bisect import bisect_left
+from typing import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -15,11 +15,34 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
+class Buckets:
+    """A histogram's counts per bucket (the last one past every bound) and its sum, kept
+    as samples come so that a scrape only reads them."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, x: float) -> None:
+        self.sum += x
+        self.counts[bisect_left(self.bounds, x)] += 1  # the first bucket whose bound is >= x
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """(le, count of samples <= le) for every bound and +Inf, as Prometheus has them."""
+        out, total = [], 0
+        for label, n in zip([*map(str, self.bounds), "+Inf"], self.counts):
+            total += n
+            out.append((label, float(total)))
+        return out
+
+
 class ProcessingCollector(Collector):
-    def __init__(self, app: AppShell, queries: Counter[str]) -> None:
+    def __init__(self, app: AppShell, queries: Callable[[], Mapping[str, int]]) -> None:
         self.app, self.queries = app, queries
-        self._hist = [0] * (len(_BUCKETS) + 1)
-        self._hist_sum = 0.0
+        self._batches = Buckets(_BUCKETS)
 
     def collect(self) -> Iterator:
         runner = self.app.processors
@@ -51,6 +74,20 @@ class ProcessingCollector(Collector):
                                        "Changelog records applied while restoring tables", labels=["app"])
         restored.add_metric([app_id], runner.counters["restored"])
         yield restored
+        progress = GaugeMetricFamily(
+            "streamkit_restore_records", "Changelog records applied by the table's latest "
+            "restore (here, since start)", labels=["app", "table"])
+        of_total = GaugeMetricFamily(
+            "streamkit_restore_total_records", "What the table's latest restore reads in all: "
+            "the records applied and the changelog offsets still ahead", labels=["app", "table"])
+        left = GaugeMetricFamily("streamkit_restore_partitions_left",
+                                 "Partitions the table's restore is still reading",
+                                 labels=["app", "table"])
+        for table, figures in sorted(runner.restore_progress.tables.items()):
+            progress.add_metric([app_id, table], figures.restored)
+            of_total.add_metric([app_id, table], figures.total)
+            left.add_metric([app_id, table], figures.partitions_left)
+        yield from (progress, of_total, left)
         lag = GaugeMetricFamily("streamkit_consumer_lag",
                                 "High watermark of the last fetch minus the next offset to process",
                                 labels=["app", "topic", "partition"])
@@ -66,10 +103,27 @@ class ProcessingCollector(Collector):
         ready.add_metric([app_id], 1 if self.app.is_ready else 0)
         yield ready
         yield self._batch_histogram(runner, app_id)
+        queries = self.queries()
         fwd = CounterMetricFamily("streamkit_forwarded_queries", "Table reads forwarded to their owner",
                                   labels=["app"])
-        fwd.add_metric([app_id], self.queries["forwarded"])
+        fwd.add_metric([app_id], queries["forwarded"])
         yield fwd
+        waiting = GaugeMetricFamily("streamkit_query_waits",
+                                    "Key reads waiting for their entry to reach a state (wait_for)",
+                                    labels=["app"])
+        waiting.add_metric([app_id], queries["waiting"])
+        yield waiting
+        cache = runner.read_cache
+        hits = CounterMetricFamily("streamkit_read_cache_hits",
+                                   "Key reads of committed values answered by the read cache",
+                                   labels=["app"])
+        hits.add_metric([app_id], cache.hits)
+        yield hits
+        misses = CounterMetricFamily("streamkit_read_cache_misses",
+                                     "Key reads of committed values read from RocksDB",
+                                     labels=["app"])
+        misses.add_metric([app_id], cache.misses)
+        yield misses
         breaches = CounterMetricFamily("streamkit_http_limit_breaches", "Requests refused by a limit",
                                        labels=["app", "limit"])
         for limit, n in sorted(self.app.limit_breaches.items()):
@@ -79,25 +133,16 @@ class ProcessingCollector(Collector):
     def _batch_histogram(self, runner, app_id: str):
         samples, runner.batch_seconds = runner.batch_seconds, []
         for x in samples:
-            self._hist_sum += x
-            for i, bound in enumerate(_BUCKETS):
-                if x <= bound:
-                    self._hist[i] += 1
-                    break
-            else:
-                self._hist[-1] += 1
+            self._batches.observe(x)
         h = HistogramMetricFamily("streamkit_batch_processing_seconds",
                                   "Time to push one fetched batch through the graph", labels=["app"])
-        cumulative, buckets = 0, []
-        for label, n in zip([*map(str, _BUCKETS), "+Inf"], self._hist):
-            cumulative += n
-            buckets.append((label, float(cumulative)))
-        h.add_metric([app_id], buckets, self._hist_sum)
+        h.add_metric([app_id], self._batches.cumulative(), self._batches.sum)
         return h
 
 
-def registry_for(app: AppShell, queries: Counter[str]) -> CollectorRegistry:
-    """A registry of this app's own (not the process-wide default)."""
+def registry_for(app: AppShell, queries: Callable[[], Mapping[str, int]]) -> CollectorRegistry:
+    """A registry of this app's own (not the process-wide default); parts above the app
+    (the gateway) register collectors of their own in it."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ProcessingCollector(app, queries))
     return registry

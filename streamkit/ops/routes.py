@@ -1,7 +1,7 @@
 """The operations routes of a worker: /metrics, /topology, /openapi.json and /ui."""
 from __future__ import annotations
 
-from typing import Counter
+from typing import Callable, Mapping
 
 from aiohttp import web
 
@@ -15,9 +15,9 @@ from .ui import PAGE
 
 
 class OpsRoutes(Part):
-    """What operators read of a worker; `queries` are the query layer's counters."""
+    """What operators read of a worker; `queries()` gives the query layer's figures."""
 
-    def __init__(self, app: AppShell, queries: Counter[str]) -> None:
+    def __init__(self, app: AppShell, queries: Callable[[], Mapping[str, int]]) -> None:
         self.app = app
         self.registry = registry_for(app, queries)
 

@@ -27,7 +27,8 @@ from ..clients import Clients, Rebalance
 from ..config import Settings
 from ..serde import dumps
 from ..state.global_tables import GlobalTables
-from ..state.restore import restore
+from ..state.restore import RestoreProgress, restore
+from ..state.store import ReadCache
 from ..topics import REGISTRY_TOPIC, TopicAdmin, dead_letter_topic
 from .assignor import ClusterMap, TaskAssignor, TaskId
 from .commit import Commit, CommitListener
@@ -62,6 +63,9 @@ class Runner(Service):
         self.dead_letter_topic = dead_letter_topic(app_id)
         self.clients = Clients(settings)
         self.tasks: dict[TaskId, Task] = {}
+        # The bound of every store's read cache here, and its hits and misses (/metrics).
+        self.read_cache = ReadCache(settings.read_cache_entries)
+        self.restore_progress = RestoreProgress()  # each table's latest restore (/metrics)
         self.standbys: Standbys | None = None
         self.cluster = ClusterMap()
         self.partitions: dict[str, int] = {}
@@ -124,7 +128,7 @@ class Runner(Service):
         self.producer = clients.producer(linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES)
         self.restorer = clients.reader(READ_TO_END_WAIT_MS, reset="none")
         standby_consumer = clients.reader(200)
-        self.standbys = Standbys(self.topology, self.state_dir, standby_consumer)
+        self.standbys = Standbys(self.topology, self.state_dir, standby_consumer, self.read_cache)
         assignor = TaskAssignor(s.web_url, self._group_topics, s.standby_replicas,
                                 self._held_tasks, self._on_map)
         self.consumer = clients.member(self.group_id, s.fetch_max_wait_ms,
@@ -136,7 +140,8 @@ class Runner(Service):
                                                   fetch_min_bytes=s.global_fetch_min_bytes)
             self.global_probe = clients.reader(READ_TO_END_WAIT_MS)
             self._clients += [self.global_consumer, self.global_probe]
-            self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir)
+            self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir,
+                                        self.read_cache)
             self._global_readers = self.topology.groups_reading_globals()
         for client in self._clients:
             await client.start()
@@ -231,15 +236,21 @@ class Runner(Service):
         self._notify_revoked(gone)
         held = set(self.standbys)
         self.standbys.close(held - standby | (held & active))
-        new = [Task(self.topology, g, p, self.state_dir) for g, p in sorted(active - set(self.tasks))]
+        new = [Task(self.topology, g, p, self.state_dir, self.read_cache)
+               for g, p in sorted(active - set(self.tasks))]
         for task in new:
             task.open()
         started = time.monotonic()
-        applied = await restore(self.restorer, {tp: st for t in new for tp, st in t.changelogs.items()})
+        changelogs = {tp: st for t in new for tp, st in t.changelogs.items()}
+        tables = {spec.changelog: name for name, spec in self.topology.tables.items()}
+        applied = await restore(self.restorer, changelogs, progress=self.restore_progress,
+                                table_of=tables)
         self.counters["restored"] += applied
         if new:
-            log.info("restored %d tasks (%d changelog records) in %.3fs",
-                     len(new), applied, time.monotonic() - started)
+            restored = {tables[tp.topic] for tp in changelogs}
+            log.info("restored %d tasks (%d changelog records) in %.3fs%s",
+                     len(new), applied, time.monotonic() - started,
+                     f"; {self.restore_progress.describe(restored)}" if restored else "")
         self.tasks.update({t.id: t for t in new})
         self._task_of_tp = {TopicPartition(topic, t.partition): t
                             for t in self.tasks.values()

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..state.restore import seek_to_checkpoint
-from ..state.store import PartitionStore
+from ..state.store import PartitionStore, ReadCache
 from .assignor import TaskId
 from .topology import Topology
 
@@ -16,8 +16,10 @@ from .topology import Topology
 class Standbys:
     """The standby stores of one worker, by task, and the consumer that tails them."""
 
-    def __init__(self, topology: Topology, state_dir: Path, consumer: AIOKafkaConsumer) -> None:
+    def __init__(self, topology: Topology, state_dir: Path, consumer: AIOKafkaConsumer,
+                 read_cache: ReadCache | None = None) -> None:
         self.topology, self.state_dir, self.consumer = topology, state_dir, consumer
+        self.read_cache = read_cache
         self.stores: dict[TaskId, dict[TopicPartition, PartitionStore]] = {}
         self._by_changelog: dict[TopicPartition, PartitionStore] = {}
 
@@ -41,7 +43,8 @@ class Standbys:
         for g, p in new:
             self.stores[(g, p)] = {
                 TopicPartition(spec.changelog, p): PartitionStore(
-                    self.state_dir / spec.name / str(p), spec.key_codec, spec.values).open()
+                    self.state_dir / spec.name / str(p), spec.key_codec, spec.values,
+                    self.read_cache).open()
                 for spec in self.topology.tables_of_group(g)}
             self._by_changelog.update(self.stores[(g, p)])
         self.consumer.assign([tp for stores in self.stores.values() for tp in stores])

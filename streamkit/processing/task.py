@@ -9,7 +9,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from ..errors import DecodeError, ProcessingStopped
-from ..state.store import PartitionStore
+from ..state.store import PartitionStore, ReadCache
 from .topology import Topology
 
 log = logging.getLogger(__name__)
@@ -18,12 +18,13 @@ DeadLetter = Callable[[ConsumerRecord, str, BaseException], None]
 
 
 class Task:
-    def __init__(self, topology: Topology, group: int, partition: int, state_dir: Path) -> None:
+    def __init__(self, topology: Topology, group: int, partition: int, state_dir: Path,
+                 read_cache: ReadCache | None = None) -> None:
         self.group, self.partition = group, partition
         self.topology = topology
         self.stores: dict[str, PartitionStore] = {
             spec.name: PartitionStore(state_dir / spec.name / str(partition), spec.key_codec,
-                                      spec.values)
+                                      spec.values, read_cache)
             for spec in topology.tables_of_group(group)
         }
         self.changelogs = {TopicPartition(self.topology.tables[name].changelog, partition): store

@@ -50,6 +50,10 @@ class TableRoutes(Part):
         runner.prompt_commit_checks.append(self.waiters.pending)
         self.counters: Counter[str] = Counter(forwarded=0)
 
+    def stats(self) -> dict[str, int]:
+        """What /metrics shows of the query layer, read at scrape time."""
+        return {"forwarded": self.counters["forwarded"], "waiting": len(self.waiters)}
+
     def install_routes(self, routes: Routes) -> None:
         # aiohttp tries the routes under /tables in the order they were added: the key
         # read, the most frequent request, goes first.

@@ -14,7 +14,7 @@ from ..partitioner import partition_for
 from ..serde import Serde
 from .keys import codec_for
 from .restore import seek_to_checkpoint
-from .store import PartitionStore
+from .store import PartitionStore, ReadCache
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,11 @@ class GlobalTable:
         kb = self.spec.keys.encode(key)
         return self.stores[partition_for(kb, len(self.stores))].get(key)
 
-    def open(self, state_dir: Path, partitions: int) -> dict[TopicPartition, PartitionStore]:
+    def open(self, state_dir: Path, partitions: int, read_cache: ReadCache | None = None
+             ) -> dict[TopicPartition, PartitionStore]:
         self.stores = [PartitionStore(state_dir / "global" / self.name / str(p),
-                                      codec_for(self.spec.keys), self.spec.values).open()
+                                      codec_for(self.spec.keys), self.spec.values,
+                                      read_cache).open()
                        for p in range(partitions)]
         return {TopicPartition(self.spec.topic, p): s for p, s in enumerate(self.stores)}
 
@@ -86,9 +88,11 @@ class GlobalTables:
     watermark of fetch responses is used, never ListOffsets, which some brokers answer
     wrongly."""
 
-    def __init__(self, tables: list[GlobalTable], state_dir: Path) -> None:
+    def __init__(self, tables: list[GlobalTable], state_dir: Path,
+                 read_cache: ReadCache | None = None) -> None:
         self.tables = tables
         self.state_dir = state_dir
+        self.read_cache = read_cache
         self.by_tp: dict[TopicPartition, tuple[GlobalTable, PartitionStore]] = {}
         self.catch_ups = 0
         self.catch_up_timeouts = 0
@@ -98,7 +102,8 @@ class GlobalTables:
         """Open the stores, read every source partition to its end, and start the tail;
         return the number of records read."""
         for table in self.tables:
-            for tp, store in table.open(self.state_dir, partitions[table.spec.topic]).items():
+            for tp, store in table.open(self.state_dir, partitions[table.spec.topic],
+                                        self.read_cache).items():
                 self.by_tp[tp] = (table, store)
         applied = await self._read_to_end(probe)
         tail.assign(list(self.by_tp))

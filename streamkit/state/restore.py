@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -18,11 +19,40 @@ from .store import PartitionStore
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class TableRestore:
+    """One table's latest restore: the records applied, of the total, and the partitions
+    still being read. The total is the records applied plus the changelog offsets between
+    each partition's position and its high watermark (known from the partition's first
+    fetch): compaction leaves gaps in the offsets, so it can shrink as the restore reads
+    past them, and it equals the records applied once the restore is done."""
+
+    restored: int = 0
+    total: int = 0
+    partitions_left: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.restored}/{self.total}"
+
+
+class RestoreProgress:
+    """Restore progress by table, for /metrics and the log (one per worker)."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, TableRestore] = {}
+
+    def describe(self, tables) -> str:
+        """`name restored/total` for each of tables."""
+        return ", ".join(f"{name} {self.tables[name]}" for name in sorted(tables))
+
+
 async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, PartitionStore],
-                  progress_every_s: float = 5.0) -> int:
+                  progress_every_s: float = 5.0, progress: RestoreProgress | None = None,
+                  table_of: Mapping[str, str] | None = None) -> int:
     """Read each changelog partition from its store's checkpoint up to the high watermark;
     return the number of records applied. The consumer must have no group, and a short
-    fetch wait (it must not wait for records that are not there)."""
+    fetch wait (it must not wait for records that are not there). With progress, each
+    table's figures (table_of: changelog topic -> table name) are kept up to date there."""
     if not stores:
         return 0
     tps = list(stores)
@@ -31,6 +61,12 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, Pa
         await seek_to_checkpoint(consumer, tp, store)
     pending = set(tps)
     applied = 0
+    by_tp = dict.fromkeys(tps, 0)                    # records applied per partition
+    ahead: dict[TopicPartition, int | None] = dict.fromkeys(tps)  # offsets left to read
+    names = {tp: (table_of or {}).get(tp.topic, tp.topic) for tp in tps}
+    if progress is not None:
+        for name in set(names.values()):
+            progress.tables[name] = TableRestore()
     last_log = time.monotonic()
     while pending:
         try:
@@ -42,29 +78,50 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, Pa
             for tp in exc.args[0] if exc.args and isinstance(exc.args[0], dict) else pending:
                 log.warning("changelog %s is behind the local store; rebuilding it", tp)
                 stores[tp].wipe()
+                by_tp[tp] = 0
                 await consumer.seek_to_beginning(tp)
             continue
         for tp, records in batches.items():
             stores[tp].write(((r.key, r.value) for r in records), records[-1].offset + 1)
             applied += len(records)
+            by_tp[tp] += len(records)
         for tp in list(pending):
             hw = consumer.highwater(tp)
             if hw is None:
                 continue
             position = await consumer.position(tp)
+            ahead[tp] = max(0, hw - position)
             if position >= hw:
                 if stores[tp].checkpoint is not None and stores[tp].checkpoint > hw:
                     log.warning("changelog %s ends at %s before the local checkpoint %s; rebuilding",
                                 tp, hw, stores[tp].checkpoint)
                     stores[tp].wipe()
+                    by_tp[tp] = 0
                     await consumer.seek_to_beginning(tp)
                     continue
                 pending.discard(tp)
+        if progress is not None:
+            _tally(progress, names, by_tp, ahead, pending)
         if time.monotonic() - last_log >= progress_every_s:
             last_log = time.monotonic()
-            log.info("restoring: %d records applied, %d partitions left", applied, len(pending))
+            figures = f"; {progress.describe(set(names.values()))}" if progress is not None else ""
+            log.info("restoring: %d records applied, %d partitions left%s", applied, len(pending),
+                     figures)
     consumer.assign([])
     return applied
+
+
+def _tally(progress: RestoreProgress, names: Mapping[TopicPartition, str],
+           by_tp: Mapping[TopicPartition, int], ahead: Mapping[TopicPartition, int | None],
+           pending: set[TopicPartition]) -> None:
+    """Each table's figures, summed over its partitions in this restore."""
+    for name in set(names.values()):
+        progress.tables[name] = TableRestore(0, 0, 0)
+    for tp, name in names.items():
+        figures = progress.tables[name]
+        figures.restored += by_tp[tp]
+        figures.total += by_tp[tp] + (0 if tp not in pending else ahead[tp] or 0)
+        figures.partitions_left += tp in pending
 
 
 async def seek_to_checkpoint(consumer: AIOKafkaConsumer, tp: TopicPartition,

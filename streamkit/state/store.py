@@ -25,7 +25,19 @@ _CHECKPOINT = b"changelog-offset"
 _OFFSET = struct.Struct(">q")
 MISSING = object()
 TOMBSTONE = object()
-READ_CACHE_ENTRIES = 10_000  # per store; decoded values of the keys that queries read
+READ_CACHE_ENTRIES = 10_000  # per store, unless STREAMKIT_READ_CACHE_ENTRIES says otherwise
+
+
+class ReadCache:
+    """The bound of the stores' read caches and how their lookups went: one per worker,
+    shared by its stores (active, standby and global), so that /metrics can show them."""
+
+    __slots__ = ("entries", "hits", "misses")
+
+    def __init__(self, entries: int = READ_CACHE_ENTRIES) -> None:
+        if entries < 0:
+            raise ValueError(f"a read cache holds 0 entries or more, not {entries}")
+        self.entries, self.hits, self.misses = entries, 0, 0
 
 
 def _options() -> Options:
@@ -61,7 +73,8 @@ def key_range(items: Iterable[tuple[bytes, bytes]], lower: bytes | None, end: by
 class PartitionStore:
     """Key-value state of one table partition."""
 
-    def __init__(self, path: Path, keys: KeyCodec, values: Serde) -> None:
+    def __init__(self, path: Path, keys: KeyCodec, values: Serde,
+                 read_cache: ReadCache | None = None) -> None:
         self.path = Path(path)
         self.keys = keys
         self.values = values
@@ -69,6 +82,7 @@ class PartitionStore:
         # Committed values that queries read, by encoded key (None for an absent key).
         # Every database write goes through write(), which drops the keys it writes.
         self._read_cache: dict[bytes, Any] = {}
+        self.read_cache = read_cache if read_cache is not None else ReadCache()
         # Set by open(); every other method is called on an open store.
         self._db: Rdict = cast(Rdict, None)
         self._meta_handle: Any = None
@@ -121,12 +135,16 @@ class PartitionStore:
         if value is not MISSING:
             return None if value is TOMBSTONE else value
         kb = self.keys.encode(key)
-        cache = self._read_cache
+        cache, stats = self._read_cache, self.read_cache
         value = cache.get(kb, MISSING)
-        if value is MISSING:
-            raw = self._db.get(kb)
-            value = None if raw is None else self.values.decode(raw)
-            if len(cache) >= READ_CACHE_ENTRIES:
+        if value is not MISSING:
+            stats.hits += 1
+            return value
+        stats.misses += 1
+        raw = self._db.get(kb)
+        value = None if raw is None else self.values.decode(raw)
+        if stats.entries:
+            if len(cache) >= stats.entries:
                 del cache[next(iter(cache))]  # the oldest entry
             cache[kb] = value
         return value

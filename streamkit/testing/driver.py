@@ -34,6 +34,7 @@ from ..processing.planning import check_copartitioned, external_topics, internal
 from ..processing.task import Task
 from ..processing.topology import Topology
 from ..serde import Serde
+from ..state.global_tables import GlobalTable
 from ..state.store import TOMBSTONE, PartitionStore
 from ..topics import dead_letter_topic, late_events_topic
 from ..windows.aggregate import WindowedAggregate
@@ -105,8 +106,11 @@ class TopologyTestDriver:
         self._retired_late = 0
         self._outbox = _Outbox(self)
         self._serdes = _sink_serdes(topology)
+        for g in topology.globals.values():
+            self._serdes.setdefault(g.spec.topic, (g.spec.keys, g.spec.values))
         self._windowed = _windowed_nodes(topology)
         self.tasks: dict[tuple[int, int], Task] = {}
+        self._globals: dict[tuple[str, int], tuple[GlobalTable, PartitionStore]] = {}
         self._open_tasks()
 
     # set-up ---------------------------------------------------------------------------
@@ -122,6 +126,9 @@ class TopologyTestDriver:
         return counts
 
     def _open_tasks(self) -> None:
+        for table in self.topology.globals.values():
+            for tp, store in table.open(self.state_dir, self.partitions[table.spec.topic]).items():
+                self._globals[(tp.topic, tp.partition)] = (table, store)
         for g in self.topology.groups():
             n = self.partitions[self.topology.topics_of_group(g)[0]]
             for p in range(n):
@@ -213,6 +220,7 @@ class TopologyTestDriver:
             self._retired_late += task.late_records
             task.close()
         self.tasks.clear()
+        self._close_globals()
         self._open_tasks()
         if crash:
             committed = self._committed
@@ -239,6 +247,10 @@ class TopologyTestDriver:
         """Every entry of table name, over all partitions, uncommitted updates included;
         a windowed table as {WindowedKey(key, start, end): value} of its open windows."""
         out: dict[Any, Any] = {}
+        if name in self.topology.globals:
+            for store in self.topology.globals[name].stores:
+                out.update(_entries(store))
+            return out
         for task in self.tasks.values():
             store = task.stores.get(name)
             if store is not None:
@@ -279,6 +291,12 @@ class TopologyTestDriver:
         log.append(rec)
         if produced:
             self._produced.append(rec)
+        global_table = self._globals.get((topic, partition))
+        if global_table is not None:
+            # A worker catches its global tables up before it processes a batch: a record
+            # written to a global table's topic is in the table for every record after it.
+            table, store = global_table
+            table.apply(store, [rec])
         self._order.setdefault(topic, []).append(rec)
         if topic in self.topology.sources:
             self._inputs.append(rec)
@@ -307,6 +325,11 @@ class TopologyTestDriver:
         self._inputs = [r for r in self._inputs if id(r) not in gone]
         self._produced.clear()
 
+    def _close_globals(self) -> None:
+        for table in self.topology.globals.values():
+            table.close()
+        self._globals.clear()
+
     def _dead_letter(self, rec: ConsumerRecord, stage: str, exc: BaseException) -> None:
         topic = self.dead_letter_topic
         dead_letter(self._outbox, topic, self.partitions[topic], rec, stage, exc)
@@ -316,6 +339,7 @@ class TopologyTestDriver:
         for task in self.tasks.values():
             task.close()
         self.tasks.clear()
+        self._close_globals()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

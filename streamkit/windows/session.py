@@ -40,8 +40,14 @@ class SessionAggregate(WindowedAggregate):
             if dk[1] <= ts <= dk[2] and self.replayed(agg, topic, offset):
                 self.resend(dk, agg, offset, topic)
                 return
+        # A replayed record is judged against the sessions as they were when it first
+        # came: a session that absorbed a later offset and does not hold this record is
+        # from after it (a torn commit kept it), and it did not take this record then, so
+        # the record was late or went elsewhere. (Never the case outside a replay: every
+        # session holds earlier offsets only.)
         near = [(dk, agg) for dk, agg in sessions.items()
-                if not agg.closed and dk[2] >= ts - gap and dk[1] <= ts + gap]
+                if not agg.closed and dk[2] >= ts - gap and dk[1] <= ts + gap
+                and agg.offsets.get(topic, -1) < offset]
         near = self._drop_leftovers(ws, near)
         near.sort(key=lambda item: item[0][1])
         start = min([ts] + [dk[1] for dk, _ in near])

@@ -1,6 +1,8 @@
 """Helpers for tests that run the counter app in worker processes."""
 from __future__ import annotations
 
+import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,19 @@ def totals(worker, keys) -> dict[str, dict]:
         elif status != 404:
             raise AssertionError(f"GET {key}: {status} {body}")
     return out
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of the first sample of name whose labels include labels, in Prometheus text."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def metrics_text(worker) -> str:
+    """A worker's /metrics (without a token)."""
+    with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
+        return resp.read().decode()

@@ -14,7 +14,7 @@ from streamkit.devbroker import free_port
 from streamkit.testing.kafka import produce
 from streamkit.topics import TopicAdmin, TopicSpec
 
-from .conftest import COUNTER, ROOT
+from .conftest import COUNTER, ROOT, metric, metrics_text
 from .test_tables import events, expected, wait_for
 
 ECHO = "tests.integration.apps.gateway_echo"
@@ -101,6 +101,12 @@ async def call(session, url, method="POST", body=None, headers=None, raw=None):
         return None, repr(exc), {}
 
 
+async def stats_of(session, gateway) -> dict:
+    """One instance's /gateway/stats, or {} if it does not answer."""
+    status, body, _ = await call(session, f"{gateway.url}/gateway/stats", "GET")
+    return body if status == 200 else {}
+
+
 def session(timeout=60):
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                  timeout=aiohttp.ClientTimeout(total=timeout))
@@ -182,7 +188,11 @@ def test_sigkill_of_one_instance_under_load_fails_only_the_requests_parked_on_it
                     for k in range(12):
                         send("slow", k % 3, f"s{k}/sleep/1000", 10_000 + k)
                     slow_sent.set()
-                    await asyncio.sleep(0.3)
+                    # The victim dies once its four slow requests (a second each) are parked.
+                    parked_by = loop.time() + 10
+                    while (await stats_of(s, victim)).get("parked", 0) < 4:
+                        assert loop.time() < parked_by, "the slow requests were never parked"
+                        await asyncio.sleep(0.02)
                     victim.kill()
                     killed_at = loop.time()
                 targets = [0, 1, 2] if killed_at is None else [0, 1]
@@ -551,3 +561,67 @@ def test_websocket_limits_refuse_extra_connections_and_oversized_frames(
     assert code == 1009
     assert d.stats(gw)["ws_refused"] == 1
     wait_for(lambda: d.stats(gw)["ws_too_large"] == 1)
+
+
+def test_metrics_count_and_time_requests_and_show_parked_timeouts_and_late_replies(
+        broker, app_id, workers, tmp_path):
+    d = Deployment(broker, app_id, workers, tmp_path)
+    d.start_echo()
+    g = d.start_gateway("gw")
+    wait_for(d.settled)
+    api = f"{g.url}/api"
+
+    def value(name, **labels):
+        return metric(metrics_text(g), name, app=d.gateway_id, **labels)
+
+    async def run():
+        async with session() as s:
+            statuses = [(await call(s, f"{api}/echo/a{k}", body={"n": k}))[0] for k in range(3)]
+            statuses += [(await call(s, f"{api}/echo/g", "GET"))[0],
+                         (await call(s, f"{api}/echo/fail", body={}))[0],
+                         (await call(s, f"{api}/nope/x", body={}))[0],
+                         (await call(s, f"{api}/echo/x", raw=b'{"n": '))[0],
+                         (await call(s, f"{api}/echo/t1/sleep/1500", body={"n": 1},
+                                     headers={"X-Timeout-Ms": "300"}))[0]]
+            # A request parked for two seconds: the gauge shows it while it waits.
+            slow = asyncio.create_task(call(s, f"{api}/echo/s1/sleep/2000", body={"n": 2}))
+            loop = asyncio.get_running_loop()
+            parked_by, parked = loop.time() + 10, None
+            while parked != 1 and not slow.done() and loop.time() < parked_by:
+                parked = await loop.run_in_executor(None, lambda: value("streamkit_gateway_parked"))
+            statuses.append((await slow)[0])
+            async with s.ws_connect(f"{g.url}/ws") as ws:
+                await ws.send_str(orjson.dumps({"id": 1, "service": "echo", "body": {"n": 3}}).decode())
+                frame = orjson.loads((await ws.receive(timeout=30)).data)
+            return statuses, parked, frame["status"]
+
+    statuses, parked_while_slow, frame_status = asyncio.run(run())
+    assert statuses == [200, 200, 200, 200, 409, 404, 400, 504, 200] and frame_status == 200
+    assert parked_while_slow == 1
+    # The reply to the timed-out request comes after its 504: a late reply.
+    wait_for(lambda: value("streamkit_gateway_late_replies_total") == 1)
+    wait_for(lambda: value("streamkit_gateway_websockets") == 0)
+    text = metrics_text(g)
+
+    def requests(service, method, status):
+        return metric(text, "streamkit_gateway_requests_total", service=service, method=method,
+                      status=str(status))
+
+    assert requests("echo", "POST", 200) == 5      # three, the slow one, the websocket frame
+    assert requests("echo", "GET", 200) == 1
+    assert requests("echo", "POST", 409) == 1
+    assert requests("echo", "POST", 400) == 1
+    assert requests("echo", "POST", 504) == 1
+    assert requests("(unknown)", "POST", 404) == 1
+    # Timed: the eight requests sent to echo (not the one refused before it was sent). The
+    # slow one took 2 s or more, the timed-out one its 300 ms deadline or more.
+    bucket = lambda le: metric(text, "streamkit_gateway_request_seconds_bucket",  # noqa: E731
+                               service="echo", le=le)
+    assert bucket("+Inf") == metric(text, "streamkit_gateway_request_seconds_count",
+                                    service="echo") == 8
+    assert bucket("1.0") <= 7 and bucket("0.25") <= 6
+    assert metric(text, "streamkit_gateway_request_seconds_sum", service="echo") >= 2.3
+    assert metric(text, "streamkit_gateway_parked", app=d.gateway_id) == 0
+    assert metric(text, "streamkit_gateway_timeouts_total", app=d.gateway_id) == 1
+    assert metric(text, "streamkit_gateway_websocket_sessions_total", app=d.gateway_id) == 1
+    assert metric(text, "streamkit_gateway_handoffs_in_total", app=d.gateway_id) == 0

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.request
 
 from streamkit.testing.kafka import produce
 
-from .conftest import COUNTER
+from .conftest import COUNTER, metric
 from .test_tables import events, expected, wait_for
 
 TOKEN = "s3cret-token"
@@ -22,15 +21,6 @@ def call(url: str, token: str | None = None, headers: dict | None = None) -> tup
             return resp.status, resp.read(), dict(resp.headers)
     except urllib.error.HTTPError as err:
         return err.code, err.read(), dict(err.headers)
-
-
-def metric(text: str, name: str, **labels: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            found = dict(re.findall(r'(\w+)="([^"]*)"', line))
-            if all(found.get(k) == v for k, v in labels.items()):
-                return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def test_token_guards_every_route_but_health_and_ready_and_metrics_match_the_work_done(

@@ -2,10 +2,12 @@
 rebalances, waits and bad input."""
 from __future__ import annotations
 
+import json
 import random
 import struct
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -14,7 +16,9 @@ import pytest
 from streamkit.testing.kafka import produce
 from streamkit.worker_process import WorkerProcess
 
-from .conftest import ROOT, worker_env
+from tests.oracles import kafka_partition
+
+from .conftest import ROOT, metric, metrics_text, worker_env
 from .test_tables import wait_for
 
 CATALOG = "tests.integration.apps.catalog"
@@ -41,6 +45,27 @@ def fill(broker, app_id):
                                         [-300, -2, 0, 5, 17, 1000, 2**40]])
 
 
+def count(w, table: str) -> int | None:
+    status, body = w.get(f"/tables/{table}/count")
+    return body["count"] if status == 200 else None
+
+
+def committed_value(w, key: str):
+    """key's value in the items table as of the last commit: a scan reads committed state."""
+    status, body = w.get(f"/tables/items?start={key}&limit=1")
+    items = body["items"] if status == 200 else []
+    return items[0]["value"] if items and items[0]["key"] == key else None
+
+
+def waits(w) -> float | None:
+    return metric(metrics_text(w), "streamkit_query_waits")
+
+
+def served_by(w, path: str) -> str:
+    with urllib.request.urlopen(w.url + path, timeout=10) as resp:
+        return resp.headers["X-Streamkit-Served-By"]
+
+
 def all_served(w) -> bool:
     status, body = w.get(f"/tables/items/keys/i{N - 1:04d}")
     return status == 200
@@ -65,7 +90,8 @@ def three(broker, catalog_id, tmp_path_factory):
             w.wait_ready()
         wait_for(lambda: all(w.tasks() for w in ws), timeout=60)
         wait_for(lambda: all_served(ws[0]), timeout=30)
-        time.sleep(1.2)  # one commit interval: scans read committed state
+        # Scans and counts read committed state: wait until both tables are committed whole.
+        wait_for(lambda: count(ws[0], "items") == N and count(ws[0], "ranks") == 7, timeout=30)
         yield ws
     finally:
         for w in ws:
@@ -138,6 +164,22 @@ def test_bad_requests_get_json_errors(three):
     assert (status, body["error"]["code"]) == (414, "uri_too_long")
     status, body = w.get("/no/such/route")
     assert (status, body["error"]["code"]) == (404, "not_found")
+    status, body = w.get("/tables/items?limit=1001")  # STREAMKIT_SCAN_MAX_LIMIT is 1000
+    assert (status, body["error"]["code"]) == (400, "bad_request") and "limit" in body["error"]["message"]
+
+
+def test_a_forwarded_read_that_reaches_a_worker_without_the_key_is_503_with_retry_after(three):
+    # A request already forwarded once is not forwarded again (the assignment changed).
+    owner = served_by(three[0], "/tables/items/keys/i0007")
+    other = next(w for w in three if w.url != owner)
+    req = urllib.request.Request(f"{other.url}/tables/items/keys/i0007",
+                                 headers={"X-Streamkit-Forwarded": "1"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    body = json.loads(err.value.read())
+    assert (err.value.code, body["error"]["code"]) == (503, "unavailable")
+    assert err.value.headers["Retry-After"] == "1"
+    assert body["error"]["owner"] == owner
 
 
 def test_wait_for_answers_when_the_entry_reaches_the_state_and_times_out_otherwise(
@@ -150,10 +192,17 @@ def test_wait_for_answers_when_the_entry_reaches_the_state_and_times_out_otherwi
         result["resp"] = three[2].get(
             "/tables/items/keys/order-1?wait_for=state:VALIDATED,FAILED&timeout_ms=20000", timeout=30)
 
+    # The key is owned by one worker: the wait is parked there, whichever worker it was sent to.
+    wait_for(lambda: three[0].get("/tables/items/keys/order-1")[0] == 200)
+    owner_url = served_by(three[0], "/tables/items/keys/order-1")
+    owner = next(w for w in three if w.url == owner_url)
+    # CREATED committed first: a wait judges the committed value as it registers, so once
+    # the owner counts it as waiting it has seen CREATED and not taken it.
+    wait_for(lambda: committed_value(owner, "order-1") == {"state": "CREATED"})
     t = threading.Thread(target=waiter)
     t.start()
-    time.sleep(0.5)
-    assert "resp" not in result  # still parked: CREATED is not a wanted state
+    wait_for(lambda: waits(owner) == 1 or "resp" in result)
+    assert "resp" not in result, result  # still parked: CREATED is not a wanted state
     produce(broker, f"{catalog_id}-items", [("order-1", {"state": "VALIDATED", "n": 1})])
     t.join(30)
     status, body = result["resp"]
@@ -188,7 +237,9 @@ def test_rebalance_gives_only_right_values_or_503(broker, app_id, workers, tmp_p
         # 3 tables of 4 partitions: 12 tasks, all on a and c once b's session expired.
         wait_for(lambda: len(a.tasks()) + len(c.tasks()) == 12, timeout=60)
         t_done = time.monotonic()
-        time.sleep(1.5)
+        # Reads go on after the rebalance: wait for enough of them to judge.
+        wait_for(lambda: sum(1 for ts, s, _ in list(log) if ts >= t_done and s == 200) >= 50,
+                 timeout=30, every=0.05)
     finally:
         stop.set()
         t.join()
@@ -198,3 +249,28 @@ def test_rebalance_gives_only_right_values_or_503(broker, app_id, workers, tmp_p
     after = [s for ts, s, _ in log if ts >= t_done]
     assert 200 in during and 200 in after
     assert any(t_kill <= ts < t_done for ts, _, _ in log)
+
+
+def test_read_cache_size_is_the_setting_and_its_hits_and_misses_are_in_metrics(
+        broker, app_id, workers, tmp_path):
+    fill(broker, app_id)
+    w = workers(CATALOG, {**env_for(broker, app_id, tmp_path, "solo"),
+                          "STREAMKIT_READ_CACHE_ENTRIES": "2"}, "solo")
+    w.wait_ready()
+    # Every item committed: the reads below look in the cache, not at uncommitted updates.
+    wait_for(lambda: count(w, "items") == N, timeout=60)
+    keys = [f"i{i:04d}" for i in range(N)]
+    a, b, c = [k for k in keys if kafka_partition(k.encode(), 4) == kafka_partition(b"i0000", 4)][:3]
+
+    def figures() -> tuple[float | None, float | None]:
+        text = metrics_text(w)
+        return (metric(text, "streamkit_read_cache_hits_total", app=app_id),
+                metric(text, "streamkit_read_cache_misses_total", app=app_id))
+
+    hits, misses = figures()
+    # One partition's cache of two: a and b are read in, a is found, c pushes out the
+    # oldest (a), so a is read from RocksDB again.
+    for key in (a, b, a, c, a):
+        status, body = w.get(f"/tables/items/keys/{key}")
+        assert status == 200 and body["value"] == item(int(key[1:]))
+    assert figures() == (hits + 1, misses + 4)

@@ -2,15 +2,18 @@
 and dead letters."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from streamkit.testing.kafka import produce, read_topic
 
-from .conftest import COUNTER, totals
+from .conftest import COUNTER, metric, metrics_text, totals
 
 KEYS = [f"k{i}" for i in range(50)]
 
@@ -43,6 +46,14 @@ def settled(worker, want: dict) -> bool:
     return totals(worker, KEYS) == want  # keys absent from want must be absent (404) too
 
 
+def processed_all(worker, topic: str, partitions: int = 4) -> bool:
+    """Whether the worker's consumer lag is 0 on every partition of topic."""
+    text = metrics_text(worker)
+    lags = [metric(text, "streamkit_consumer_lag", topic=topic, partition=str(p))
+            for p in range(partitions)]
+    return lags == [0] * partitions
+
+
 def start_counter(workers, env, name="w0"):
     w = workers(COUNTER, env, name)
     w.wait_ready()
@@ -72,6 +83,14 @@ def test_lost_rocksdb_directory_is_rebuilt_from_changelog(broker, app_id, worker
     w2 = start_counter(workers, env, "w0-again")
     # No new input: every value comes from the changelog alone.
     assert totals(w2, KEYS) == expected(3000)
+    # The restore read the whole changelog: its progress ends at every record, of as many.
+    n = len(read_topic(broker, f"{app_id}-totals-changelog"))
+    text = metrics_text(w2)
+    assert metric(text, "streamkit_restore_records", table="totals") == n
+    assert metric(text, "streamkit_restore_total_records", table="totals") == n
+    assert metric(text, "streamkit_restore_partitions_left", table="totals") == 0
+    assert re.search(rf"restored 4 tasks \({n} changelog records\) in [\d.]+s; totals {n}/{n}\s",
+                     w2.log_tail(50000)), w2.log_tail()
     assert "changelog records" in w2.log_tail(20000)
 
 
@@ -106,8 +125,9 @@ def test_sigkill_mid_stream_loses_no_update(broker, app_id, workers, counter_env
         return got if len(got) == len(KEYS) and all(
             got[k]["count"] >= want[k]["count"] for k in KEYS) else None
 
-    got = wait_for(caught_up)
-    time.sleep(1.5)  # let any trailing commit land before the final read
+    wait_for(caught_up)
+    # Every fetched record processed (reads include uncommitted updates): the counts are final.
+    wait_for(lambda: processed_all(w2, f"{app_id}-events"))
     got = totals(w2, KEYS)
     extra = sum(got[k]["count"] for k in KEYS) - total
     # At-least-once: nothing lost; what was applied twice is at most what was processed
@@ -177,7 +197,9 @@ def test_standby_replica_takes_over_without_replaying_the_whole_changelog(
     assert sorted(ready_b["standby"]) == sorted(ready_a["tasks"])
     want = expected(6000)
     wait_for(lambda: settled(a, want))
-    time.sleep(1.0)  # the standby tails the changelog
+    # b's standby stores have applied the changelog once b, reading them itself
+    # (allow_stale), gives every value.
+    wait_for(lambda: stale_totals(b) == want)
     moved = [p for _, p in ready_a["tasks"]]
     changelog = read_topic(broker, f"{app_id}-totals-changelog")
     replay_cold = sum(1 for r in changelog if r.partition in moved)
@@ -192,6 +214,23 @@ def test_standby_replica_takes_over_without_replaying_the_whole_changelog(
                                            b.log_tail(50000))]
     assert restored, b.log_tail()
     assert replay_cold > 0 and restored[-1] < replay_cold
+
+
+def stale_totals(worker) -> dict[str, dict]:
+    """Every key's value that the worker read itself with allow_stale, from its standby
+    replica for a key it does not own: answers forwarded to the owner, or without
+    X-Streamkit-Stale, are left out."""
+    out = {}
+    for key in KEYS:
+        url = f"{worker.url}/tables/totals/keys/{key}?allow_stale=true"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                body, headers = json.loads(resp.read()), resp.headers
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            continue  # 404 (not replicated yet), 503, or no answer
+        if (headers["X-Streamkit-Stale"], headers["X-Streamkit-Served-By"]) == ("true", worker.url):
+            out[key] = body["value"]
+    return out
 
 
 def test_on_error_stop_stops_the_worker_and_keeps_the_bad_record_for_later(

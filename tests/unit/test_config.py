@@ -22,8 +22,10 @@ def test_a_real_cluster_gets_the_production_profile():
 
 def test_profile_and_numbers_can_be_overridden():
     s = Settings.from_env({"STREAMKIT_BROKER": "kafka://k1:9092", "STREAMKIT_PROFILE": "dev",
-                           "STREAMKIT_PARTITIONS": "8", "STREAMKIT_WEB_PORT": "7000"})
+                           "STREAMKIT_PARTITIONS": "8", "STREAMKIT_WEB_PORT": "7000",
+                           "STREAMKIT_READ_CACHE_ENTRIES": "0"})
     assert (s.profile, s.partitions, s.web_port, s.session_timeout_ms) == ("dev", 8, 7000, 4000)
+    assert s.read_cache_entries == 0 and Settings.from_env({}).read_cache_entries == 10000
 
 
 def test_each_profile_fits_its_broker():
@@ -47,6 +49,8 @@ def test_each_profile_fits_its_broker():
     ({"STREAMKIT_BROKER": "kafka://nohost"}, "host:port"),
     ({"STREAMKIT_ON_ERROR": "ignore"}, "STREAMKIT_ON_ERROR"),
     ({"STREAMKIT_SECURITY_PROTOCOL": "TLS"}, "STREAMKIT_SECURITY_PROTOCOL"),
+    ({"STREAMKIT_READ_CACHE_ENTRIES": "-1"}, "read_cache_entries"),
+    ({"STREAMKIT_READ_CACHE_ENTRIES": "many"}, "STREAMKIT_READ_CACHE_ENTRIES"),
 ])
 def test_bad_values_are_clear_startup_errors(env, fragment):
     with pytest.raises(ConfigError, match=fragment):

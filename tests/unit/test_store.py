@@ -1,6 +1,8 @@
+import pytest
+
 from streamkit.serde import resolve
 from streamkit.state.keys import StrKeys
-from streamkit.state.store import PartitionStore
+from streamkit.state.store import PartitionStore, ReadCache
 
 
 def test_updates_reach_disk_with_their_checkpoint_and_survive_reopen(tmp_path):
@@ -33,13 +35,13 @@ def test_ranges_and_prefixes_follow_key_order(tmp_path):
     store.close()
 
 
-def test_query_reads_are_cached_and_every_write_drops_what_it_changes(tmp_path, monkeypatch):
-    from streamkit.state import store as store_module
-
-    monkeypatch.setattr(store_module, "READ_CACHE_ENTRIES", 3)
-    store = PartitionStore(tmp_path / "t", StrKeys(), resolve("json")).open()
+def test_query_reads_are_cached_and_every_write_drops_what_it_changes(tmp_path):
+    cache = ReadCache(3)
+    store = PartitionStore(tmp_path / "t", StrKeys(), resolve("json"), cache).open()
     store.write([(b"a", b'{"n": 1}'), (b"b", b"2")], checkpoint=1)
     assert store.read("a") == {"n": 1} and store.read("zz") is None
+    assert store.read("a") == {"n": 1} and store.read("zz") is None
+    assert (cache.hits, cache.misses) == (2, 2)  # an absent key is cached too
     # A changelog record applied by restore or a standby replaces the cached value...
     store.write((kv for kv in [(b"a", b'{"n": 5}'), (b"zz", b"7")]), checkpoint=2)
     assert store.read("a") == {"n": 5} and store.read("zz") == 7
@@ -61,3 +63,19 @@ def test_query_reads_are_cached_and_every_write_drops_what_it_changes(tmp_path, 
     store.wipe()
     assert store.read("a") is None
     store.close()
+
+
+def test_stores_share_their_workers_read_cache_figures_and_zero_entries_caches_nothing(tmp_path):
+    cache = ReadCache(0)
+    stores = [PartitionStore(tmp_path / str(p), StrKeys(), resolve("json"), cache).open()
+              for p in range(2)]
+    for store in stores:
+        store.write([(b"k", b"1")], checkpoint=1)
+        assert [store.read("k") for _ in range(3)] == [1, 1, 1]
+        store.put("k", 2)
+        assert store.read("k") == 2            # an uncommitted update: not a cache lookup
+        assert store._read_cache == {}
+        store.close()
+    assert (cache.hits, cache.misses) == (0, 6)
+    with pytest.raises(ValueError):
+        ReadCache(-1)

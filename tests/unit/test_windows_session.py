@@ -2,6 +2,8 @@
 them, accept out-of-order records within grace, and close at end + gap + grace."""
 from __future__ import annotations
 
+import logging
+
 import orjson
 import pytest
 
@@ -83,6 +85,18 @@ def test_record_whose_session_would_be_closed_is_late(final):
     assert late[0].headers["streamkit.lateness_ms"] == b"16000"
 
 
+def test_a_late_session_record_is_logged_with_the_session_it_would_have_made(final, caplog):
+    view(final, "u1", 10_000, "a")
+    view(final, "u2", 30_000, "x")
+    with caplog.at_level(logging.WARNING, logger="streamkit.windows"):
+        view(final, "u1", 14_000, "b")
+    [line] = [r.getMessage() for r in caplog.records
+              if r.getMessage().startswith("late record dropped")]
+    assert line == ("late record dropped: table=sessions topic=views partition=0 offset=2 "
+                    "timestamp=14000 event_time=14000 stream_time=30000 lateness_ms=16000 "
+                    "windows=[[14000,14000]]")
+
+
 def test_a_record_inside_a_session_replaces_it_with_a_tombstone_first():
     with TopologyTestDriver(visits_app("update")) as driver:
         view(driver, "u1", 0, "a")
@@ -127,3 +141,46 @@ def test_session_merged_before_a_torn_commit_is_neither_split_nor_double_counted
             driver.restart(crash=True, torn=torn)
         view(driver, "u2", 60_000, "z")
         assert out(driver) == [(WindowedKey("u1", 0, 20_000), ["a", "b", "c", "d"])]
+
+
+def test_closed_sessions_are_deleted_from_the_store_with_their_index_entries(final):
+    view(final, "u1", 1_000, "a")
+    view(final, "u1", 2_000, "b")      # session [1 s, 2 s]
+    view(final, "u2", 3_000, "x")      # session [3 s, 3 s]
+    view(final, "u2", 17_001, "y")     # past 2 s + gap + grace: [1 s, 2 s] closes
+    assert out(final) == [(WindowedKey("u1", 1_000, 2_000), ["a", "b"])]
+    view(final, "u3", 18_001, "z")     # closes [3 s, 3 s]; the commit deletes [1 s, 2 s]
+    view(final, "u3", 18_002, "z")     # the next commit deletes [3 s, 3 s]
+    store = final.tasks[(0, 0)].stores["sessions"]
+    assert not store.dirty
+    entries = sorted((store.keys.decode(kb) for kb, _ in store.raw_items()), key=repr)
+    # Left: the open sessions, each with its index entry ("x", close, key, start, end)
+    # where close is the first stream time past end + gap + grace; and the stream time.
+    close = lambda end: end + GAP + 5_000 + 1  # noqa: E731
+    assert entries == sorted([
+        ("u2", 17_001, 17_001), ("x", close(17_001), "u2", 17_001, 17_001),
+        ("u3", 18_001, 18_002), ("x", close(18_002), "u3", 18_001, 18_002), ("t",)], key=repr)
+
+
+@pytest.mark.parametrize("torn", [0.5, 1.0])
+def test_a_late_record_replayed_after_a_torn_commit_stays_out_of_the_later_session(torn):
+    # Session(gap 2, grace 0): a at 3; a at 0 is late (its own session [0, 0] closes at
+    # stream time 0 + 2 + 0 + 1 = 3); a at 1 joins [3, 3] into [1, 3]. The commit is cut
+    # short after keeping [1, 3]: the replayed record at 0 finds that later session within
+    # its gap, but [1, 3] never took it, so it is late again.
+    app = streamkit.App("replay", settings=Settings.from_env({}))
+    (app.source("views", timestamp=lambda v: v["ts"]).group_by_key()
+        .windowed_by(Session(gap_ms=2, grace_ms=0))
+        .aggregate("sessions", initial=list, add=lambda pages, v: pages + [v["page"]],
+                   merge=lambda a, b: a + b, to="sessions-out"))
+    with TopologyTestDriver(app, auto_commit=False) as driver:
+        for ts in (3, 0, 1):
+            view(driver, "a", ts, f"p{ts}")
+        driver.restart(crash=True, torn=torn)
+        assert driver.table("sessions") == {WindowedKey("a", 1, 3): ["p3", "p1"]}
+        last = {}
+        for rec in driver.output("sessions-out"):
+            last[rec.key] = rec.value
+        assert last[WindowedKey("a", 1, 3)] == ["p3", "p1"]
+        late = {int(r.headers["streamkit.offset"]) for r in driver.output(driver.late_events_topic)}
+        assert late == {1}

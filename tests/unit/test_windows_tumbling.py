@@ -2,6 +2,8 @@
 grace, late past grace, final results at the right stream time, expiry, restarts."""
 from __future__ import annotations
 
+import logging
+
 import orjson
 import pytest
 
@@ -87,6 +89,20 @@ def test_record_past_grace_is_not_applied_and_goes_to_late_events_with_headers(d
     assert (h["streamkit.topic"], h["streamkit.partition"], h["streamkit.offset"]) == (
         b"clicks", b"0", b"2")
     assert h["streamkit.table"] == b"per-minute"
+
+
+def test_a_late_record_is_logged_at_warning_with_every_field(driver, caplog):
+    click(driver, "u1", 50_000, 1)
+    click(driver, "u2", 71_000, 1)   # closes [0, 60 s)
+    with caplog.at_level(logging.WARNING, logger="streamkit.windows"):
+        driver.pipe("clicks", "u1", {"ts": 59_000, "n": 100}, timestamp_ms=58_000)
+    [line] = [r for r in caplog.records if r.getMessage().startswith("late record dropped")]
+    assert line.levelno == logging.WARNING
+    # timestamp is the Kafka record's (58 s), event_time the extractor's (59 s).
+    assert line.getMessage() == (
+        "late record dropped: table=per-minute topic=clicks partition=0 offset=2 "
+        "timestamp=58000 event_time=59000 stream_time=71000 lateness_ms=12000 "
+        "windows=[[0,60000]]")
 
 
 def test_closed_windows_are_removed_from_the_store(driver):
@@ -217,3 +233,26 @@ def test_windowed_count_after_group_by_lives_in_the_partition_of_the_new_key():
         assert driver.table("orders-per-minute") == {
             WindowedKey(f"c{i}", 0, MIN): 4 for i in range(3)}
     assert holders == {(f"c{i}", 0, MIN): kafka_partition(f"c{i}".encode(), 4) for i in range(3)}
+
+
+def stored(driver, table: str) -> list[tuple]:
+    """Every entry of the table's store, decoded: read from RocksDB itself (after the
+    commit), where driver.table() would hide closed windows."""
+    store = driver.tasks[(0, 0)].stores[table]
+    assert not store.dirty
+    return sorted((store.keys.decode(kb) for kb, _ in store.raw_items()), key=repr)
+
+
+def test_closed_hopping_windows_are_deleted_from_the_store_with_their_index_entries():
+    app = clicks_app(Hopping(size_ms=MIN, advance_ms=20_000, grace_ms=0), emit="final")
+    with TopologyTestDriver(app) as driver:
+        click(driver, "u1", 45_000)      # in [0, 60 s), [20 s, 80 s), [40 s, 100 s)
+        click(driver, "u1", 100_000)     # closes all three (stream time >= end + 0)
+        assert len(finals(driver)) == 3
+        click(driver, "u2", 100_001)     # the next commit deletes them
+        # Left: the windows holding 100,000 and 100,001 (starts 60, 80 and 100 s), each
+        # with its index entry ("x", close = end + grace, key, start, end), and stream time.
+        open_windows = [(u, s, s + MIN) for u in ("u1", "u2") for s in (60_000, 80_000, 100_000)]
+        assert stored(driver, "per-minute") == sorted(
+            [("t",)] + [("x", end, u, s, end) for u, s, end in open_windows] + open_windows,
+            key=repr)
