@@ -1,6 +1,7 @@
 """The stream DSL: what users write to declare a processing graph (Stream, Table, ...)."""
 from .streams import (
                       GroupedStream,
+                      GroupedTable,
                       Stream,
                       Table,
                       WindowedStream,
@@ -10,5 +11,5 @@ from .streams import (
                       table_from_topic,
 )
 
-__all__ = ["Stream", "GroupedStream", "Table", "WindowedStream", "WindowedTable",
+__all__ = ["Stream", "GroupedStream", "GroupedTable", "Table", "WindowedStream", "WindowedTable",
            "source_stream", "table_from_topic", "global_table"]

@@ -54,6 +54,7 @@ class TableTableJoinNode(Node):
     A key whose join no longer holds (a side deleted, for inner or left) is deleted."""
 
     __slots__ = ("result", "other", "joiner", "how", "this_is_left")
+    gives_old = True
 
     def __init__(self, result: str, other: str, joiner: Joiner, how: How, this_is_left: bool):
         super().__init__(f"join-table:{result}:{'left' if this_is_left else 'right'}")
@@ -68,5 +69,7 @@ class TableTableJoinNode(Node):
                 "left": left is not None,
                 "outer": left is not None or right is not None}[self.how]
         joined = self.joiner(left, right) if keep else None
-        stores[self.result].put(key, joined)
-        self.forward(key, joined, ts)
+        result = stores[self.result]
+        before = result.get(key)
+        result.put(key, joined)
+        self.forward_change(key, joined, before, ts)

@@ -1,11 +1,24 @@
 """What an operator reaches while it processes a record."""
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, cast
+from typing import Any, NamedTuple, Protocol, Sequence, cast
 
 from aiokafka.structs import ConsumerRecord
 
 Header = tuple[str, bytes]
+
+
+class RecordContext(NamedTuple):
+    """The input record an output comes from, as a topic extractor sees it (Kafka
+    Streams' RecordContext): its topic, partition and offset (None, -1, -1 when no input
+    record is in hand, as when the test driver advances stream time), the timestamp of
+    the record being written, and the input's headers."""
+
+    topic: str | None
+    partition: int
+    offset: int
+    timestamp: int
+    headers: tuple[Header, ...]
 
 
 class RecordWriter(Protocol):
