@@ -320,8 +320,7 @@ class GroupedTable:
         (from initial, a value or a callable returning a fresh one, when the group has no
         aggregate) and subtract(aggregate, value) for one that leaves it. A value that
         changes within its group is subtracted, then added: one update of the result."""
-        return self._table(name, TableAggregateNode(name, initial, add, subtract), values,
-                           expose)
+        return self._table(name, initial, add, subtract, False, values, expose)
 
     def count(self, name: str, expose: bool = True) -> "Table":
         """Table `name`: the number of entries per group (a group emptied keeps 0)."""
@@ -333,13 +332,17 @@ class GroupedTable:
         """Table `name`: per group, add(aggregate, value) and subtract(aggregate, value);
         the first value of a group with no aggregate is kept as it is. A subtract that
         returns None deletes the group."""
-        return self._table(name, TableAggregateNode(name, None, add, subtract, reduce=True),
-                           values, expose)
+        return self._table(name, None, add, subtract, True, values, expose)
 
-    def _table(self, name: str, node: TableAggregateNode, values: SerdeSpec,
+    def _table(self, name: str, initial: Any, add: Callable[[Any, Any], Any],
+               subtract: Callable[[Any, Any], Any], reduce: bool, values: SerdeSpec,
                expose: bool) -> "Table":
         c = self._changes
         spec = c._topology.add_table(name, c.keys, resolve(values), c._group, expose)
+        # Per origin partition, the last change pair applied: what makes replays exact.
+        positions = c._topology.add_table(f"{name}-positions", resolve("str"),
+                                          resolve("json"), c._group, exposed=False)
+        node = TableAggregateNode(name, positions.name, initial, add, subtract, reduce)
         return Table(spec, c._then(node, values=spec.values))
 
 

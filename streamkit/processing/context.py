@@ -39,12 +39,15 @@ class ProcessorContext:
     runner (or the test driver) of that topology fills it in before it hands a task its
     records, so two apps in one process never see each other's."""
 
-    __slots__ = ("task", "record", "writer", "partitions", "agent")
+    __slots__ = ("task", "record", "serial", "writer", "partitions", "agent")
 
     def __init__(self) -> None:
         # Filled in by the runner or the driver before any operator runs.
         self.task: Any = None
         self.record: ConsumerRecord = cast(ConsumerRecord, None)
+        # Counts the records handed to operators: tells one record from the next even
+        # when the same record is processed again.
+        self.serial = 0
         self.writer: RecordWriter = cast(RecordWriter, None)
         self.partitions: dict[str, int] = {}
         # The batched agent whose body runs now (streamkit.dsl.agents), else None.

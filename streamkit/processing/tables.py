@@ -5,45 +5,68 @@ changelogged and restored like every other), which is also where the value an up
 replaces comes from. A re-grouped table's update travels through the repartition topic
 as a change pair (new, old): the aggregate of the old group takes the subtraction and
 that of the new group the addition, so that counts stay right under updates and deletes.
+
+Across crashes the aggregate is exact, where Kafka Streams needs exactly-once processing:
+each change pair carries its origin (the input record's topic, partition and offset, and
+its place among the pairs that record caused), and the aggregate keeps, per origin
+partition, the last origin it applied, in a store of its own. Pairs reach it in the order
+their origins were processed, so one at or before that mark was applied already: a
+replay after a crash (the repartition topic then holds pairs twice) skips it.
 """
 from __future__ import annotations
 
 import struct
 from typing import Any, Callable
 
+import orjson
+
 from ..errors import DecodeError
 from ..serde import Serde
 from .nodes import Node
 
-_HEAD = struct.Struct(">BI")  # flags (1: new present, 2: old present), length of new
-_NEW, _OLD = 1, 2
+# flags (1: new present, 2: old present, 4: origin present), lengths of new and old
+_HEAD = struct.Struct(">BII")
+_NEW, _OLD, _ORIGIN = 1, 2, 4
+
+# Where a change pair comes from: input topic, partition, offset, and the pair's place
+# among those that record caused.
+Origin = tuple[str, int, int, int]
 
 
 class ChangeSerde:
-    """A change pair (new, old) of values of `inner`, either of them None, in one record:
-    a flag byte, the length of new, new's bytes, old's bytes."""
+    """A change pair (new, old, origin) in one record: new and old values of `inner`
+    (either may be None) and the origin (None, or a JSON array): a header of flags and
+    lengths, new's bytes, old's bytes, the origin's."""
 
     def __init__(self, inner: Serde) -> None:
         self.inner = inner
         self.name = f"change({inner.name})"
 
     def encode(self, obj: Any) -> bytes:
-        new, old = obj
+        new, old, origin = obj
         nb = b"" if new is None else self.inner.encode(new)
         ob = b"" if old is None else self.inner.encode(old)
-        flags = (_NEW if new is not None else 0) | (_OLD if old is not None else 0)
-        return _HEAD.pack(flags, len(nb)) + nb + ob
+        flags = ((_NEW if new is not None else 0) | (_OLD if old is not None else 0)
+                 | (_ORIGIN if origin is not None else 0))
+        tail = b"" if origin is None else orjson.dumps(origin)
+        return _HEAD.pack(flags, len(nb), len(ob)) + nb + ob + tail
 
-    def decode(self, data: bytes) -> tuple[Any, Any]:
+    def decode(self, data: bytes) -> tuple[Any, Any, Origin | None]:
         if len(data) < _HEAD.size:
             raise DecodeError("a change pair shorter than its header")
-        flags, n = _HEAD.unpack_from(data)
+        flags, n, m = _HEAD.unpack_from(data)
         start = _HEAD.size
-        if start + n > len(data):
-            raise DecodeError("a change pair shorter than its new value")
+        if start + n + m > len(data):
+            raise DecodeError("a change pair shorter than its values")
         new = self.inner.decode(data[start:start + n]) if flags & _NEW else None
-        old = self.inner.decode(data[start + n:]) if flags & _OLD else None
-        return new, old
+        old = self.inner.decode(data[start + n:start + n + m]) if flags & _OLD else None
+        origin = None
+        if flags & _ORIGIN:
+            try:
+                origin = tuple(orjson.loads(data[start + n + m:]))
+            except orjson.JSONDecodeError as exc:
+                raise DecodeError(f"a change pair with an invalid origin: {exc}") from None
+        return new, old, origin
 
 
 class _TableOperator(Node):
@@ -108,11 +131,23 @@ class RegroupNode(Node):
     Streams does since 3.5), which the aggregate applies as subtract, then add; otherwise
     the subtraction is sent first. A pair whose key or value is None is skipped."""
 
-    __slots__ = ("selector",)
+    __slots__ = ("selector", "_serial", "_seq")
 
     def __init__(self, name: str, selector: Callable[[Any, Any], Any]) -> None:
         super().__init__(name)
         self.selector = selector
+        self._serial = -1  # the input record of the last pair sent, and its count
+        self._seq = 0
+
+    def _origin(self) -> Origin | None:
+        ctx = self.ctx
+        rec = ctx.record
+        if rec is None:
+            return None
+        if ctx.serial != self._serial:
+            self._serial, self._seq = ctx.serial, 0
+        self._seq += 1
+        return (rec.topic, rec.partition, rec.offset, self._seq)
 
     def process(self, key, value, ts):
         raise TypeError(f"{self.name} needs the value each update replaced")
@@ -128,33 +163,52 @@ class RegroupNode(Node):
     def process_change(self, key, new, old, ts):
         new_pair, old_pair = self._pair(key, new), self._pair(key, old)
         if new_pair is not None and old_pair is not None and new_pair[0] == old_pair[0]:
-            self.forward(new_pair[0], (new_pair[1], old_pair[1]), ts)
+            self.forward(new_pair[0], (new_pair[1], old_pair[1], self._origin()), ts)
             return
         if old_pair is not None:
-            self.forward(old_pair[0], (None, old_pair[1]), ts)
+            self.forward(old_pair[0], (None, old_pair[1], self._origin()), ts)
         if new_pair is not None:
-            self.forward(new_pair[0], (new_pair[1], None), ts)
+            self.forward(new_pair[0], (new_pair[1], None, self._origin()), ts)
 
 
 class TableAggregateNode(Node):
     """Kafka Streams' KTableAggregate and KTableReduce: per change pair (new, old) of a
     group, subtract(aggregate, old) when both exist, then add(aggregate or initial(),
     new) when new exists. reduce=True: a group with no aggregate takes new as it is.
-    An aggregate that becomes None (a subtractor returning None) is deleted."""
+    An aggregate that becomes None (a subtractor returning None) is deleted. A pair whose
+    origin is at or before the mark in table `positions` for its origin partition was
+    applied already and is skipped (see the module docstring)."""
 
-    __slots__ = ("table", "initial", "add", "subtract", "reduce")
+    __slots__ = ("table", "positions", "initial", "add", "subtract", "reduce")
     gives_old = True
 
-    def __init__(self, table: str, initial: Any, add: Callable[[Any, Any], Any],
-                 subtract: Callable[[Any, Any], Any], reduce: bool = False) -> None:
+    def __init__(self, table: str, positions: str, initial: Any,
+                 add: Callable[[Any, Any], Any], subtract: Callable[[Any, Any], Any],
+                 reduce: bool = False) -> None:
         super().__init__(f"table-aggregate:{table}")
-        self.table, self.add, self.subtract, self.reduce = table, add, subtract, reduce
+        self.table, self.positions = table, positions
+        self.add, self.subtract, self.reduce = add, subtract, reduce
         self.initial = initial if callable(initial) else (lambda: initial)
+
+    def _applied(self, origin: Origin | None) -> bool:
+        """Whether the pair from origin was applied already; if not, marks it as applied."""
+        if origin is None:
+            return False
+        topic, partition, offset, seq = origin
+        marks = self.ctx.task.stores[self.positions]
+        where = f"{topic}:{partition}"
+        mark = marks.get(where)
+        if mark is not None and (offset, seq) <= tuple(mark):
+            return True
+        marks.put(where, [offset, seq])
+        return False
 
     def process(self, key, value, ts):
         if key is None:
             raise ValueError(f"{self.table}: a record without a key cannot be aggregated")
-        new, old = value
+        new, old, origin = value
+        if self._applied(origin):
+            return
         store = self.ctx.task.stores[self.table]
         before = store.get(key)
         agg = before
