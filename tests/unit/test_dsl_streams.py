@@ -244,3 +244,30 @@ def test_repartition_with_a_count_and_a_partitioner():
         assert [r.key for r in driver.read_output("out")] == ["e0", "e1", "e2", "e3"]
     with pytest.raises(TopologyError):
         s.repartition(0, name="none")
+
+
+def test_word_count_as_docs_dsl_md_writes_it():
+    import re
+
+    import streamkit
+    from streamkit import Settings
+
+    app = streamkit.App("wordcount", settings=Settings.from_env({}))
+    lines = app.source("text-lines")
+    counts = (lines
+              .flat_map_values(lambda line: re.findall(r"\w+", line.lower()))
+              .group_by(lambda word: word, name="words")
+              .count("word-counts"))
+    counts.to_stream().to("word-counts")
+    with TopologyTestDriver(app, partitions=2) as driver:
+        driver.pipe("text-lines", None, "Hello Kafka Streams")
+        driver.pipe("text-lines", None, "All streams lead to Kafka")
+        driver.pipe("text-lines", None, "Join Kafka Summit")
+        assert driver.table("word-counts") == {
+            "hello": 1, "kafka": 3, "streams": 2, "all": 1, "lead": 1, "to": 1, "join": 1,
+            "summit": 1}
+        # Every change of a count, in the order of the words (one partition per word).
+        changes = driver.read_output("word-counts")
+        assert [(r.key, r.value) for r in changes if r.key == "kafka"] == [
+            ("kafka", 1), ("kafka", 2), ("kafka", 3)]
+        assert len(changes) == 11
