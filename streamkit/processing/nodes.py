@@ -242,7 +242,8 @@ class RoutedSinkNode(SinkNode):
         if not self.allowed:
             raise TopologyError("a topic extractor needs the topics it may choose (topics=...)")
         super().__init__("|".join(self.allowed), keys, values, partitioner)
-        self.name = f"sink:{getattr(extractor, '__name__', 'extractor')}"
+        # Not "sink:<topic>": the topology view draws those as one topic.
+        self.name = f"route:{getattr(extractor, '__name__', 'extractor')}"
         self.extractor = extractor
 
     @property
