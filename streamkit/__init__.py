@@ -1,7 +1,7 @@
 """streamkit: stateful stream processing in the Kafka Streams style, on Faust."""
 from .app import App
 from .config import Settings
-from .dsl import GroupedStream, GroupedTable, Stream, Table, WindowedStream, WindowedTable
+from .dsl import CogroupedStream, GroupedStream, GroupedTable, Stream, Table, WindowedStream, WindowedTable
 from .errors import (
                      BrokerStartError,
                      ConfigError,
@@ -23,7 +23,8 @@ from .state.global_tables import GlobalTable
 from .windows import Hopping, Session, Sliding, Tumbling, WindowedKey
 
 __all__ = [
-    "App", "Settings", "Stream", "GroupedStream", "GroupedTable", "Table", "RecordContext",
+    "App", "Settings", "Stream", "GroupedStream", "GroupedTable", "CogroupedStream", "Table",
+    "RecordContext",
     "StreamkitError", "ConfigError", "TopologyError", "BrokerStartError", "DecodeError",
     "StoreUnavailable", "StoreMigrated", "ProcessingStopped",
     "create_gateway", "GatewayApp", "service", "ServiceRequest", "Reply", "ServiceError",

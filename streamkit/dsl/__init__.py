@@ -1,5 +1,6 @@
 """The stream DSL: what users write to declare a processing graph (Stream, Table, ...)."""
 from .streams import (
+                      CogroupedStream,
                       GroupedStream,
                       GroupedTable,
                       Stream,
@@ -11,5 +12,6 @@ from .streams import (
                       table_from_topic,
 )
 
-__all__ = ["Stream", "GroupedStream", "GroupedTable", "Table", "WindowedStream", "WindowedTable",
+__all__ = ["Stream", "GroupedStream", "GroupedTable", "CogroupedStream", "Table",
+           "WindowedStream", "WindowedTable",
            "source_stream", "table_from_topic", "global_table"]

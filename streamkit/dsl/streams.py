@@ -297,6 +297,12 @@ class GroupedStream:
         return self.aggregate(name, first, lambda acc, v: v if acc is first else fn(acc, v),
                               values, expose)
 
+    def cogroup(self, add: Callable[[Any, Any], Any]) -> "CogroupedStream":
+        """The start of one aggregate fed by several grouped streams (Kafka Streams'
+        cogroup): this stream's records fold in with add(aggregate, value); add others
+        with `.cogroup(grouped, add)`, then `.aggregate(name, initial)`."""
+        return CogroupedStream([(self, add)])
+
     def windowed_by(self, windows: WindowSpec) -> "WindowedStream":
         """Groups records by key and window (Tumbling, Hopping, Sliding or Session, from
         streamkit.windows), on event time: the source's timestamp extractor."""
@@ -304,6 +310,37 @@ class GroupedStream:
             raise TopologyError(f"windowed_by takes Tumbling, Hopping, Sliding or Session, "
                                 f"not {windows!r}")
         return WindowedStream(self, windows)
+
+
+class CogroupedStream:
+    """Several grouped streams, each with its own adder, folding into one table."""
+
+    def __init__(self, inputs: list[tuple[GroupedStream, Callable[[Any, Any], Any]]]) -> None:
+        self._inputs = inputs
+
+    def cogroup(self, grouped: GroupedStream, add: Callable[[Any, Any], Any]) -> "CogroupedStream":
+        """Adds grouped's records, folded in with add(aggregate, value)."""
+        if any(g is grouped for g, _ in self._inputs):
+            raise TopologyError("a grouped stream can be cogrouped once")
+        return CogroupedStream([*self._inputs, (grouped, add)])
+
+    def aggregate(self, name: str, initial: Any, values: SerdeSpec = "json",
+                  expose: bool = True) -> "Table":
+        """Table `name` (one store, one changelog): per key, each record of each input
+        folded in with that input's adder, from initial (a value, or a callable returning
+        a fresh one), in the order the records are processed. The inputs must be
+        co-partitioned (checked at start-up); one whose key may have changed is first
+        repartitioned through `<app>-<name>-<i>-repartition` (i its place, from 0)."""
+        streams = [g._keyed(f"{name}-{i}") for i, (g, _add) in enumerate(self._inputs)]
+        group = streams[0]._group
+        for stream in streams[1:]:
+            group = group.union(stream._group)
+        first = streams[0]
+        spec = first._topology.add_table(name, first.keys, resolve(values), group, expose)
+        merged = TableChanges(f"cogroup:{name}")
+        for stream, (_g, add) in zip(streams, self._inputs):
+            stream._pos.then(AggregateNode(name, initial, add)).node.children.append(merged)
+        return Table(spec, Stream(first._pos.at(merged, group, values=spec.values)))
 
 
 class GroupedTable:
