@@ -403,9 +403,9 @@ class WindowedStream:
         time). With `to`, the results are written to that topic with a JSON key
         {"key", "start", "end"}, in the partition of the record key; `changes()` is the
         same stream."""
-        s = self._grouped._keyed(name)
         if emit not in ("update", "final"):
             raise TopologyError(f"emit must be 'update' or 'final', not {emit!r}")
+        s = self._grouped._keyed(name)
         aggregates = resolve(values)
         node = windowed_node(s._topology, name, self.windows, initial, add, merge, emit)
         spec = add_windowed_table(s._topology, name, s.keys, aggregates, s.values, s._group,
