@@ -159,9 +159,9 @@ class Stream:
             raise TopologyError("branch needs at least one predicate")
         node = BranchNode(f"branch:{len(preds)}", list(preds))
         self._then(node)
-        outs = [Stream(self._pos.at(b)) for b in node.branches]
+        outs = [Stream(self._pos.at(b), self._rekeyed) for b in node.branches]
         if default:
-            outs.append(Stream(self._pos.at(node.default)))
+            outs.append(Stream(self._pos.at(node.default), self._rekeyed))
         return outs
 
     def merge(self, *others: "Stream") -> "Stream":

@@ -95,6 +95,20 @@ def test_map_and_flat_map_mark_the_stream_and_value_operators_do_not():
         assert driver.table("flat") == {"x": 2}
 
 
+def test_branches_of_a_marked_stream_are_marked():
+    topo = Topology("bm")
+    s = source_stream(topo, "in", "str", "json", None, None).select_key(lambda _k, v: v)
+    a, rest = s.branch(lambda v: v == "a", default=True)
+    a.group_by_key().count("na")
+    rest.group_by_key().count("nrest")
+    assert {"bm-na-repartition", "bm-nrest-repartition"} <= set(topo.sources)
+    with TopologyTestDriver(topo, partitions=2) as driver:
+        for i, v in enumerate(["a", "b", "a", "c"]):
+            driver.pipe("in", f"k{i}", v)
+        assert driver.table("na") == {"a": 2}
+        assert driver.table("nrest") == {"b": 1, "c": 1}
+
+
 def test_a_merged_stream_is_marked_when_any_input_is():
     topo = Topology("mm")
     a = source_stream(topo, "a", "str", "json", None, None)
