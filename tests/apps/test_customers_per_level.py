@@ -8,6 +8,8 @@ import random
 import threading
 from collections import Counter
 
+import pytest
+
 from apps.common import LEVELS
 from streamkit.devbroker import free_port
 from streamkit.testing.kafka import committed_and_end, produce
@@ -68,8 +70,9 @@ def counts(worker) -> dict[str, int]:
     return out
 
 
-def test_counts_per_level_stay_exact_under_updates_deletes_and_a_sigkill(broker, app_id, workers,
-                                                                         tmp_path):
+@pytest.mark.parametrize("lost_disk", [False, True])
+def test_counts_per_level_stay_exact_under_updates_deletes_and_a_sigkill(
+        broker, app_id, workers, tmp_path, lost_disk):
     prefix = f"{app_id}-"
     env = {"STREAMKIT_BROKER": f"kafka://{broker}", "APPS_PREFIX": prefix, "PYTHONPATH": ROOT,
            "STREAMKIT_DATA_DIR": str(tmp_path / "customer"),
@@ -104,8 +107,11 @@ def test_counts_per_level_stay_exact_under_updates_deletes_and_a_sigkill(broker,
     finally:
         sender.join()
 
-    # Back with frequent commits, so that the end of the input is committed soon.
-    worker = start("customer0-again", STREAMKIT_COMMIT_INTERVAL_MS="300")
+    # Back with frequent commits, so that the end of the input is committed soon; with a
+    # lost disk, every table (the hidden positions too) comes back from its changelog.
+    data = tmp_path / ("customer-new-disk" if lost_disk else "customer")
+    worker = start("customer0-again", STREAMKIT_COMMIT_INTERVAL_MS="300",
+                   STREAMKIT_DATA_DIR=str(data))
     group = f"{prefix}customer-processors"
     repartition = f"{prefix}customer-customers-by-level-repartition"
     assert eventually(lambda: consumed(broker, group, topic)
