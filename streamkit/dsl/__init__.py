@@ -4,6 +4,7 @@ from .streams import (
                       GroupedStream,
                       GroupedTable,
                       Stream,
+                      SuppressedTable,
                       Table,
                       WindowedStream,
                       WindowedTable,
@@ -13,5 +14,5 @@ from .streams import (
 )
 
 __all__ = ["Stream", "GroupedStream", "GroupedTable", "CogroupedStream", "Table",
-           "WindowedStream", "WindowedTable",
+           "WindowedStream", "WindowedTable", "SuppressedTable",
            "source_stream", "table_from_topic", "global_table"]

@@ -38,6 +38,7 @@ from ..processing.nodes import (
 from ..processing.tables import (
     ChangeSerde,
     RegroupNode,
+    SuppressNode,
     TableAggregateNode,
     TableFilterNode,
     TableMapValuesNode,
@@ -497,6 +498,27 @@ class Table:
         spec = c._topology.add_table(name, c.keys, resolve(values), c._group, expose)
         return Table(spec, c._then(TableMapValuesNode(name, fn), values=spec.values))
 
+    def suppress(self, until_time_limit_ms: int, *, name: str,
+                 max_records: int | None = None) -> "SuppressedTable":
+        """The table's updates rate-limited per key, as Kafka Streams' KTable.suppress(
+        untilTimeLimit(...)) with emitEarlyWhenFull: an update waits until stream time (the
+        largest timestamp seen here) reaches its arrival time + until_time_limit_ms, and
+        goes on as its key's latest value then; later updates of a waiting key replace it
+        without restarting its wait. Past max_records waiting keys, the oldest goes on at
+        once. The waiting updates are kept in hidden tables `<name>` and `<name>-clock`
+        (changelogged: a restart keeps them and the stream time)."""
+        if until_time_limit_ms < 0 or (max_records is not None and max_records < 1):
+            raise TopologyError("suppress needs a time limit >= 0 and max_records >= 1")
+        c = self._changes
+        topo = c._topology
+        buffer = topo.add_table(name, c.keys, ChangeSerde(c.values), c._group, exposed=False)
+        clock = topo.add_table(f"{name}-clock", resolve("str"), resolve("json"), c._group,
+                               exposed=False)
+        if isinstance(c._pos.node, UpsertNode):
+            c._pos.node.old_values = True
+        node = SuppressNode(buffer.name, clock.name, until_time_limit_ms, max_records)
+        return SuppressedTable(c._then(node))
+
     def group_by(self, selector: Callable[[Any, Any], tuple[Any, Any]], name: str,
                  keys: SerdeSpec = "str", values: SerdeSpec = None) -> "GroupedTable":
         """Re-groups the table by selector(key, value) -> (new key, new value), through the
@@ -542,6 +564,19 @@ class Table:
         left._pos.then(TableTableJoinNode(name, other.name, joiner, how, True)).node.children.append(merged)
         right._pos.then(TableTableJoinNode(name, self.name, joiner, how, False)).node.children.append(merged)
         return Table(spec, Stream(left._pos.at(merged, group, values=spec.values)))
+
+
+class SuppressedTable:
+    """A table's updates, rate-limited by Table.suppress."""
+
+    def __init__(self, changes: Stream) -> None:
+        self._changes = changes
+
+    def to_stream(self) -> Stream:
+        """(key, latest value) for each update that goes on, (key, None) for a deletion."""
+        return self._changes
+
+    changes = to_stream
 
 
 def source_stream(topology: Topology, topic: str, keys: SerdeSpec, values: SerdeSpec,

@@ -15,6 +15,7 @@ replay after a crash (the repartition topic then holds pairs twice) skips it.
 """
 from __future__ import annotations
 
+import heapq
 import struct
 from typing import Any, Callable
 
@@ -221,3 +222,75 @@ class TableAggregateNode(Node):
                 agg = self.add(agg, new)
         store.put(key, agg)
         self.forward_change(key, agg, before, ts)
+
+
+class _Buffer:
+    """A suppression's buffered keys of one task, oldest first (a heap of buffer time,
+    sequence number and key), and its stream time."""
+
+    __slots__ = ("heap", "seq", "stream_time")
+
+    def __init__(self, heap: list[tuple[int, int, Any]], seq: int, stream_time: int) -> None:
+        heapq.heapify(heap)
+        self.heap, self.seq, self.stream_time = heap, seq, stream_time
+
+
+class SuppressNode(Node):
+    """Kafka Streams' KTable.suppress(untilTimeLimit(limit, maxRecords(n).emitEarlyWhenFull())):
+    an update of a key waits in table `buffer` until stream time (the largest timestamp
+    this operator has seen) reaches its buffer time + limit_ms, and then goes on as the
+    key's latest value, with the timestamp of its latest record and, as the replaced
+    value, the one before the first buffered update. An update of a key already waiting
+    replaces its value and keeps its buffer time. Past max_records waiting keys, the
+    oldest goes on at once. Stream time is kept in table `clock`."""
+
+    __slots__ = ("buffer", "clock", "limit_ms", "max_records")
+    gives_old = True
+
+    def __init__(self, buffer: str, clock: str, limit_ms: int, max_records: int | None) -> None:
+        super().__init__(f"suppress:{buffer}")
+        self.buffer, self.clock = buffer, clock
+        self.limit_ms, self.max_records = limit_ms, max_records
+
+    def _state(self, task: Any) -> _Buffer:
+        state = task.operator_state.get(self.buffer)
+        if state is None:
+            # Rebuilt from the stores whenever the task is created (after a restart, from
+            # what the changelogs restored).
+            heap = [(bt, seq, key) for key, (_new, _old, (bt, seq, _ts))
+                    in task.stores[self.buffer].items()]
+            time = task.stores[self.clock].get("t")
+            state = _Buffer(heap, max((s for _b, s, _k in heap), default=0) + 1,
+                            -(2 ** 63) if time is None else time)
+            task.operator_state[self.buffer] = state
+        return state
+
+    def process(self, key, value, ts):
+        self.process_change(key, value, None, ts)
+
+    def process_change(self, key, new, old, ts):
+        task = self.ctx.task
+        state = self._state(task)
+        store = task.stores[self.buffer]
+        waiting = store.get(key)
+        if waiting is None:
+            entry = (ts, state.seq)
+            state.seq += 1
+            heapq.heappush(state.heap, (entry[0], entry[1], key))
+            store.put(key, (new, old, (entry[0], entry[1], ts)))
+        else:
+            _new, first_old, (bt, seq, _ts) = waiting
+            store.put(key, (new, first_old, (bt, seq, ts)))
+        if ts > state.stream_time:
+            state.stream_time = ts
+            task.stores[self.clock].put("t", ts)
+        heap = state.heap
+        while heap and heap[0][0] <= state.stream_time - self.limit_ms:
+            self._emit(store, heapq.heappop(heap)[2])
+        while self.max_records is not None and len(heap) > self.max_records:
+            self._emit(store, heapq.heappop(heap)[2])
+
+    def _emit(self, store: Any, key: Any) -> None:
+        new, old, (_bt, _seq, ts) = store.get(key)
+        store.delete(key)
+        self.forward_change(key, new, old, ts)
