@@ -1,7 +1,7 @@
 """streamkit: stateful stream processing in the Kafka Streams style, on Faust."""
 from .app import App
 from .config import Settings
-from .dsl import GroupedStream, Stream, Table, WindowedStream, WindowedTable
+from .dsl import CogroupedStream, GroupedStream, GroupedTable, Stream, Table, WindowedStream, WindowedTable
 from .errors import (
                      BrokerStartError,
                      ConfigError,
@@ -17,12 +17,14 @@ from .errors import (
 from .gateway import GatewayApp, create_gateway
 from .joins.windowed import JoinWindows
 from .plugins import Plugin, plugin
+from .processing.context import RecordContext
 from .services import Reply, ServiceRequest, service
 from .state.global_tables import GlobalTable
 from .windows import Hopping, Session, Sliding, Tumbling, WindowedKey
 
 __all__ = [
-    "App", "Settings", "Stream", "GroupedStream", "Table",
+    "App", "Settings", "Stream", "GroupedStream", "GroupedTable", "CogroupedStream", "Table",
+    "RecordContext",
     "StreamkitError", "ConfigError", "TopologyError", "BrokerStartError", "DecodeError",
     "StoreUnavailable", "StoreMigrated", "ProcessingStopped",
     "create_gateway", "GatewayApp", "service", "ServiceRequest", "Reply", "ServiceError",

@@ -9,9 +9,11 @@ N = names()
 app = streamkit.App(N.customer_app, service_name="customer")
 
 customers = app.table("customers", topic=N.customer_events)
-per_level = (customers.changes()
-             .filter(lambda c: c is not None)
-             .group_by(lambda c: c.get("level", "bronze"), name="customers-by-level")
+# Re-grouped with a subtractor: a customer who changes level leaves the old level's count,
+# a PUT that changes nothing leaves the counts as they are, and a deleted customer
+# (a tombstone in customer-events) is no longer counted.
+per_level = (customers
+             .group_by(lambda cid, c: (c.get("level", "bronze"), cid), name="customers-by-level")
              .count("customers-per-level"))
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")

@@ -1,7 +1,10 @@
 """The stream DSL: what users write to declare a processing graph (Stream, Table, ...)."""
 from .streams import (
+                      CogroupedStream,
                       GroupedStream,
+                      GroupedTable,
                       Stream,
+                      SuppressedTable,
                       Table,
                       WindowedStream,
                       WindowedTable,
@@ -10,5 +13,6 @@ from .streams import (
                       table_from_topic,
 )
 
-__all__ = ["Stream", "GroupedStream", "Table", "WindowedStream", "WindowedTable",
+__all__ = ["Stream", "GroupedStream", "GroupedTable", "CogroupedStream", "Table",
+           "WindowedStream", "WindowedTable", "SuppressedTable",
            "source_stream", "table_from_topic", "global_table"]

@@ -1,11 +1,15 @@
 """The stream DSL: what users write to declare a processing graph.
 
-Functions passed to operators take the record value (`map` takes key and value), run
-once per record on the batched path, and must not block.
+Functions passed to operators take the record value (`map`, `flat_map`, `select_key` and
+`foreach` take key and value), run once per record on the batched path, and must not block.
+
+An operator that may change the key (`map`, `flat_map`, `select_key`) marks the stream,
+as in Kafka Streams: a later `group_by_key` or `join` first sends it through a
+repartition topic, so that records of one key meet in one partition.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, cast
+from typing import Any, Callable, Iterable, cast
 
 from ..errors import TopologyError
 from ..joins.foreign import foreign_key_join
@@ -16,13 +20,28 @@ from ..processing.nodes import (
     AggregateNode,
     BranchNode,
     FilterNode,
+    FlatMapNode,
+    FlatMapValuesNode,
     MapNode,
     MapValuesNode,
     Node,
+    Partitioner,
     PeekNode,
+    RoutedSinkNode,
+    SelectKeyNode,
     SinkNode,
     SourceNode,
+    TableChanges,
+    TopicExtractor,
     UpsertNode,
+)
+from ..processing.tables import (
+    ChangeSerde,
+    RegroupNode,
+    SuppressNode,
+    TableAggregateNode,
+    TableFilterNode,
+    TableMapValuesNode,
 )
 from ..processing.topology import Group, InternalTopic, TableSpec, Topology
 from ..serde import Serde, SerdeSpec, resolve
@@ -36,16 +55,48 @@ from ..windows.table import WINDOW_TYPES, WindowedTableSpec, add_windowed_table,
 class Stream:
     """An unbounded sequence of (key, value, timestamp) records."""
 
-    def __init__(self, pos: Position) -> None:
+    def __init__(self, pos: Position, rekeyed: bool = False) -> None:
         self._pos = pos
+        # The key may have changed since the records were partitioned (map, flat_map,
+        # select_key): a grouping or join by key repartitions first.
+        self._rekeyed = rekeyed
 
     keys = property(lambda self: self._pos.keys, doc="the serializer of the keys")
     values = property(lambda self: self._pos.values, doc="the serializer of the values")
     _topology = property(lambda self: self._pos.topology)
     _group = property(lambda self: self._pos.group)
 
-    def _then(self, node: Node, keys: Serde | None = None, values: Serde | None = None) -> "Stream":
-        return Stream(self._pos.then(node, keys, values))
+    def _then(self, node: Node, keys: Serde | None = None, values: Serde | None = None,
+              rekeys: bool = False) -> "Stream":
+        return Stream(self._pos.then(node, keys, values), self._rekeyed or rekeys)
+
+    def _through(self, name: str, keys: Serde | None = None, partitions: int | None = None,
+                 partitioner: Partitioner | None = None,
+                 sized_by: Group | None = None) -> "Stream":
+        """This stream written to the repartition topic `<app>-<name>-repartition` and read
+        back: a new sub-topology, each record in the partition of its key. The topic has
+        `partitions`, or the count of sub-topology `sized_by` (a join's other side), or
+        that of this stream's own."""
+        topic = self._topology.repartition_topic(name)
+        if topic in self._topology.sources:
+            raise TopologyError(f"a repartition named {name!r} already exists")
+        keys = keys or self.keys
+        self._then(SinkNode(topic, keys, self.values, partitioner))
+        self._topology.internal[topic] = InternalTopic(
+            topic, compact=False, partitions_from=sized_by or self._group, partitions=partitions)
+        source = SourceNode(topic, keys, self.values, None, None)
+        source.group = Group()
+        self._topology.sources[topic] = source
+        return Stream(self._pos.at(source, source.group, keys))
+
+    def _by_key(self, name: str | None, what: str, sized_by: Group | None = None) -> "Stream":
+        """This stream, repartitioned through `name` if its key may have changed."""
+        if not self._rekeyed:
+            return self
+        if name is None:
+            raise TopologyError(f"the key may have changed (map, flat_map or select_key): "
+                                f"{what} repartitions the stream first and needs name=...")
+        return self._through(name, sized_by=sized_by)
 
     def map_values(self, fn: Callable[[Any], Any], values: SerdeSpec = None) -> "Stream":
         """A stream of fn(value), same key."""
@@ -54,10 +105,45 @@ class Stream:
 
     def map(self, fn: Callable[[Any, Any], tuple[Any, Any]], keys: SerdeSpec = None,
             values: SerdeSpec = None) -> "Stream":
-        """A stream of fn(key, value) -> (new key, new value). Changing the key does not move
-        the record to another partition: use group_by for that."""
+        """A stream of fn(key, value) -> (new key, new value). The record stays in its
+        partition; a later group_by_key or join repartitions it by the new key."""
         return self._then(MapNode(f"map:{_name(fn)}", fn), resolve(keys) if keys else None,
-                          resolve(values) if values else None)
+                          resolve(values) if values else None, rekeys=True)
+
+    def flat_map(self, fn: Callable[[Any, Any], Iterable[tuple[Any, Any]]],
+                 keys: SerdeSpec = None, values: SerdeSpec = None) -> "Stream":
+        """Each (key, value) pair of fn(key, value), in order, at the record's timestamp (none
+        for an empty iterable). Marks the stream for repartitioning as map does."""
+        return self._then(FlatMapNode(f"flat_map:{_name(fn)}", fn),
+                          resolve(keys) if keys else None, resolve(values) if values else None,
+                          rekeys=True)
+
+    def flat_map_values(self, fn: Callable[[Any], Iterable[Any]],
+                        values: SerdeSpec = None) -> "Stream":
+        """Each value of fn(value), in order, under the record's key and timestamp."""
+        return self._then(FlatMapValuesNode(f"flat_map_values:{_name(fn)}", fn),
+                          values=resolve(values) if values else None)
+
+    def select_key(self, fn: Callable[[Any, Any], Any], keys: SerdeSpec = None) -> "Stream":
+        """The records with key fn(key, value), value unchanged. Marks the stream for
+        repartitioning as map does."""
+        return self._then(SelectKeyNode(f"select_key:{_name(fn)}", fn),
+                          resolve(keys) if keys else None, rekeys=True)
+
+    def foreach(self, fn: Callable[[Any, Any], None]) -> None:
+        """Calls fn(key, value) for each record; ends the stream. Calls are at-least-once:
+        records since the last commit are processed again after a crash."""
+        self._then(PeekNode(f"foreach:{_name(fn)}", fn))
+
+    def repartition(self, partitions: int | None = None, *, name: str,
+                    keys: SerdeSpec = None, partitioner: Partitioner | None = None) -> "Stream":
+        """This stream through the repartition topic `<app>-<name>-repartition` (with
+        `partitions` partitions, or as many as this stream's sources), each record in the
+        partition of its key, or of partitioner(topic, key, value, count). The stream
+        after it is a sub-topology of its own, no longer marked for repartitioning."""
+        if partitions is not None and partitions < 1:
+            raise TopologyError(f"a repartition needs at least one partition, not {partitions}")
+        return self._through(name, resolve(keys) if keys else None, partitions, partitioner)
 
     def filter(self, pred: Callable[[Any], bool]) -> "Stream":
         """The records whose value satisfies pred."""
@@ -74,55 +160,68 @@ class Stream:
             raise TopologyError("branch needs at least one predicate")
         node = BranchNode(f"branch:{len(preds)}", list(preds))
         self._then(node)
-        outs = [Stream(self._pos.at(b)) for b in node.branches]
+        outs = [Stream(self._pos.at(b), self._rekeyed) for b in node.branches]
         if default:
-            outs.append(Stream(self._pos.at(node.default)))
+            outs.append(Stream(self._pos.at(node.default), self._rekeyed))
         return outs
 
     def merge(self, *others: "Stream") -> "Stream":
         """One stream of the records of this and the other streams."""
         node = Node("merge")
-        out = self._then(node)
+        out = self._then(node, rekeys=any(o._rekeyed for o in others))
         for other in others:
             other._then(node)
             self._group.union(other._group)
         return out
 
-    def to(self, topic: str, keys: SerdeSpec = None, values: SerdeSpec = None) -> None:
-        """Writes each record to topic, partitioned by murmur2 of the key bytes."""
-        self._topology.sinks.add(topic)
-        self._then(SinkNode(topic, resolve(keys) if keys else self.keys,
-                            resolve(values) if values else self.values))
+    def to(self, topic: str | TopicExtractor, keys: SerdeSpec = None, values: SerdeSpec = None,
+           *, partitioner: Partitioner | None = None, topics: Iterable[str] = ()) -> None:
+        """Writes each record to topic, partitioned by murmur2 of the key bytes, or by
+        partitioner(topic, key, value, partition count) where it returns a partition
+        number (None: the default).
+
+        topic may be a topic extractor instead: extractor(key, value, record_context)
+        returns the topic of each record (record_context: a streamkit.RecordContext of
+        the input record). It must be one of `topics`, declared with it so that a worker
+        knows their partition counts at start-up; another name sends the record to the
+        dead letters (or stops the worker with on_error="stop")."""
+        keys_serde = resolve(keys) if keys else self.keys
+        values_serde = resolve(values) if values else self.values
+        sink: SinkNode
+        if callable(topic):
+            sink = RoutedSinkNode(topic, topics, keys_serde, values_serde, partitioner)
+        else:
+            if topics:
+                raise TopologyError("topics= goes with a topic extractor, not a topic name")
+            sink = SinkNode(topic, keys_serde, values_serde, partitioner)
+        self._topology.sinks.update(sink.topics)
+        self._then(sink)
 
     def group_by(self, key_fn: Callable[[Any], Any], name: str, keys: SerdeSpec = "str") -> "GroupedStream":
         """Re-keys by key_fn(value) through the repartition topic `<app>-<name>-repartition`,
         so that records with the same new key meet in one partition."""
         key_serde = resolve(keys)
-        topic = self._topology.repartition_topic(name)
-        if topic in self._topology.sources:
-            raise TopologyError(f"a repartition named {name!r} already exists")
-        rekey = self._then(MapNode(f"select_key:{_name(key_fn)}", lambda k, v: (key_fn(v), v)),
+        rekey = self._then(SelectKeyNode(f"select_key:{_name(key_fn)}", lambda k, v: key_fn(v)),
                            keys=key_serde)
-        rekey._then(SinkNode(topic, key_serde, self.values))
-        self._topology.internal[topic] = InternalTopic(topic, compact=False,
-                                                      partitions_from=self._group)
-        source = SourceNode(topic, key_serde, self.values, None, None)
-        group = Group()
-        source.group = group
-        self._topology.sources[topic] = source
-        return GroupedStream(Stream(self._pos.at(source, group, key_serde)))
+        return GroupedStream(rekey._through(name, key_serde))
 
     def group_by_key(self) -> "GroupedStream":
-        """Groups by the current key, without repartitioning."""
+        """Groups by the current key: without repartitioning, unless the key may have
+        changed (map, flat_map, select_key), in which case the aggregate repartitions
+        through `<app>-<table name>-repartition` first."""
         return GroupedStream(self)
 
-    def join(self, table: "Table", joiner: Callable[[Any, Any], Any], how: str = "inner") -> "Stream":
+    def join(self, table: "Table", joiner: Callable[[Any, Any], Any], how: str = "inner",
+             *, name: str | None = None) -> "Stream":
         """Each record with the table's current value for its key: joiner(value, table_value).
         how='left' keeps records whose key is absent (table_value None). The stream and the
-        table must be co-partitioned (same key, same partition count: checked at start-up)."""
+        table must be co-partitioned (same key, same partition count: checked at start-up).
+        A stream whose key may have changed is first repartitioned through
+        `<app>-<name>-repartition`, with the table's partition count."""
         check_how(how, ("inner", "left"))
-        self._group.union(table.spec.group)
-        return self._then(StreamTableJoinNode(table.name, joiner, how))  # type: ignore[arg-type]
+        stream = self._by_key(name, "a join", sized_by=table.spec.group)
+        stream._group.union(table.spec.group)
+        return stream._then(StreamTableJoinNode(table.name, joiner, how))  # type: ignore[arg-type]
 
     def join_global(self, table: "GlobalTable", key: Callable[[Any], Any],
                     joiner: Callable[[Any, Any], Any], how: str = "inner") -> "Stream":
@@ -148,10 +247,15 @@ class Stream:
         start-up). semantics="kafka" gives the records Kafka Streams gives instead (one
         stream time for both streams, no late records, null results as Kafka Streams
         emits them: results then depend on how the streams interleave). See
-        docs/joins.md."""
+        docs/joins.md.
+        A stream whose key may have changed is first repartitioned through
+        `<app>-<name>-left-repartition` (`-right-` for other)."""
         if self._topology.finalized:
             raise TopologyError("the topology is already running; declare streams at import time")
-        return Stream(stream_stream_join(self._pos, other._pos, windows, joiner, how, name,
+        # A side repartitioned alone takes the partition count of the other side.
+        left = self._by_key(f"{name}-left", "a join", None if other._rekeyed else other._group)
+        right = other._by_key(f"{name}-right", "a join", None if self._rekeyed else self._group)
+        return Stream(stream_stream_join(left._pos, right._pos, windows, joiner, how, name,
                                          values, semantics))
 
 
@@ -164,13 +268,21 @@ class GroupedStream:
     @property
     def stream(self) -> Stream:
         """The grouped records as a stream (each in the partition of its key)."""
+        if self._stream._rekeyed:
+            raise TopologyError("the key may have changed: the records are grouped only by "
+                                "an aggregate, which repartitions them")
         return self._stream
+
+    def _keyed(self, name: str) -> Stream:
+        """The records in the partitions of their keys, for aggregate `name` (repartitioned
+        through `<app>-<name>-repartition` if the key may have changed)."""
+        return self._stream._by_key(name, "an aggregate")
 
     def aggregate(self, name: str, initial: Any, add: Callable[[Any, Any], Any],
                   values: SerdeSpec = "json", expose: bool = True) -> "Table":
         """Table `name`: per key, add(aggregate, value) folded from initial (a value, or a
         callable that returns a fresh one)."""
-        s = self._stream
+        s = self._keyed(name)
         spec = s._topology.add_table(name, s.keys, resolve(values), s._group, expose)
         node = AggregateNode(name, initial, add)
         return Table(spec, s._then(node, values=spec.values))
@@ -186,20 +298,97 @@ class GroupedStream:
         return self.aggregate(name, first, lambda acc, v: v if acc is first else fn(acc, v),
                               values, expose)
 
+    def cogroup(self, add: Callable[[Any, Any], Any]) -> "CogroupedStream":
+        """The start of one aggregate fed by several grouped streams (Kafka Streams'
+        cogroup): this stream's records fold in with add(aggregate, value); add others
+        with `.cogroup(grouped, add)`, then `.aggregate(name, initial)`."""
+        return CogroupedStream([(self, add)])
+
     def windowed_by(self, windows: WindowSpec) -> "WindowedStream":
         """Groups records by key and window (Tumbling, Hopping, Sliding or Session, from
         streamkit.windows), on event time: the source's timestamp extractor."""
         if not isinstance(windows, WINDOW_TYPES):
             raise TopologyError(f"windowed_by takes Tumbling, Hopping, Sliding or Session, "
                                 f"not {windows!r}")
-        return WindowedStream(self._stream, windows)
+        return WindowedStream(self, windows)
+
+
+class CogroupedStream:
+    """Several grouped streams, each with its own adder, folding into one table."""
+
+    def __init__(self, inputs: list[tuple[GroupedStream, Callable[[Any, Any], Any]]]) -> None:
+        self._inputs = inputs
+
+    def cogroup(self, grouped: GroupedStream, add: Callable[[Any, Any], Any]) -> "CogroupedStream":
+        """Adds grouped's records, folded in with add(aggregate, value)."""
+        if any(g is grouped for g, _ in self._inputs):
+            raise TopologyError("a grouped stream can be cogrouped once")
+        return CogroupedStream([*self._inputs, (grouped, add)])
+
+    def aggregate(self, name: str, initial: Any, values: SerdeSpec = "json",
+                  expose: bool = True) -> "Table":
+        """Table `name` (one store, one changelog): per key, each record of each input
+        folded in with that input's adder, from initial (a value, or a callable returning
+        a fresh one), in the order the records are processed. The inputs must be
+        co-partitioned (checked at start-up); one whose key may have changed is first
+        repartitioned through `<app>-<name>-<i>-repartition` (i its place, from 0)."""
+        streams = [g._keyed(f"{name}-{i}") for i, (g, _add) in enumerate(self._inputs)]
+        group = streams[0]._group
+        for stream in streams[1:]:
+            group = group.union(stream._group)
+        first = streams[0]
+        spec = first._topology.add_table(name, first.keys, resolve(values), group, expose)
+        merged = TableChanges(f"cogroup:{name}")
+        for stream, (_g, add) in zip(streams, self._inputs):
+            stream._pos.then(AggregateNode(name, initial, add)).node.children.append(merged)
+        return Table(spec, Stream(first._pos.at(merged, group, values=spec.values)))
+
+
+class GroupedTable:
+    """A table's entries grouped by a new key, ready to aggregate with an adder and a
+    subtractor (Kafka Streams' KGroupedTable)."""
+
+    def __init__(self, changes: Stream) -> None:
+        self._changes = changes  # (new, old) pairs, each in the partition of its group
+
+    def aggregate(self, name: str, initial: Any, add: Callable[[Any, Any], Any],
+                  subtract: Callable[[Any, Any], Any], values: SerdeSpec = "json",
+                  expose: bool = True) -> "Table":
+        """Table `name`: per group, add(aggregate, value) for a value that joins the group
+        (from initial, a value or a callable returning a fresh one, when the group has no
+        aggregate) and subtract(aggregate, value) for one that leaves it. A value that
+        changes within its group is subtracted, then added: one update of the result."""
+        return self._table(name, initial, add, subtract, False, values, expose)
+
+    def count(self, name: str, expose: bool = True) -> "Table":
+        """Table `name`: the number of entries per group (a group emptied keeps 0)."""
+        return self.aggregate(name, 0, lambda n, _v: n + 1, lambda n, _v: n - 1, expose=expose)
+
+    def reduce(self, name: str, add: Callable[[Any, Any], Any],
+               subtract: Callable[[Any, Any], Any], values: SerdeSpec = "json",
+               expose: bool = True) -> "Table":
+        """Table `name`: per group, add(aggregate, value) and subtract(aggregate, value);
+        the first value of a group with no aggregate is kept as it is. A subtract that
+        returns None deletes the group."""
+        return self._table(name, None, add, subtract, True, values, expose)
+
+    def _table(self, name: str, initial: Any, add: Callable[[Any, Any], Any],
+               subtract: Callable[[Any, Any], Any], reduce: bool, values: SerdeSpec,
+               expose: bool) -> "Table":
+        c = self._changes
+        spec = c._topology.add_table(name, c.keys, resolve(values), c._group, expose)
+        # Per origin partition, the last change pair applied: what makes replays exact.
+        positions = c._topology.add_table(f"{name}-positions", resolve("str"),
+                                          resolve("json"), c._group, exposed=False)
+        node = TableAggregateNode(name, positions.name, initial, add, subtract, reduce)
+        return Table(spec, c._then(node, values=spec.values))
 
 
 class WindowedStream:
     """Records grouped by key and window, ready to aggregate into a windowed table."""
 
-    def __init__(self, stream: Stream, windows: WindowSpec) -> None:
-        self._stream, self.windows = stream, windows
+    def __init__(self, grouped: GroupedStream, windows: WindowSpec) -> None:
+        self._grouped, self.windows = grouped, windows
 
     def aggregate(self, name: str, initial: Any, add: Callable[[Any, Any], Any], *,
                   merge: Callable[[Any, Any], Any] | None = None, emit: str = "update",
@@ -215,9 +404,9 @@ class WindowedStream:
         time). With `to`, the results are written to that topic with a JSON key
         {"key", "start", "end"}, in the partition of the record key; `changes()` is the
         same stream."""
-        s = self._stream
         if emit not in ("update", "final"):
             raise TopologyError(f"emit must be 'update' or 'final', not {emit!r}")
+        s = self._grouped._keyed(name)
         aggregates = resolve(values)
         node = windowed_node(s._topology, name, self.windows, initial, add, merge, emit)
         spec = add_windowed_table(s._topology, name, s.keys, aggregates, s.values, s._group,
@@ -288,6 +477,69 @@ class Table:
         """A stream of (key, new value) for every update of the table."""
         return self._changes
 
+    def to_stream(self) -> Stream:
+        """The table's changelog stream, as Kafka Streams' KTable.toStream: (key, new value)
+        for every update, (key, None) for a deletion."""
+        return self._changes
+
+    def filter(self, pred: Callable[[Any], bool], name: str, expose: bool = True) -> "Table":
+        """Table `name`: the entries whose value satisfies pred(value). An update that
+        fails pred deletes the key (forwarding a tombstone if the key was there), as
+        Kafka Streams' KTable.filter does."""
+        c = self._changes
+        spec = c._topology.add_table(name, c.keys, c.values, c._group, expose)
+        return Table(spec, c._then(TableFilterNode(name, pred)))
+
+    def map_values(self, fn: Callable[[Any], Any], name: str, values: SerdeSpec = "json",
+                   expose: bool = True) -> "Table":
+        """Table `name`: fn(value) for every entry, same key; a deleted entry is deleted (fn
+        is not called with None)."""
+        c = self._changes
+        spec = c._topology.add_table(name, c.keys, resolve(values), c._group, expose)
+        return Table(spec, c._then(TableMapValuesNode(name, fn), values=spec.values))
+
+    def suppress(self, until_time_limit_ms: int, *, name: str,
+                 max_records: int | None = None) -> "SuppressedTable":
+        """The table's updates rate-limited per key, as Kafka Streams' KTable.suppress(
+        untilTimeLimit(...)) with emitEarlyWhenFull: an update waits until stream time (the
+        largest timestamp seen here) reaches its arrival time + until_time_limit_ms, and
+        goes on as its key's latest value then; later updates of a waiting key replace it
+        without restarting its wait. Past max_records waiting keys, the oldest goes on at
+        once. The waiting updates are kept in hidden tables `<name>` and `<name>-clock`
+        (changelogged: a restart keeps them and the stream time)."""
+        if until_time_limit_ms < 0 or (max_records is not None and max_records < 1):
+            raise TopologyError("suppress needs a time limit >= 0 and max_records >= 1")
+        c = self._changes
+        topo = c._topology
+        buffer = topo.add_table(name, c.keys, ChangeSerde(c.values), c._group, exposed=False)
+        clock = topo.add_table(f"{name}-clock", resolve("str"), resolve("json"), c._group,
+                               exposed=False)
+        if isinstance(c._pos.node, UpsertNode):
+            c._pos.node.old_values = True
+        node = SuppressNode(buffer.name, clock.name, until_time_limit_ms, max_records)
+        return SuppressedTable(c._then(node))
+
+    def group_by(self, selector: Callable[[Any, Any], tuple[Any, Any]], name: str,
+                 keys: SerdeSpec = "str", values: SerdeSpec = None) -> "GroupedTable":
+        """Re-groups the table by selector(key, value) -> (new key, new value), through the
+        repartition topic `<app>-<name>-repartition`, as Kafka Streams' KTable.groupBy:
+        each update sends the subtraction of the old value from its group and the addition
+        of the new value to its group, so that the aggregate stays right under updates
+        and deletes (a deletion only subtracts). A pair with a None key or value is
+        skipped. The aggregate's subtractor undoes its adder."""
+        c = self._changes
+        source = c._pos.node
+        if not source.gives_old:
+            raise TopologyError(f"table {self.name!r} does not keep the value an update "
+                                f"replaces, which group_by needs")
+        if isinstance(source, UpsertNode):
+            source.old_values = True
+        key_serde = resolve(keys)
+        value_serde = resolve(values) if values else c.values
+        regroup = Stream(c._pos.then(RegroupNode(f"group_by:{_name(selector)}", selector),
+                                     key_serde, ChangeSerde(value_serde)))
+        return GroupedTable(regroup._through(name))
+
     def join_foreign(self, other: "Table", name: str, fk: Callable[[Any], Any],
                      joiner: Callable[[Any, Any], Any], how: str = "inner",
                      values: SerdeSpec = "json", expose: bool = True) -> "Table":
@@ -308,10 +560,23 @@ class Table:
         left, right = self._changes, other._changes
         group = left._group.union(right._group)
         spec = left._topology.add_table(name, left.keys, resolve(values), group, expose)
-        merged = Node(f"join-table:{name}")
+        merged = TableChanges(f"join-table:{name}")
         left._pos.then(TableTableJoinNode(name, other.name, joiner, how, True)).node.children.append(merged)
         right._pos.then(TableTableJoinNode(name, self.name, joiner, how, False)).node.children.append(merged)
         return Table(spec, Stream(left._pos.at(merged, group, values=spec.values)))
+
+
+class SuppressedTable:
+    """A table's updates, rate-limited by Table.suppress."""
+
+    def __init__(self, changes: Stream) -> None:
+        self._changes = changes
+
+    def to_stream(self) -> Stream:
+        """(key, latest value) for each update that goes on, (key, None) for a deletion."""
+        return self._changes
+
+    changes = to_stream
 
 
 def source_stream(topology: Topology, topic: str, keys: SerdeSpec, values: SerdeSpec,

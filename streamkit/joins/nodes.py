@@ -55,6 +55,7 @@ class TableTableJoinNode(Node):
     change that leaves a key without a row, as it was, forwards nothing."""
 
     __slots__ = ("result", "other", "joiner", "how", "this_is_left")
+    gives_old = True
 
     def __init__(self, result: str, other: str, joiner: Joiner, how: How, this_is_left: bool):
         super().__init__(f"join-table:{result}:{'left' if this_is_left else 'right'}")
@@ -70,9 +71,10 @@ class TableTableJoinNode(Node):
                 "outer": left is not None or right is not None}[self.how]
         joined = self.joiner(left, right) if keep else None
         result = stores[self.result]
-        if joined is None and result.get(key) is None:
+        before = result.get(key)
+        if joined is None and before is None:
             # No row before and none now: nothing to delete. Kafka Streams forwards no
             # tombstone here either, so the result topic holds no deletes of absent keys.
             return
         result.put(key, joined)
-        self.forward(key, joined, ts)
+        self.forward_change(key, joined, before, ts)

@@ -43,7 +43,7 @@ function layout(app) {
       let id, label, kind;
       if (node.name.startsWith("source:")) { id = "topic:" + node.name.slice(7); label = node.name.slice(7); kind = "topic"; }
       else if (node.name.startsWith("sink:")) { id = "topic:" + node.name.slice(5); label = node.name.slice(5); kind = "sink"; }
-      else if (node.name.startsWith("aggregate:") || node.name.startsWith("table:")) {
+      else if (/^(aggregate|table|table-aggregate|table-filter|table-map-values):/.test(node.name)) {
         const t = node.name.split(":")[1]; id = "table:" + t; label = t; kind = "table"; }
       else { id = sub.id + ":" + depth + ":" + node.name + ":" + nodes.length; label = node.name; kind = "op"; }
       const n = add(id, label, kind, depth);

@@ -36,7 +36,8 @@ def internal_topics(topology: Topology, counts: dict[str, int]) -> list[TopicSpe
     while todo:
         ready = {}
         for name, topic in todo.items():
-            n = known.get(name) or _group_partitions(topology, topic.partitions_from, known)
+            n = (known.get(name) or topic.partitions
+                 or _group_partitions(topology, topic.partitions_from, known))
             if n is not None:
                 ready[name] = TopicSpec(name, n, topic.compact)
         if not ready:

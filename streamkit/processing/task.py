@@ -64,6 +64,7 @@ class Task:
             self.resumed_at[tp.topic] = records[0].offset
         for rec in records:
             ctx.record = rec
+            ctx.serial += 1
             try:
                 try:
                     key = None if rec.key is None else kdec(rec.key)

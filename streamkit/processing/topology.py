@@ -57,6 +57,7 @@ class InternalTopic:
     name: str
     compact: bool
     partitions_from: Group | None = None  # same count as that sub-topology's sources
+    partitions: int | None = None  # a count of its own (KStream.repartition(n))
 
 
 @dataclass

@@ -355,7 +355,8 @@ def _sink_serdes(topology: Topology) -> dict[str, tuple[Serde, Serde]]:
     out: dict[str, tuple[Serde, Serde]] = {}
     for node in topology.nodes():
         if isinstance(node, SinkNode):
-            out.setdefault(node.topic, (node.keys, node.values))
+            for topic in node.topics:
+                out.setdefault(topic, (node.keys, node.values))
     return out
 
 
