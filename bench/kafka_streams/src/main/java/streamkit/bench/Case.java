@@ -234,18 +234,21 @@ final class Case {
         return sum;
     }
 
-    /** Close the client; return the seconds the close took. */
-    static double close(KafkaStreams streams) {
-        long t0 = System.nanoTime();
-        streams.close(Duration.ofSeconds(60));
-        return (System.nanoTime() - t0) / 1e9;
-    }
-
     <T> T expected(Class<T> type) {
         try {
             return JSON.readValue(workdir.resolve("expected.json").toFile(), type);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
+        }
+    }
+
+    /** Fail the case unless `actual` equals expected.json ({key: sum}). */
+    void checkExpected(String what, Map<String, Long> actual) {
+        @SuppressWarnings("unchecked")
+        Map<String, Number> expected = expected(Map.class);
+        String problem = compare(actual, expected);
+        if (problem != null) {
+            fail(what + " differ: " + problem);
         }
     }
 
@@ -290,9 +293,13 @@ final class Case {
         return Double.NaN;
     }
 
-    /** Print the result line (the last line on stdout) and exit 0. */
-    void report(long events, double seconds, Map<String, Object> extra) {
+    /** Close the client, print the result line (the last line on stdout; stop_seconds is
+     * the time the close took) and exit 0. */
+    void closeAndReport(KafkaStreams streams, long events, double seconds, Map<String, Object> extra) {
+        long t0 = System.nanoTime();
+        streams.close(Duration.ofSeconds(60));
         Map<String, Object> r = new LinkedHashMap<>();
+        r.put("stop_seconds", (System.nanoTime() - t0) / 1e9);
         r.put("eps", events / seconds);
         r.put("seconds", seconds);
         r.put("rss_mb", Math.round(peakRssMb() * 10) / 10.0);

@@ -69,9 +69,8 @@ public final class Join {
                 Case.fail(pairs.sum() + " pairs joined, " + expected + " expected; "
                         + c.processed.sum() + " input records processed, " + 2 * c.events + " expected");
             }
-            double stop = Case.close(streams);
-            c.report(2 * c.events, seconds, Map.of("pairs", pairs.sum(), "pairs_per_s", pairs.sum() / seconds,
-                    "stop_seconds", stop,
+            c.closeAndReport(streams, 2 * c.events, seconds, Map.of("pairs", pairs.sum(),
+                    "pairs_per_s", pairs.sum() / seconds,
                     "settings", "Kafka Streams defaults: RocksDB window stores with changelogs, "
                             + "at-least-once; JoinWindows.ofTimeDifferenceAndGrace(" + windowMs + " ms, "
                             + graceMs + " ms), inner, to a topic"));

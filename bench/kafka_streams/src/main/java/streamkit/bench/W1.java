@@ -50,14 +50,8 @@ public final class W1 {
                     sums.put(kv.key, kv.value);
                 }
             }
-            @SuppressWarnings("unchecked")
-            Map<String, Number> expected = c.expected(Map.class);
-            String problem = Case.compare(sums, expected);
-            if (problem != null) {
-                Case.fail("sums differ: " + problem);
-            }
-            double stop = Case.close(streams);
-            c.report(c.events, seconds, Map.of("keys", sums.size(), "stop_seconds", stop,
+            c.checkExpected("sums", sums);
+            c.closeAndReport(streams, c.events, seconds, Map.of("keys", sums.size(),
                     "settings", "Kafka Streams defaults: RocksDB store with changelog, record "
                             + "cache, at-least-once; groupByKey().aggregate()"));
         }

@@ -88,15 +88,9 @@ public final class Windows {
                     }
                 }
             }
-            @SuppressWarnings("unchecked")
-            Map<String, Number> expected = c.expected(Map.class);
-            String problem = Case.compare(got, expected);
-            if (problem != null) {
-                Case.fail("windows differ: " + problem);
-            }
-            double stop = Case.close(streams);
-            c.report(c.events, seconds, Map.of("keys", got.size(), "emitted", emitted.size(),
-                    "open_windows", open, "stop_seconds", stop,
+            c.checkExpected("windows", got);
+            c.closeAndReport(streams, c.events, seconds, Map.of("keys", got.size(),
+                    "emitted", emitted.size(), "open_windows", open,
                     "settings", "Kafka Streams defaults: RocksDB window store with changelog, "
                             + "record cache, at-least-once; TimeWindows.ofSizeAndGrace(" + sizeMs
                             + " ms, " + graceMs + " ms)" + (emitFinal
