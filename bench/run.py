@@ -63,15 +63,21 @@ class Benchmark:
 
 
 BENCHMARKS = [
-    Benchmark("w1", "w1.py", ("--events", "300000", "--reps", "3"),
+    # 3 million events for every system (1.5 million per side of the join), so that the JVM
+    # of the Kafka Streams cases warms up; Faust alone takes about 45 min per run of W1.
+    Benchmark("w1", "w1.py", ("--events", "3000000", "--reps", "3"),
               ("--events", "3000", "--reps", "1"),
-              ("W1 streamkit", "W1 streamkit-agent", "W1 quix", "W1 faust", "W1 ceiling"),
-              3 * 3600),
-    Benchmark("windows", "windows.py", ("--events", "300000", "--reps", "3"),
+              ("W1 streamkit", "W1 streamkit-agent", "W1 quix", "W1 faust", "W1 ceiling",
+               "W1 kafka-streams", "W1 kafka-streams-1s", "W1 kafka-streams-1s-2t"),
+              8 * 3600),
+    Benchmark("windows", "windows.py", ("--events", "3000000", "--reps", "3"),
               ("--events", "3000", "--reps", "1"),
-              ("windows streamkit", "windows faust"), 3 * 3600),
-    Benchmark("join", "stream_join.py", ("--records", "150000", "--reps", "3"),
-              ("--records", "2000", "--reps", "1"), ("join streamkit",), 3600),
+              ("windows streamkit", "windows faust", "windows kafka-streams",
+               "windows kafka-streams-1s", "windows kafka-streams-final",
+               "windows kafka-streams-final-1s"), 8 * 3600),
+    Benchmark("join", "stream_join.py", ("--records", "1500000", "--reps", "3"),
+              ("--records", "2000", "--reps", "1"),
+              ("join streamkit", "join kafka-streams", "join kafka-streams-1s"), 4 * 3600),
     Benchmark("queries", "queries.py", ("--seconds", "8", "--rounds", "3"),
               ("--seconds", "2", "--rounds", "1", "--keys", "1000"),
               ("queries streamkit", "queries bare-aiohttp"), 1800),
@@ -94,9 +100,12 @@ BY_NAME = {b.name: b for b in BENCHMARKS}
 
 # What the summary table shows of each key.
 SUMMARY_FIELDS = {
-    "W1 ": ("eps", "rss_mb", "ratio_to_quix", "ratio_to_faust"),
-    "windows ": ("eps", "rss_mb", "ratio_to_faust"),
-    "join ": ("pairs_per_s", "input_eps", "rss_mb"),
+    "W1 ": ("eps", "rss_mb", "ratio_to_quix", "ratio_to_faust", "ratio_to_kafka_streams",
+            "ratio_to_kafka_streams_1s"),
+    "windows ": ("eps", "rss_mb", "ratio_to_faust", "ratio_to_kafka_streams_final",
+                 "ratio_to_kafka_streams_final_1s"),
+    "join ": ("pairs_per_s", "input_eps", "rss_mb", "ratio_to_kafka_streams",
+              "ratio_to_kafka_streams_1s"),
     "queries ": ("rps", "p50_ms", "p99_ms", "ratio_to_bare", "forwarded_p99_ms"),
     "gateway streamkit 3x2": ("p50_ms_500", "p99_ms_500", "p50_ms_1000", "p99_ms_1000"),
     "gateway ": ("p50_ms_500", "p99_ms_500", "p99_ms_1000", "p99_crosses_100ms_at_rps"),
@@ -322,12 +331,13 @@ def fmt(v) -> str:
 def print_summary(results: dict, path: Path) -> None:
     meta = results["meta"]
     print(f"\nResults ({meta['broker']}) in {path}:")
-    print(f"{'benchmark':<24} figures")
+    width = max([24, *(len(k) for k in results if k != "meta")])
+    print(f"{'benchmark':<{width}} figures")
     for key, value in results.items():
         if key == "meta" or not isinstance(value, dict):
             continue
         fields = next((f for prefix, f in SUMMARY_FIELDS.items() if key.startswith(prefix)), ())
-        print(f"{key:<24} " + "  ".join(f"{f} {fmt(value.get(f))}" for f in fields if f in value))
+        print(f"{key:<{width}} " + "  ".join(f"{f} {fmt(value.get(f))}" for f in fields if f in value))
     for name, reason in meta["failed"].items():
         print(f"FAILED {name}: {reason[:300]}")
     if meta.get("quick"):

@@ -142,7 +142,7 @@ def main() -> int:
     add_common_args(p, OUT_DEFAULT)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=None,
-                   help="seconds allowed per case run (default 120 + events/1000)")
+                   help="seconds allowed per case run (default 300 + events/500)")
     p.add_argument("--python", default=sys.executable, help="interpreter for the cases")
     p.add_argument("--keep-workdir", action="store_true", help="keep the case scratch dirs")
     args = p.parse_args()
@@ -151,7 +151,7 @@ def main() -> int:
     unknown = [c for c in cases if c not in KNOWN_CASES]
     if unknown:
         p.error(f"unknown case(s) {unknown}; known: {KNOWN_CASES}")
-    timeout = args.timeout or 120 + args.events / 1000
+    timeout = args.timeout or 300 + args.events / 500
     install_sigterm_as_interrupt()
 
     print(f"W1: {args.events:,} events, {args.keys:,} keys, {PARTITIONS} partitions, "
