@@ -4,6 +4,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.common.utils.Bytes;
@@ -24,7 +25,8 @@ import org.apache.kafka.streams.state.ReadOnlyKeyValueStore;
  * {@code builder.stream(topic).groupByKey().aggregate(() -> 0L, (k, v, agg) -> agg + v.amount)},
  * in a RocksDB store with its changelog (the defaults). The input is keyed by the key already,
  * so there is no repartition topic. After the commit covering the last event, the sums are
- * read through an interactive query (store.all()) and compared with expected.json.
+ * read through an interactive query (store.all()), and the last value per key is read back
+ * from the store's changelog topic; both must equal expected.json.
  */
 public final class W1 {
     public static void main(String[] argv) throws Exception {
@@ -51,6 +53,12 @@ public final class W1 {
                 }
             }
             c.checkExpected("sums", sums);
+            Map<String, Long> changelog = new HashMap<>();
+            for (ConsumerRecord<String, Long> r : c.readTopic(admin, c.applicationId + "-sums-changelog",
+                    Serdes.String().deserializer(), Serdes.Long().deserializer())) {
+                changelog.put(r.key(), r.value());
+            }
+            c.checkExpected("changelog sums", changelog);
             c.closeAndReport(streams, c.events, seconds, Map.of("keys", sums.size(),
                     "settings", "Kafka Streams defaults: RocksDB store with changelog, record "
                             + "cache, at-least-once; groupByKey().aggregate()"));
