@@ -363,6 +363,15 @@ def kafka_streams_command(main: str, *args: str) -> list[str]:
             "-cp", classpath, f"streamkit.bench.{main}", *args]
 
 
+def drop_kafka_streams_on_dev(broker: Broker, cases: list[str]) -> None:
+    """Remove the Kafka Streams cases from `cases` when the broker is a dev broker started
+    here: their Kafka 4.4 clients find no group coordinator on it (bench/README.md)."""
+    if broker.started_here and any(c.startswith("kafka-streams") for c in cases):
+        cases[:] = [c for c in cases if not c.startswith("kafka-streams")]
+        print("Kafka Streams cases skipped: they need Apache Kafka (--broker HOST:PORT)",
+              flush=True)
+
+
 def add_ratios(summary: dict[str, dict], bases: Iterable[str], rate: str = "eps") -> None:
     """Give every case of the summary `ratio_to_<base>` (its rate / the base's, None when the
     base did not run) for each base case, e.g. ratio_to_kafka_streams_1s."""

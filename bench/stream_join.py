@@ -55,7 +55,7 @@ sys.path[:0] = [str(BENCH), str(BENCH / "cases")]
 from _common import (fail, records_done, report, run_worker, stop_self,  # noqa: E402
                      streamkit_settings, when_started)
 from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args,  # noqa: E402
-                    add_ratios, base_meta, bench_broker, create_topic,
+                    add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
                     install_sigterm_as_interrupt, kafka_streams_command, produce,
                     run_json_case, verify_commits, write_results)
 
@@ -199,6 +199,7 @@ def main() -> int:
     try:
         with bench_broker(args, scratch) as broker:
             bootstrap = broker.bootstrap
+            drop_kafka_streams_on_dev(broker, cases)
             for rep in range(1, args.reps + 1):
                 for case in cases:
                     if f"join {case}" in failed:

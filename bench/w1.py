@@ -39,7 +39,7 @@ from pathlib import Path
 import orjson
 
 from common import (KAFKA_STREAMS_HEAP, PARTITIONS, TOPIC_CONFIGS, BenchFailed, add_common_args,
-                    add_ratios, base_meta, bench_broker, create_topic,
+                    add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
                     install_sigterm_as_interrupt, kafka_streams_command, produce, run_json_case,
                     summarize_runs, verify_commits, write_results)
 
@@ -165,6 +165,7 @@ def main() -> int:
     try:
         with bench_broker(args, scratch) as broker:
             bootstrap = broker.bootstrap
+            drop_kafka_streams_on_dev(broker, cases)
             print(f"{broker.description} at {bootstrap}, profile {broker.profile}", flush=True)
             for rep in range(1, args.reps + 1):
                 for case in cases:

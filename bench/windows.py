@@ -58,7 +58,7 @@ from _common import (faust_app, faust_commit_through, finish, peak_rss_mb,  # no
                      records_done, run_worker, stop_self, streamkit_settings,
                      when_started)
 from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args,  # noqa: E402
-                    add_ratios, base_meta, bench_broker, create_topic,
+                    add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
                     install_sigterm_as_interrupt, kafka_streams_command, produce,
                     run_json_case, summarize_runs, verify_commits, write_results)
 
@@ -227,6 +227,7 @@ def main() -> int:
     try:
         with bench_broker(args, scratch) as broker:
             bootstrap = broker.bootstrap
+            drop_kafka_streams_on_dev(broker, cases)
             for rep in range(1, args.reps + 1):
                 for case in cases:
                     if case in failed:
