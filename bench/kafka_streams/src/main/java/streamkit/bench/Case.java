@@ -190,11 +190,7 @@ final class Case {
     double runUntilCommitted(KafkaStreams streams, Admin admin, List<String> inputs, long expected)
             throws Exception {
         List<TopicPartition> tps = partitions(admin, inputs);
-        streams.setUncaughtExceptionHandler(e -> {
-            e.printStackTrace();
-            fail("stream thread failed: " + e);
-            return null;
-        });
+        failOnThreadError(streams);
         streams.start();
         long nextPoll = 0;
         while (true) {
@@ -220,6 +216,15 @@ final class Case {
             }
             Thread.sleep(1);
         }
+    }
+
+    /** A stream thread that dies fails the case. */
+    static void failOnThreadError(KafkaStreams streams) {
+        streams.setUncaughtExceptionHandler(e -> {
+            e.printStackTrace();
+            fail("stream thread failed: " + e);
+            return null;
+        });
     }
 
     /** The sum of the offsets the application committed on these partitions. */

@@ -29,8 +29,8 @@ import org.apache.kafka.streams.state.ReadOnlyKeyValueStore;
  * from the store's changelog topic; both must equal expected.json.
  */
 public final class W1 {
-    public static void main(String[] argv) throws Exception {
-        Case c = new Case("w1-kafka-streams", argv);
+    /** The topology: the sum of amount per key of the topic, in the store "sums". */
+    static StreamsBuilder topology(Case c) {
         Serde<Case.Event> events = Case.json(Case.Event.class);
         StreamsBuilder builder = new StreamsBuilder();
         builder.stream(c.topic, Consumed.with(Serdes.String(), events))
@@ -40,7 +40,12 @@ public final class W1 {
                     return sum + event.amount;
                 }, Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("sums")
                         .withValueSerde(Serdes.Long()));
-        KafkaStreams streams = Case.streams(builder.build(), c.config());
+        return builder;
+    }
+
+    public static void main(String[] argv) throws Exception {
+        Case c = new Case("w1-kafka-streams", argv);
+        KafkaStreams streams = Case.streams(topology(c).build(), c.config());
         try (Admin admin = c.admin()) {
             double seconds = c.runUntilCommitted(streams, admin, List.of(c.topic), c.events);
             ReadOnlyKeyValueStore<String, Long> store = streams.store(
