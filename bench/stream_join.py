@@ -3,7 +3,7 @@ and the worker's peak RSS.
 
     python bench/stream_join.py [--records 150000] [--keys 10000] [--window-ms 5000]
                                 [--grace-ms 1000] [--reps 1] [--broker HOST:PORT] [--out FILE]
-                                [--cases streamkit,kafka-streams,kafka-streams-1s]
+                                [--cases streamkit,kafka-streams,kafka-streams-1s,...]
 
 Without --broker it starts a dev broker. Results: "join <case>" ({"pairs_per_s",
 "input_eps", "pairs", "rss_mb", "runs", "ratio_to_kafka_streams", "ratio_to_kafka_streams_1s"})
@@ -23,9 +23,10 @@ joiner, how="inner", name="pairs").to(<out topic>), the profile's defaults. The 
 cases run the Join main of bench/kafka_streams (java, heap KAFKA_STREAMS_HEAP):
 left.join(right, joiner, JoinWindows.ofTimeDifferenceAndGrace(5 s, 1 s)).to(<out topic>),
 Kafka Streams' default 30 s commit interval (kafka-streams) or streamkit's 1 s
-(kafka-streams-1s). A case counts the pairs it emits (they must equal the expected number,
-with no late record), and the driver checks that the output topic holds that many records
-and that the case's group committed the end offsets of both input topics.
+(kafka-streams-1s; kafka-streams-1s-2t with two stream threads). A case counts the pairs
+it emits (they must equal the expected number, with no late record), and the driver checks
+that the output topic holds that many records and that the case's group committed the end
+offsets of both input topics.
 
 Timing as W1: from the first record to the end of the commit covering the last one.
 pairs/s = expected pairs / that time; input_eps = input records (both sides) / that time.
@@ -64,7 +65,10 @@ JITTER_MS = 200
 KAFKA_STREAMS_CASES = {
     "kafka-streams": (),
     "kafka-streams-1s": ("--commit-interval-ms", "1000"),
+    "kafka-streams-1s-2t": ("--commit-interval-ms", "1000", "--threads", "2"),
 }
+# Every case gets ratio_to_<base> (of pairs/s) for these.
+RATIO_BASES = ("kafka-streams", "kafka-streams-1s")
 CASES = ("streamkit", *KAFKA_STREAMS_CASES)
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "stream_join.json"
 
@@ -254,8 +258,8 @@ def main() -> int:
             }
             print(f"{case}: {s['pairs_per_s']:,.0f} pairs/s (median), "
                   f"{s['input_eps']:,.0f} input records/s, peak RSS {s['rss_mb']:.0f} MB")
-    add_ratios(summary, KAFKA_STREAMS_CASES, rate="pairs_per_s")
-    for base in KAFKA_STREAMS_CASES:
+    add_ratios(summary, RATIO_BASES, rate="pairs_per_s")
+    for base in RATIO_BASES:
         ratio = summary.get("streamkit", {}).get(f"ratio_to_{base.replace('-', '_')}")
         if ratio is not None:
             print(f"streamkit / {base}: {ratio:.2f}x")
@@ -268,7 +272,7 @@ def main() -> int:
         window_ms=args.window_ms, grace_ms=args.grace_ms, expected_pairs=pairs,
         reps=args.reps, seed=args.seed, failed=failed, cases=cases,
         kafka_streams=f"bench/kafka_streams (Kafka Streams 4.4.0), JVM heap -Xmx{KAFKA_STREAMS_HEAP}; "
-                      "kafka-streams: default 30 s commit interval, -1s: 1 s")
+                      "kafka-streams: default 30 s commit interval, -1s: 1 s, -2t: 2 stream threads")
     write_results(args.out, results, meta)
     return 1 if failed else 0
 

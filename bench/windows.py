@@ -25,11 +25,13 @@ committed every partition's end offset.
 - faust: app.Table("sums", default=int).tumbling(60, expires=1 h).relative_to_stream(),
   one agent doing table[key] += amount (settings as bench/cases/faust_table.py).
   Checked: the table's windows equal the expected sums.
-- kafka-streams, kafka-streams-1s, kafka-streams-final, kafka-streams-final-1s: the
-  Windows main of bench/kafka_streams (java, heap KAFKA_STREAMS_HEAP):
+- kafka-streams, kafka-streams-1s, kafka-streams-final, kafka-streams-final-1s,
+  kafka-streams-final-1s-2t: the Windows main of bench/kafka_streams (java, heap
+  KAFKA_STREAMS_HEAP):
   groupByKey().windowedBy(TimeWindows.ofSizeAndGrace(60 s, 5 s)).aggregate(...) to
   <topic>-sums, the -final cases through suppress(untilWindowCloses(unbounded())) first;
-  Kafka Streams' default 30 s commit interval, the -1s cases streamkit's 1 s. Checked: the
+  Kafka Streams' default 30 s commit interval, the -1s cases streamkit's 1 s, -2t with two
+  stream threads. Checked: the
   last value per window read back from that topic (plus, -final, the windows the store
   still holds that were not emitted) equal the expected sums.
 
@@ -70,6 +72,8 @@ KAFKA_STREAMS_CASES = {
     "kafka-streams-1s": ("--commit-interval-ms", "1000"),
     "kafka-streams-final": ("--final", "true"),
     "kafka-streams-final-1s": ("--final", "true", "--commit-interval-ms", "1000"),
+    "kafka-streams-final-1s-2t": ("--final", "true", "--commit-interval-ms", "1000",
+                                  "--threads", "2"),
 }
 CASES = (*PYTHON_CASES, *KAFKA_STREAMS_CASES)
 # Every case gets ratio_to_<base> for these (streamkit emits final results, as -final does).
@@ -274,7 +278,8 @@ def main() -> int:
         events=args.events, keys=args.keys, partitions=PARTITIONS, reps=args.reps,
         seed=args.seed, failed={f"windows {c}": why for c, why in failed.items()},
         kafka_streams=f"bench/kafka_streams (Kafka Streams 4.4.0), JVM heap -Xmx{KAFKA_STREAMS_HEAP}; "
-                      "-final: suppress(untilWindowCloses); default 30 s commit interval, -1s: 1 s")
+                      "-final: suppress(untilWindowCloses); default 30 s commit interval, -1s: 1 s, "
+                      "-2t: 2 stream threads")
     write_results(args.out, {f"windows {c}": s for c, s in summary.items()}, meta)
     return 1 if failed else 0
 
