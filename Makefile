@@ -56,12 +56,20 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
 	$(BENCH_VENV)/bin/pip install --quiet -e . -r bench/requirements.txt
 	touch $@
 
+# The Kafka Streams cases (bench/kafka_streams): built by Maven once, again only when the pom
+# or a source changes (bench/common.py's kafka_streams_build checks the same stamp).
+KS_DIR   := bench/kafka_streams
+KS_BUILT := $(KS_DIR)/target/.built
+$(KS_BUILT): $(KS_DIR)/pom.xml $(wildcard $(KS_DIR)/src/main/java/streamkit/bench/*.java)
+	mvn -q -B -f $(KS_DIR)/pom.xml package
+	touch $@
+
 # Every benchmark, one at a time, on one Apache Kafka node started for the run; one results
 # file, bench/results/latest.json (bench/README.md). E.g. make bench BENCH_ARGS="--only w1,gateway"
 # or BENCH_ARGS="--broker dev" (bench/results/devbroker.json).
 BENCH_ARGS ?=
-bench: $(BENCH_VENV)/.installed
+bench: $(BENCH_VENV)/.installed $(KS_BUILT)
 	$(BENCH_VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .run streamkit-data
+	rm -rf $(VENV) $(BENCH_VENV) .run streamkit-data $(KS_DIR)/target

@@ -9,7 +9,9 @@ gateway.py, wait_for.py, startup.py, broker_hop.py; bench/run.py runs them all).
 - worker processes (`Workers`: `python -m faust -A <module> worker`, stopped by PID);
 - topics and input: `create_topic`, `produce` (aiokafka batches), `verify_commits`;
 - case subprocesses that print one JSON line (`run_json_case`, bench/cases/_common.py's
-  contract);
+  contract), among them the Kafka Streams cases (`kafka_streams_command`: the Maven project
+  bench/kafka_streams, built when missing or changed), and the ratios between cases
+  (`add_ratios`);
 - open-loop load with latency from each request's due time (`open_loop`);
 - results: one JSON file per driver, `{"<benchmark> <case>": {...}, "meta": {...}}`
   (`write_results`), which bench/run.py merges into one file.
@@ -26,6 +28,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
@@ -316,6 +319,66 @@ def run_json_case(cmd: list[str], workdir: Path, timeout: float,
         raise BenchFailed(f"result is not checked: {result}")
     result["wall_seconds"] = round(wall, 3)
     return result
+
+
+# --------------------------------------------------------------------------- Kafka Streams cases
+
+KAFKA_STREAMS = BENCH / "kafka_streams"
+KAFKA_STREAMS_BUILT = KAFKA_STREAMS / "target" / ".built"
+# The JVM heap of every Kafka Streams case (-Xmx); the results state it (meta, "jvm").
+KAFKA_STREAMS_HEAP = "1g"
+
+
+def kafka_streams_build() -> Path:
+    """Build bench/kafka_streams (Maven: its jar and target/lib) unless the build is newer
+    than its pom and sources (`make bench` builds it first); return the jar."""
+    sources = [KAFKA_STREAMS / "pom.xml", *KAFKA_STREAMS.glob("src/**/*.java")]
+    newest = max(p.stat().st_mtime for p in sources)
+    if not KAFKA_STREAMS_BUILT.exists() or KAFKA_STREAMS_BUILT.stat().st_mtime < newest:
+        mvn = shutil.which("mvn")
+        if not mvn:
+            raise BenchFailed("mvn not found: the Kafka Streams cases are built with Maven")
+        proc = subprocess.run([mvn, "-q", "-B", "-f", str(KAFKA_STREAMS / "pom.xml"), "package"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise BenchFailed(f"building bench/kafka_streams failed: {(proc.stdout + proc.stderr)[-1500:]}")
+        KAFKA_STREAMS_BUILT.touch()
+    return KAFKA_STREAMS / "target" / "kafka-streams-bench.jar"
+
+
+def kafka_streams_command(main: str, *args: str) -> list[str]:
+    """The java command of a Kafka Streams case: main class streamkit.bench.<main> of
+    bench/kafka_streams with the case arguments, heap KAFKA_STREAMS_HEAP, Kafka's logging at
+    WARN on stderr."""
+    from streamkit.errors import BrokerStartError
+    from streamkit.kafkabroker import find_java
+
+    try:
+        java = find_java()
+    except BrokerStartError as exc:
+        raise BenchFailed(str(exc)) from None
+    jar = kafka_streams_build()
+    classpath = os.pathsep.join([str(jar), str(jar.parent / "lib" / "*")])
+    return [java, f"-Xmx{KAFKA_STREAMS_HEAP}", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp", classpath, f"streamkit.bench.{main}", *args]
+
+
+def drop_kafka_streams_on_dev(broker: Broker, cases: list[str]) -> None:
+    """Remove the Kafka Streams cases from `cases` when the broker is a dev broker started
+    here: their Kafka 4.4 clients find no group coordinator on it (bench/README.md)."""
+    if broker.started_here and any("kafka-streams" in c for c in cases):
+        cases[:] = [c for c in cases if "kafka-streams" not in c]
+        print("Kafka Streams cases skipped: they need Apache Kafka (--broker HOST:PORT)",
+              flush=True)
+
+
+def add_ratios(summary: dict[str, dict], bases: Iterable[str], rate: str = "eps") -> None:
+    """Give every case of the summary `ratio_to_<base>` (its rate / the base's, None when the
+    base did not run) for each base case, e.g. ratio_to_kafka_streams_1s."""
+    for s in summary.values():
+        for base in bases:
+            b = summary.get(base)
+            s[f"ratio_to_{base.replace('-', '_')}"] = (s[rate] / b[rate] if b and b[rate] else None)
 
 
 def tail(path: Path, n: int = 1500) -> str:

@@ -55,23 +55,43 @@ class Benchmark:
     quick: tuple[str, ...]         # --quick
     keys: tuple[str, ...]          # the result keys it must write
     timeout_s: float               # full size; --quick allows 600 s
+    dev_cases: str | None = None   # --cases on the dev broker: without the Kafka Streams cases
 
     @property
     def prefix(self) -> str:
         """Every result key of this benchmark starts with it."""
         return self.keys[0].split(" ")[0] + " "
 
+    def keys_on(self, broker_kind: str) -> tuple[str, ...]:
+        """The keys it must write on this kind of broker: the Kafka Streams cases need Apache
+        Kafka (on the dev broker their Kafka 4.4 clients find no group coordinator)."""
+        if broker_kind != "dev":
+            return self.keys
+        return tuple(k for k in self.keys if " kafka-streams" not in k)
+
+    def cases_on(self, broker_kind: str) -> tuple[str, ...]:
+        """The --cases that replace those of the arguments on this kind of broker."""
+        return ("--cases", self.dev_cases) if broker_kind == "dev" and self.dev_cases else ()
+
 
 BENCHMARKS = [
-    Benchmark("w1", "w1.py", ("--events", "300000", "--reps", "3"),
+    # 3 million events for every system (1.5 million per side of the join), so that the JVM
+    # of the Kafka Streams cases warms up; Faust alone takes about 45 min per run of W1.
+    Benchmark("w1", "w1.py", ("--events", "3000000", "--reps", "3"),
               ("--events", "3000", "--reps", "1"),
-              ("W1 streamkit", "W1 streamkit-agent", "W1 quix", "W1 faust", "W1 ceiling"),
-              3 * 3600),
-    Benchmark("windows", "windows.py", ("--events", "300000", "--reps", "3"),
+              ("W1 streamkit", "W1 streamkit-agent", "W1 quix", "W1 faust", "W1 ceiling",
+               "W1 kafka-streams", "W1 kafka-streams-1s", "W1 kafka-streams-1s-2t"),
+              8 * 3600, "ceiling,faust,quix,streamkit,streamkit-agent"),
+    Benchmark("windows", "windows.py", ("--events", "3000000", "--reps", "3"),
               ("--events", "3000", "--reps", "1"),
-              ("windows streamkit", "windows faust"), 3 * 3600),
-    Benchmark("join", "stream_join.py", ("--records", "150000", "--reps", "3"),
-              ("--records", "2000", "--reps", "1"), ("join streamkit",), 3600),
+              ("windows streamkit", "windows faust", "windows kafka-streams",
+               "windows kafka-streams-1s", "windows kafka-streams-final",
+               "windows kafka-streams-final-1s", "windows kafka-streams-final-1s-2t"),
+              8 * 3600, "streamkit,faust"),
+    Benchmark("join", "stream_join.py", ("--records", "1500000", "--reps", "3"),
+              ("--records", "2000", "--reps", "1"),
+              ("join streamkit", "join kafka-streams", "join kafka-streams-1s",
+               "join kafka-streams-1s-2t"), 4 * 3600, "streamkit"),
     Benchmark("queries", "queries.py", ("--seconds", "8", "--rounds", "3"),
               ("--seconds", "2", "--rounds", "1", "--keys", "1000"),
               ("queries streamkit", "queries bare-aiohttp"), 1800),
@@ -83,8 +103,9 @@ BENCHMARKS = [
     Benchmark("wait_for", "wait_for.py", ("--rate", "100", "--seconds", "30"),
               ("--rate", "100", "--seconds", "2", "--warmup", "0.5"),
               ("wait_for streamkit",), 1800),
-    Benchmark("startup", "startup.py", ("--cases", "ready", "--reps", "3"),
-              ("--cases", "ready", "--reps", "1"), ("startup streamkit",), 1800),
+    Benchmark("startup", "startup.py", ("--cases", "ready,ready-kafka-streams", "--reps", "3"),
+              ("--cases", "ready,ready-kafka-streams", "--reps", "1"),
+              ("startup streamkit", "startup kafka-streams"), 1800, "ready"),
     Benchmark("recovery", "startup.py", ("--cases", "recovery", "--reps", "3",
                                          "--recovery-keys", "1000000"),
               ("--cases", "recovery", "--reps", "1", "--recovery-keys", "5000"),
@@ -94,14 +115,17 @@ BY_NAME = {b.name: b for b in BENCHMARKS}
 
 # What the summary table shows of each key.
 SUMMARY_FIELDS = {
-    "W1 ": ("eps", "rss_mb", "ratio_to_quix", "ratio_to_faust"),
-    "windows ": ("eps", "rss_mb", "ratio_to_faust"),
-    "join ": ("pairs_per_s", "input_eps", "rss_mb"),
+    "W1 ": ("eps", "rss_mb", "ratio_to_quix", "ratio_to_faust", "ratio_to_kafka_streams",
+            "ratio_to_kafka_streams_1s"),
+    "windows ": ("eps", "rss_mb", "ratio_to_faust", "ratio_to_kafka_streams_final",
+                 "ratio_to_kafka_streams_final_1s"),
+    "join ": ("pairs_per_s", "input_eps", "rss_mb", "ratio_to_kafka_streams",
+              "ratio_to_kafka_streams_1s"),
     "queries ": ("rps", "p50_ms", "p99_ms", "ratio_to_bare", "forwarded_p99_ms"),
     "gateway streamkit 3x2": ("p50_ms_500", "p99_ms_500", "p50_ms_1000", "p99_ms_1000"),
     "gateway ": ("p50_ms_500", "p99_ms_500", "p99_ms_1000", "p99_crosses_100ms_at_rps"),
     "wait_for ": ("p50_ms", "p99_ms", "max_ms", "count", "rate"),
-    "startup ": ("ready_s",),
+    "startup ": ("ready_s", "rss_mb"),
     "recovery ": ("keys", "restore_s", "ready_s"),
 }
 
@@ -169,7 +193,7 @@ def run_one(bench: Benchmark, broker: RunBroker, run_dir: Path, quick: bool) -> 
     out.unlink(missing_ok=True)
     bootstrap, stop_broker = broker.for_benchmark(bench.name)
     cmd = [sys.executable, str(BENCH / bench.script), *(bench.quick if quick else bench.args),
-           "--broker", bootstrap, "--out", str(out)]
+           *bench.cases_on(broker.kind), "--broker", bootstrap, "--out", str(out)]
     env = {**os.environ, "STREAMKIT_PROFILE": broker.profile, BROKER_DESC_ENV: broker.description,
            "PYTHONUNBUFFERED": "1",
            "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)}
@@ -227,7 +251,7 @@ def run_one(bench: Benchmark, broker: RunBroker, run_dir: Path, quick: bool) -> 
                   + (json.dumps(reasons) if reasons else " / ".join(list(last)[-8:])))
     if failed is None and not out.exists():
         failed = "wrote no results file"
-    missing = [k for k in bench.keys if k not in result["keys"]]
+    missing = [k for k in bench.keys_on(broker.kind) if k not in result["keys"]]
     if failed is None and missing:
         failed = f"missing result keys {missing}"
     result["failed"] = failed[-3000:] if failed else None
@@ -322,12 +346,13 @@ def fmt(v) -> str:
 def print_summary(results: dict, path: Path) -> None:
     meta = results["meta"]
     print(f"\nResults ({meta['broker']}) in {path}:")
-    print(f"{'benchmark':<24} figures")
+    width = max([24, *(len(k) for k in results if k != "meta")])
+    print(f"{'benchmark':<{width}} figures")
     for key, value in results.items():
         if key == "meta" or not isinstance(value, dict):
             continue
         fields = next((f for prefix, f in SUMMARY_FIELDS.items() if key.startswith(prefix)), ())
-        print(f"{key:<24} " + "  ".join(f"{f} {fmt(value.get(f))}" for f in fields if f in value))
+        print(f"{key:<{width}} " + "  ".join(f"{f} {fmt(value.get(f))}" for f in fields if f in value))
     for name, reason in meta["failed"].items():
         print(f"FAILED {name}: {reason[:300]}")
     if meta.get("quick"):

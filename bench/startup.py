@@ -1,8 +1,8 @@
 """Worker start-up: time to /ready, and the restore of a 1,000,000-key table from its
 changelog into an empty data directory.
 
-    python bench/startup.py [--cases ready,recovery] [--reps 3] [--recovery-keys 1000000]
-                            [--broker HOST:PORT] [--out FILE]
+    python bench/startup.py [--cases ready,recovery,ready-kafka-streams] [--reps 3]
+                            [--recovery-keys 1000000] [--broker HOST:PORT] [--out FILE]
 
 The worker is `python -m faust -A tests.integration.apps.counter worker` (a table `totals`
 aggregated per key from the topic `<app id>-events`), with the profile of the broker
@@ -11,6 +11,9 @@ starts a dev broker.
 
 - ready: from spawning the worker of a new app (empty tables, new consumer groups) until
   /ready answers 200; the median of --reps, each with an app of its own.
+- ready-kafka-streams: the same for Kafka Streams (the Ready main of bench/kafka_streams:
+  W1's groupByKey().aggregate() over an empty 4-partition topic, a new application id):
+  from spawning its JVM until the client is RUNNING; the median of --reps.
 - recovery: the changelog topic `<app id>-totals-changelog` (4 partitions, compacted, as
   streamkit creates it) is filled directly, with what the worker itself would have written:
   key "key<i>" as UTF-8 (the table's string keys), value orjson {"count": 1, "sum": i % 10}
@@ -22,8 +25,9 @@ starts a dev broker.
   is spawn-to-/ready of that start. Every rep checks that M is the number of keys and reads
   a sample of 200 keys over HTTP.
 
-Results: "startup streamkit" ({"ready_s": median, "runs"}), "recovery streamkit" ({"keys",
-"restore_s": median, "ready_s": median, "runs"}) and "meta".
+Results: "startup streamkit" ({"ready_s": median, "runs"}), "startup kafka-streams"
+({"ready_s": median, "runs", "rss_mb"}), "recovery streamkit" ({"keys", "restore_s": median,
+"ready_s": median, "runs"}) and "meta".
 """
 from __future__ import annotations
 
@@ -42,8 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson  # noqa: E402
 
-from common import (BenchFailed, Workers, add_common_args, base_meta, bench_broker,  # noqa: E402
-                    install_sigterm_as_interrupt, produce, write_results)
+from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, Workers,  # noqa: E402
+                    add_common_args, base_meta, bench_broker, create_topic,
+                    drop_kafka_streams_on_dev, install_sigterm_as_interrupt,
+                    kafka_streams_command, produce, run_json_case, write_results)
 
 MODULE = "tests.integration.apps.counter"
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "startup.json"
@@ -66,6 +72,23 @@ def ready_case(args, workers: Workers) -> dict:
         runs.append(round(took, 3))
         print(f"ready rep {r + 1}: {took:.2f} s", flush=True)
     return {"ready_s": round(statistics.median(runs), 3), "runs": runs, "reps": args.reps}
+
+
+def kafka_streams_ready_case(args, broker, tmp: Path) -> dict:
+    runs = []
+    for r in range(args.reps):
+        topic = f"ready-ks-{uuid.uuid4().hex[:6]}-events"
+        asyncio.run(create_topic(broker.bootstrap, topic, PARTITIONS))
+        workdir = tmp / f"ready-kafka-streams-{r}"
+        workdir.mkdir()
+        cmd = kafka_streams_command("Ready", "--bootstrap", broker.bootstrap, "--topic", topic,
+                                    "--events", "0", "--workdir", str(workdir), "--spawned-at-ms")
+        cmd.append(str(int(time.time() * 1000)))  # after the build and the java lookup
+        result = run_json_case(cmd, workdir, 300)
+        runs.append({"ready_s": round(result["ready_s"], 3), "rss_mb": result["rss_mb"]})
+        print(f"ready-kafka-streams rep {r + 1}: {result['ready_s']:.2f} s", flush=True)
+    return {"ready_s": round(statistics.median(r["ready_s"] for r in runs), 3),
+            "rss_mb": max(r["rss_mb"] for r in runs), "runs": runs, "reps": args.reps}
 
 
 def value(i: int) -> dict:
@@ -135,22 +158,25 @@ def main() -> int:
     add_common_args(p, OUT_DEFAULT)
     args = p.parse_args()
     cases = [c for c in args.cases.split(",") if c]
-    if set(cases) - {"ready", "recovery"}:
-        p.error("--cases takes ready and/or recovery")
+    if set(cases) - {"ready", "recovery", "ready-kafka-streams"}:
+        p.error("--cases takes ready, recovery and/or ready-kafka-streams")
     install_sigterm_as_interrupt()
     tmp = Path(tempfile.mkdtemp(prefix="streamkit-startup-"))
     results: dict = {}
     failed: dict[str, str] = {}
     try:
         with bench_broker(args, tmp) as broker, Workers(broker, tmp) as workers:
+            drop_kafka_streams_on_dev(broker, cases)
             for case in cases:
                 try:
                     if case == "ready":
                         results["startup streamkit"] = ready_case(args, workers)
+                    elif case == "ready-kafka-streams":
+                        results["startup kafka-streams"] = kafka_streams_ready_case(args, broker, tmp)
                     else:
                         results["recovery streamkit"] = recovery_case(args, broker, workers)
                 except (BenchFailed, TimeoutError, RuntimeError) as exc:
-                    key = "startup" if case == "ready" else "recovery"
+                    key = {"ready": "startup", "recovery": "recovery"}.get(case, case)
                     failed[key] = f"{type(exc).__name__}: {exc}"[-2000:]
                     print(f"{case}: FAILED: {failed[key]}", flush=True)
     finally:
@@ -159,7 +185,9 @@ def main() -> int:
         print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("runs", "restore_s_is")))
     meta = base_meta(broker, app=MODULE, cases=cases, reps=args.reps,
                      recovery_keys=args.recovery_keys,
-                     ready_s_is="spawn of `python -m faust -A ... worker` to the first 200 of /ready",
+                     ready_s_is="spawn of `python -m faust -A ... worker` to the first 200 of /ready"
+                                "; kafka-streams: spawn of its JVM (heap -Xmx"
+                                f"{KAFKA_STREAMS_HEAP}) to state RUNNING",
                      failed=failed)
     write_results(args.out, results, meta)
     return 1 if failed else 0

@@ -1,6 +1,6 @@
 """W1 throughput benchmark: stateful sum of amount per key.
 
-    python bench/w1.py [--events N] [--reps 3] [--cases ceiling,faust,quix,streamkit,streamkit-agent]
+    python bench/w1.py [--events N] [--reps 3] [--cases ceiling,faust,quix,streamkit,...]
                        [--broker HOST:PORT] [--out FILE]
 
 Uses the broker --broker names (bench/run.py passes it), else starts one dev broker for the
@@ -12,12 +12,17 @@ time:
 
     python bench/cases/<file> --bootstrap HOST:PORT --topic T --events N --workdir DIR
 
+The Kafka Streams cases run the same way, as `java ... streamkit.bench.W1` with the same
+arguments (bench/kafka_streams, built by Maven when missing or changed; KAFKA_STREAMS_CASES
+gives each case's options).
+
 The case prints one JSON line as its last stdout line ({"eps", "seconds", "rss_mb",
 "checked", "group", ...}). The driver then checks, from the broker, that the case's
 consumer group committed the end offset of every partition.
 
-Prints a table (median events/s, ratio to quix and to faust, peak RSS) and writes the
-results ("W1 <case>" keys and "meta"). Exits non-zero when a case is missing or failed.
+Prints a table (median events/s, the ratio of each case to quix, faust, kafka-streams and
+kafka-streams-1s, peak RSS) and writes the results ("W1 <case>" keys and "meta"). Exits
+non-zero when a case is missing or failed.
 """
 from __future__ import annotations
 
@@ -33,9 +38,10 @@ from pathlib import Path
 
 import orjson
 
-from common import (PARTITIONS, TOPIC_CONFIGS, BenchFailed, add_common_args, base_meta,
-                    bench_broker, create_topic, install_sigterm_as_interrupt, produce,
-                    run_json_case, summarize_runs, verify_commits, write_results)
+from common import (KAFKA_STREAMS_HEAP, PARTITIONS, TOPIC_CONFIGS, BenchFailed, add_common_args,
+                    add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
+                    install_sigterm_as_interrupt, kafka_streams_command, produce, run_json_case,
+                    summarize_runs, verify_commits, write_results)
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -52,7 +58,17 @@ CASE_FILES = {
     "streamkit": "streamkit_table.py",
     "streamkit-agent": "streamkit_agent.py",
 }
-DEFAULT_CASES = "ceiling,faust,quix,streamkit,streamkit-agent"
+# case name -> the options of bench/kafka_streams' W1 main: Kafka Streams' default 30 s
+# commit interval, streamkit's 1 s, and 1 s with two stream threads.
+KAFKA_STREAMS_CASES = {
+    "kafka-streams": (),
+    "kafka-streams-1s": ("--commit-interval-ms", "1000"),
+    "kafka-streams-1s-2t": ("--commit-interval-ms", "1000", "--threads", "2"),
+}
+KNOWN_CASES = [*CASE_FILES, *KAFKA_STREAMS_CASES]
+DEFAULT_CASES = ",".join(KNOWN_CASES)
+# Every case gets ratio_to_<base> for these.
+RATIO_BASES = ("quix", "faust", "kafka-streams", "kafka-streams-1s")
 CaseFailed = BenchFailed  # the name bench/windows.py and bench/stream_join.py used
 
 
@@ -76,10 +92,7 @@ def make_workload(events: int, keys: int, seed: int):
 
 def summarize(runs: dict[str, list[dict]], failed: dict[str, str]) -> dict[str, dict]:
     summary = {case: summarize_runs(rs) for case, rs in runs.items() if rs and case not in failed}
-    for s in summary.values():
-        for base in ("quix", "faust"):
-            s[f"ratio_to_{base}"] = (s["eps"] / summary[base]["eps"]
-                                     if base in summary and summary[base]["eps"] else None)
+    add_ratios(summary, RATIO_BASES)
     return summary
 
 
@@ -87,16 +100,34 @@ def print_table(summary: dict[str, dict], failed: dict[str, str], order: list[st
     def ratio(x):
         return "-" if x is None else f"{x:.2f}"
 
+    heads = {"quix": "x quix", "faust": "x faust", "kafka-streams": "x KS",
+             "kafka-streams-1s": "x KS-1s"}
     print()
-    print(f"{'case':<16} {'events/s (median)':>18} {'x quix':>8} {'x faust':>8} {'peak RSS MB':>12}")
+    print(f"{'case':<20} {'events/s (median)':>18} "
+          + " ".join(f"{heads[b]:>8}" for b in RATIO_BASES) + f" {'peak RSS MB':>12}")
     for case in order:
         if case in summary:
             s = summary[case]
-            print(f"{case:<16} {s['eps']:>18,.0f} {ratio(s['ratio_to_quix']):>8} "
-                  f"{ratio(s['ratio_to_faust']):>8} {s['rss_mb']:>12.0f}")
+            ratios = " ".join(f"{ratio(s['ratio_to_' + b.replace('-', '_')]):>8}"
+                              for b in RATIO_BASES)
+            print(f"{case:<20} {s['eps']:>18,.0f} {ratios} {s['rss_mb']:>12.0f}")
         elif case in failed:
-            print(f"{case:<16} {'FAILED':>18}   {failed[case][:200]}")
+            print(f"{case:<20} {'FAILED':>18}   {failed[case][:200]}")
+    print("(x <base>: the case's events/s / the base's; KS = kafka-streams)")
     print()
+
+
+def case_command(case: str, python: str, bootstrap: str, topic: str, events: int,
+                 workdir: Path) -> list[str]:
+    """The command of one case run (a Python case script or the Kafka Streams W1 main)."""
+    contract = ["--bootstrap", bootstrap, "--topic", topic, "--events", str(events),
+                "--workdir", str(workdir)]
+    if case in KAFKA_STREAMS_CASES:
+        return kafka_streams_command("W1", *contract, *KAFKA_STREAMS_CASES[case])
+    script = CASES_DIR / CASE_FILES[case]
+    if not script.exists():
+        raise BenchFailed(f"missing case file bench/cases/{CASE_FILES[case]}")
+    return [python, str(script), *contract]
 
 
 # --------------------------------------------------------------------------- main
@@ -107,20 +138,20 @@ def main() -> int:
     p.add_argument("--keys", type=int, default=10_000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--cases", default=DEFAULT_CASES,
-                   help=f"comma-separated, from {','.join(CASE_FILES)}")
+                   help=f"comma-separated, from {','.join(KNOWN_CASES)}")
     add_common_args(p, OUT_DEFAULT)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=None,
-                   help="seconds allowed per case run (default 120 + events/1000)")
+                   help="seconds allowed per case run (default 300 + events/500)")
     p.add_argument("--python", default=sys.executable, help="interpreter for the cases")
     p.add_argument("--keep-workdir", action="store_true", help="keep the case scratch dirs")
     args = p.parse_args()
 
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = [c for c in cases if c not in CASE_FILES]
+    unknown = [c for c in cases if c not in KNOWN_CASES]
     if unknown:
-        p.error(f"unknown case(s) {unknown}; known: {list(CASE_FILES)}")
-    timeout = args.timeout or 120 + args.events / 1000
+        p.error(f"unknown case(s) {unknown}; known: {KNOWN_CASES}")
+    timeout = args.timeout or 300 + args.events / 500
     install_sigterm_as_interrupt()
 
     print(f"W1: {args.events:,} events, {args.keys:,} keys, {PARTITIONS} partitions, "
@@ -134,6 +165,7 @@ def main() -> int:
     try:
         with bench_broker(args, scratch) as broker:
             bootstrap = broker.bootstrap
+            drop_kafka_streams_on_dev(broker, cases)
             print(f"{broker.description} at {bootstrap}, profile {broker.profile}", flush=True)
             for rep in range(1, args.reps + 1):
                 for case in cases:
@@ -142,9 +174,6 @@ def main() -> int:
                     workdir = scratch / f"{case}-r{rep}"
                     workdir.mkdir()
                     try:
-                        script = CASES_DIR / CASE_FILES[case]
-                        if not script.exists():
-                            raise BenchFailed(f"missing case file bench/cases/{CASE_FILES[case]}")
                         topic = f"w1-{run_id}-{case}-r{rep}"
                         t0 = time.perf_counter()
                         asyncio.run(create_topic(bootstrap, topic, PARTITIONS))
@@ -157,8 +186,8 @@ def main() -> int:
                             f.write(orjson.dumps(expected))
                         print(f"rep {rep} {case:<10} topic {topic} produced in {produce_s:.1f}s; "
                               f"running...", end="", flush=True)
-                        cmd = [args.python, str(script), "--bootstrap", bootstrap, "--topic", topic,
-                               "--events", str(args.events), "--workdir", str(workdir)]
+                        cmd = case_command(case, args.python, bootstrap, topic, args.events,
+                                           workdir)
                         result = run_json_case(cmd, workdir, timeout,
                                                env={"STREAMKIT_PROFILE": broker.profile})
                         verify_commits(bootstrap, topic, result, ends)
@@ -193,6 +222,8 @@ def main() -> int:
         eps="events / seconds; seconds = from the case's first record to the end of its "
             "last offset commit (after its final flush); eps is the median of reps",
         rss_mb="peak RSS (VmHWM) of the case process, max over reps",
+        kafka_streams=f"bench/kafka_streams (Kafka Streams 4.4.0), JVM heap -Xmx{KAFKA_STREAMS_HEAP}; "
+                      "kafka-streams: default 30 s commit interval, -1s: 1 s, -2t: 2 stream threads",
         failed={f"W1 {c}": why for c, why in failed.items()})
     write_results(args.out, results, meta)
     if failed:

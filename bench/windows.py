@@ -1,11 +1,13 @@
 """Windowed benchmark: a 60 s tumbling sum of amount per key, streamkit against a plain
-Faust windowed table, on the same broker in the same run.
+Faust windowed table and Kafka Streams, on the same broker in the same run.
 
     python bench/windows.py [--events 300000] [--keys 10000] [--reps 1]
-                            [--cases streamkit,faust] [--broker HOST:PORT] [--out FILE]
+                            [--cases streamkit,faust,kafka-streams,...] [--broker HOST:PORT]
+                            [--out FILE]
 
-Without --broker it starts a dev broker. Results: "windows streamkit" and "windows faust"
-({"eps", "rss_mb", "runs"}; streamkit's with "ratio_to_faust") and "meta".
+Without --broker it starts a dev broker. Results: "windows <case>" ({"eps", "rss_mb",
+"runs", "ratio_to_<base>" for faust, kafka-streams-final and kafka-streams-final-1s}) and
+"meta".
 
 The events are W1's (keys "k<i>", amount 1..9, seeded), with event time spread evenly over
 ten minutes ending about now (Faust expires windows on the wall clock, so older event
@@ -23,6 +25,15 @@ committed every partition's end offset.
 - faust: app.Table("sums", default=int).tumbling(60, expires=1 h).relative_to_stream(),
   one agent doing table[key] += amount (settings as bench/cases/faust_table.py).
   Checked: the table's windows equal the expected sums.
+- kafka-streams, kafka-streams-1s, kafka-streams-final, kafka-streams-final-1s,
+  kafka-streams-final-1s-2t: the Windows main of bench/kafka_streams (java, heap
+  KAFKA_STREAMS_HEAP):
+  groupByKey().windowedBy(TimeWindows.ofSizeAndGrace(60 s, 5 s)).aggregate(...) to
+  <topic>-sums, the -final cases through suppress(untilWindowCloses(unbounded())) first;
+  Kafka Streams' default 30 s commit interval, the -1s cases streamkit's 1 s, -2t with two
+  stream threads. Checked: the
+  last value per window read back from that topic (plus, -final, the windows the store
+  still holds that were not emitted) equal the expected sums.
 
 Timing as W1: from the first record to the end of the commit covering the last one.
 """
@@ -48,12 +59,25 @@ import w1  # noqa: E402  (bench/w1.py: the W1 events)
 from _common import (faust_app, faust_commit_through, finish, peak_rss_mb,  # noqa: E402
                      records_done, run_worker, stop_self, streamkit_settings,
                      when_started)
-from common import (PARTITIONS, BenchFailed, add_common_args, base_meta,  # noqa: E402
-                    bench_broker, create_topic, install_sigterm_as_interrupt, produce,
+from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args,  # noqa: E402
+                    add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
+                    install_sigterm_as_interrupt, kafka_streams_command, produce,
                     run_json_case, summarize_runs, verify_commits, write_results)
 
 SIZE_MS, GRACE_MS, SPAN_MS = 60_000, 5_000, 600_000
-CASES = ("streamkit", "faust")
+PYTHON_CASES = ("streamkit", "faust")
+# case name -> the options of bench/kafka_streams' Windows main.
+KAFKA_STREAMS_CASES = {
+    "kafka-streams": (),
+    "kafka-streams-1s": ("--commit-interval-ms", "1000"),
+    "kafka-streams-final": ("--final", "true"),
+    "kafka-streams-final-1s": ("--final", "true", "--commit-interval-ms", "1000"),
+    "kafka-streams-final-1s-2t": ("--final", "true", "--commit-interval-ms", "1000",
+                                  "--threads", "2"),
+}
+CASES = (*PYTHON_CASES, *KAFKA_STREAMS_CASES)
+# Every case gets ratio_to_<base> for these (streamkit emits final results, as -final does).
+RATIO_BASES = ("faust", "kafka-streams-final", "kafka-streams-final-1s")
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "windows.json"
 
 
@@ -185,7 +209,7 @@ def main() -> int:
     p.add_argument("--cases", default=",".join(CASES))
     add_common_args(p, OUT_DEFAULT)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    p.add_argument("--case", choices=PYTHON_CASES, help=argparse.SUPPRESS)
     p.add_argument("--bootstrap", help=argparse.SUPPRESS)
     p.add_argument("--topic", help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -207,6 +231,7 @@ def main() -> int:
     try:
         with bench_broker(args, scratch) as broker:
             bootstrap = broker.bootstrap
+            drop_kafka_streams_on_dev(broker, cases)
             for rep in range(1, args.reps + 1):
                 for case in cases:
                     if case in failed:
@@ -218,15 +243,20 @@ def main() -> int:
                         asyncio.run(create_topic(bootstrap, topic, PARTITIONS))
                         ends = asyncio.run(produce(bootstrap, topic, records))
                         (workdir / "expected.json").write_bytes(orjson.dumps(expected))
-                        cmd = [sys.executable, str(Path(__file__)), "--case", case,
-                               "--bootstrap", bootstrap, "--topic", topic,
-                               "--events", str(args.events), "--workdir", str(workdir)]
+                        contract = ["--bootstrap", bootstrap, "--topic", topic,
+                                    "--events", str(args.events), "--workdir", str(workdir)]
+                        if case in KAFKA_STREAMS_CASES:
+                            cmd = kafka_streams_command(
+                                "Windows", *contract, "--size-ms", str(SIZE_MS), "--grace-ms",
+                                str(GRACE_MS), *KAFKA_STREAMS_CASES[case])
+                        else:
+                            cmd = [sys.executable, str(Path(__file__)), "--case", case, *contract]
                         result = run_json_case(cmd, workdir, 120 + args.events / 500,
                                                env={"STREAMKIT_PROFILE": broker.profile})
                         verify_commits(bootstrap, topic, result, ends)
                         result["rep"] = rep
                         runs[case].append(result)
-                        print(f"rep {rep} {case:<10} {result['eps']:>10,.0f} events/s "
+                        print(f"rep {rep} {case:<22} {result['eps']:>10,.0f} events/s "
                               f"({result['seconds']:.2f} s, peak RSS {result['rss_mb']:.0f} MB)",
                               flush=True)
                     except (BenchFailed, subprocess.TimeoutExpired) as exc:
@@ -236,16 +266,20 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
     summary = {c: summarize_runs(rs) for c, rs in runs.items() if rs and c not in failed}
-    if "streamkit" in summary and "faust" in summary:
-        summary["streamkit"]["ratio_to_faust"] = summary["streamkit"]["eps"] / summary["faust"]["eps"]
+    add_ratios(summary, RATIO_BASES)
     for case, s in summary.items():
-        print(f"{case:<10} {s['eps']:>10,.0f} events/s (median), peak RSS {s['rss_mb']:.0f} MB")
-    if "ratio_to_faust" in summary.get("streamkit", {}):
-        print(f"streamkit / faust: {summary['streamkit']['ratio_to_faust']:.1f}x")
+        print(f"{case:<22} {s['eps']:>10,.0f} events/s (median), peak RSS {s['rss_mb']:.0f} MB")
+    for base in RATIO_BASES:
+        ratio = summary.get("streamkit", {}).get(f"ratio_to_{base.replace('-', '_')}")
+        if ratio is not None:
+            print(f"streamkit / {base}: {ratio:.2f}x")
     meta = base_meta(
         broker, workload="60 s tumbling sum of amount per key (W1 events, event time over 10 min)",
         events=args.events, keys=args.keys, partitions=PARTITIONS, reps=args.reps,
-        seed=args.seed, failed={f"windows {c}": why for c, why in failed.items()})
+        seed=args.seed, failed={f"windows {c}": why for c, why in failed.items()},
+        kafka_streams=f"bench/kafka_streams (Kafka Streams 4.4.0), JVM heap -Xmx{KAFKA_STREAMS_HEAP}; "
+                      "-final: suppress(untilWindowCloses); default 30 s commit interval, -1s: 1 s, "
+                      "-2t: 2 stream threads")
     write_results(args.out, {f"windows {c}": s for c, s in summary.items()}, meta)
     return 1 if failed else 0
 
