@@ -23,8 +23,13 @@ class Clients:
         self.settings = settings
         self._common: dict[str, Any] = dict(bootstrap_servers=settings.bootstrap_servers,
                                             **settings.security.client_kwargs())
+        # Consumers never see a record of an aborted or open transaction (exactly-once
+        # outputs and changelogs), unless the profile's broker has no transactions.
+        self._reading: dict[str, Any] = dict(isolation_level=settings.isolation_level)
 
     def producer(self, linger_ms: int = 0, **options: Any) -> AIOKafkaProducer:
+        """A producer; with transactional_id=..., a transactional one (idempotent, and
+        fencing any earlier producer of that id when it starts)."""
         return AIOKafkaProducer(acks="all", linger_ms=linger_ms, **self._common, **options)
 
     def member(self, group_id: str, fetch_wait_ms: int, **options: Any) -> AIOKafkaConsumer:
@@ -36,13 +41,14 @@ class Clients:
             fetch_max_wait_ms=fetch_wait_ms, session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             rebalance_timeout_ms=max(s.session_timeout_ms, MIN_REBALANCE_TIMEOUT_MS),
-            **self._common, **options)
+            **self._common, **self._reading, **options)
 
     def reader(self, fetch_wait_ms: int, reset: str = "earliest", **options: Any
                ) -> AIOKafkaConsumer:
         """A consumer without a group, positioned by its user."""
         return AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset=reset,
-                                fetch_max_wait_ms=fetch_wait_ms, **self._common, **options)
+                                fetch_max_wait_ms=fetch_wait_ms, **self._common, **self._reading,
+                                **options)
 
     def admin(self) -> AIOKafkaAdminClient:
         return AIOKafkaAdminClient(**self._common)

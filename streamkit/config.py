@@ -19,6 +19,8 @@ PROFILES = ("dev", "devbroker", "production")
 
 Profile = Literal["dev", "devbroker", "production"]
 OnError = Literal["continue", "stop"]
+GUARANTEES = ("at_least_once", "exactly_once")
+Guarantee = Literal["at_least_once", "exactly_once"]
 
 # Group timings and fetch waits per profile.
 # dev: a broker on this machine (`streamkit kafka`). A short session timeout makes a
@@ -131,6 +133,15 @@ VARS: tuple[Var, ...] = (
         "the fetch wait"),
     Var("STREAMKIT_STANDBY_REPLICAS", "standby_replicas", whole, 0,
         "standby copies of each table partition on other workers"),
+    Var("STREAMKIT_PROCESSING_GUARANTEE", "processing_guarantee",
+        one_of(*GUARANTEES), "at_least_once",
+        "`at_least_once` or `exactly_once` (one Kafka transaction per task and commit; "
+        "docs/exactly-once.md)"),
+    Var("STREAMKIT_ISOLATION_LEVEL", "isolation_level",
+        one_of("read_committed", "read_uncommitted"),
+        per_profile("read_committed", "read_uncommitted", "read_committed"),
+        "what streamkit's consumers read of transactional topics: `read_committed` hides "
+        "aborted records and open transactions (the dev broker has no transactions)"),
     Var("STREAMKIT_ON_ERROR", "on_error", one_of("continue", "stop"), "continue",
         "`continue` (dead-letter a failing record) or `stop`"),
     Var("STREAMKIT_QUERY_TIMEOUT_MS", "query_timeout_ms", whole, 5000,
@@ -223,6 +234,8 @@ class Settings:
     request_fetch_max_wait_ms: int | None = None  # None: fetch_max_wait_ms
     standby_replicas: int = 0
     on_error: OnError = "continue"
+    processing_guarantee: Guarantee = "at_least_once"
+    isolation_level: str = _FROM_PROFILE
     query_timeout_ms: int = 5000
     scan_max_limit: int = 1000
     max_url_bytes: int = 8192
@@ -243,6 +256,9 @@ class Settings:
                 object.__setattr__(self, name, var.default_for(self.profile))
         if self.on_error not in ("continue", "stop"):
             raise ConfigError(f"STREAMKIT_ON_ERROR must be continue or stop, not {self.on_error!r}")
+        if self.processing_guarantee not in GUARANTEES:
+            raise ConfigError(f"STREAMKIT_PROCESSING_GUARANTEE must be one of "
+                              f"{', '.join(GUARANTEES)}, not {self.processing_guarantee!r}")
         for name in _POSITIVE:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -254,6 +270,10 @@ class Settings:
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ConfigError("the heartbeat interval must be shorter than the session timeout")
         _ = self.bootstrap_servers  # validates the broker URL
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -7,6 +7,7 @@ import gc
 import importlib.util
 import logging
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -111,9 +112,15 @@ class AppShell(faust.App):
     plugins."""
 
     def __init__(self, id: str, *, settings: Settings | None = None,
-                 service_name: str | None = None, **options: Any) -> None:
+                 service_name: str | None = None, processing_guarantee: str | None = None,
+                 **options: Any) -> None:
         _require_rocksdict()
-        self.settings = settings = settings or Settings.from_env()
+        settings = settings or Settings.from_env()
+        if processing_guarantee is not None:
+            # streamkit's guarantee (docs/exactly-once.md); Faust's own agents and tables
+            # keep Faust's at-least-once, whose exactly-once has open correctness bugs.
+            settings = replace(settings, processing_guarantee=processing_guarantee)  # type: ignore[arg-type]
+        self.settings = settings
         super().__init__(id, **{**faust_options(id, settings), **options})
         self.topology = Topology(id)
         self.processors = Runner(id, self.topology, settings, beacon=self.beacon)

@@ -19,11 +19,12 @@ _Pending = tuple[bytes | None, bytes | None, int | None, Sequence[Header] | None
 class Outbox:
     """Per topic-partition queues of encoded records."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, sent: Counter[str] | None = None) -> None:
         self.producer = producer
         self.pending: dict[tuple[str, int], list[_Pending]] = defaultdict(list)
         self.count = 0
-        self.sent: Counter[str] = Counter()  # records acknowledged, per topic
+        # Records acknowledged, per topic (one counter may serve several outboxes).
+        self.sent: Counter[str] = Counter() if sent is None else sent
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
             timestamp_ms: int | None = None, headers: Sequence[Header] | None = None) -> None:

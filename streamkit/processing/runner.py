@@ -40,6 +40,7 @@ from .registry import registry_record
 from .standby import Standbys
 from .task import Task
 from .topology import Topology
+from .transactions import Transactions
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class Runner(Service):
         self._pending: tuple[set[TaskId], set[TaskId]] = (set(), set())
         self._stopping = False
         self.globals: GlobalTables | None = None
+        # Exactly-once: each task's transactional producer and outbox (transactions.py).
+        self.txn: Transactions | None = None
         self._global_readers: set[int] = set()
         self._loops: list[asyncio.Task] = []
         self._clients: list[Any] = []
@@ -125,6 +128,10 @@ class Runner(Service):
         self.topology.finalize()
         s, clients, ctx = self.settings, self.clients, self.topology.context
         self.partitions = ctx.partitions = await self._create_topics()
+        if s.exactly_once:
+            self.txn = Transactions(clients, self.app_id, self.group_id, self.topology,
+                                    linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES)
+            await self.txn.check_broker()
         self.producer = clients.producer(linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES)
         self.restorer = clients.reader(READ_TO_END_WAIT_MS, reset="none")
         standby_consumer = clients.reader(200)
@@ -145,7 +152,12 @@ class Runner(Service):
             self._global_readers = self.topology.groups_reading_globals()
         for client in self._clients:
             await client.start()
-        self.outbox = ctx.writer = Outbox(self.producer)
+        if self.txn is None:
+            self.outbox = ctx.writer = Outbox(self.producer)
+        else:
+            # Every record goes into its task's transaction; this outbox counts them all.
+            self.outbox = Outbox(self.producer, self.txn.sent)
+            ctx.writer = self.txn.writer
         if self.globals is not None:
             # Global tables are complete before any record is processed (as in Kafka Streams).
             started = time.monotonic()
@@ -176,6 +188,8 @@ class Runner(Service):
             if self.standbys is not None:
                 self.standbys.close(set(self.standbys))
             self.tasks.clear()
+            if self.txn is not None:
+                await self.txn.close(list(self.txn.producers))
             if self.globals is not None:
                 self.globals.close()
         for client in reversed(self._clients):
@@ -238,6 +252,11 @@ class Runner(Service):
         self.standbys.close(held - standby | (held & active))
         new = [Task(self.topology, g, p, self.state_dir, self.read_cache)
                for g, p in sorted(active - set(self.tasks))]
+        if self.txn is not None:
+            await self.txn.close(gone)
+            # Before the changelogs and input offsets are read: starting a task's producer
+            # fences its previous owner and settles that owner's open transaction.
+            await self.txn.open(t.id for t in new)
         for task in new:
             task.open()
         started = time.monotonic()
@@ -252,10 +271,37 @@ class Runner(Service):
                      len(new), applied, time.monotonic() - started,
                      f"; {self.restore_progress.describe(restored)}" if restored else "")
         self.tasks.update({t.id: t for t in new})
+        self._map_inputs()
+        if self.txn is not None:
+            await self._seek_committed(new)
+        await self.standbys.open(standby - set(self.standbys))
+
+    def _map_inputs(self) -> None:
         self._task_of_tp = {TopicPartition(topic, t.partition): t
                             for t in self.tasks.values()
                             for topic in self.topology.topics_of_group(t.group)}
-        await self.standbys.open(standby - set(self.standbys))
+
+    async def _seek_committed(self, tasks: list[Task]) -> None:
+        """Start the inputs of new tasks at their committed offsets, read now that the
+        previous owner's transactions are settled (an offset fetched earlier may predate
+        its last commit)."""
+        for task in tasks:
+            for topic in self.topology.topics_of_group(task.group):
+                tp = TopicPartition(topic, task.partition)
+                offset = await self.consumer.committed(tp)
+                if offset is not None:
+                    self.consumer.seek(tp, offset)
+
+    async def _drop_fenced(self, fenced: list[TaskId]) -> None:
+        """Tasks another worker has taken over (their producer was fenced): their state
+        since the last commit is void; the group's next rebalance confirms the move."""
+        for tid in fenced:
+            log.warning("task %s was fenced: another worker runs it now", tid)
+            self.tasks.pop(tid).close()
+        assert self.txn is not None
+        await self.txn.close(fenced)
+        self._map_inputs()
+        self._notify_revoked(set(fenced))
 
     def active_inputs(self) -> set[TopicPartition]:
         """The input partitions of the tasks this worker runs now."""
@@ -342,7 +388,7 @@ class Runner(Service):
 
     def _dead_letter(self, rec: ConsumerRecord, stage: str, exc: BaseException) -> None:
         topic = self.dead_letter_topic
-        dead_letter(self.outbox, topic, self.partitions[topic], rec, stage, exc)
+        dead_letter(self.topology.context.writer, topic, self.partitions[topic], rec, stage, exc)
         self.counters["dead_letters"] += 1
         self.dead_letters_by_topic[rec.topic] += 1
         log.warning("dead letter: %s at %s[%d]@%d: %r", stage, rec.topic, rec.partition, rec.offset, exc)
@@ -368,14 +414,22 @@ class Runner(Service):
         """The commit sequence (commit.py): changelogs and outputs, RocksDB, input offsets
         (without offsets=False: the state is then durable, and the records since the last
         commit of offsets are still processed again after a crash)."""
-        commit = Commit(self.topology, self.tasks.values())
-        commit.written(await self.outbox.flush(commit.changelogs), self.commit_listeners)
+        if self.txn is not None:
+            # Every transaction carries its input offsets: a state made durable without
+            # them would be applied again by the records a crash replays.
+            fenced = await self.txn.commit(self.tasks.values(), self.commit_listeners)
+            if fenced:
+                await self._drop_fenced(fenced)
+        else:
+            commit = Commit(self.topology, self.tasks.values())
+            commit.written(await self.outbox.flush(commit.changelogs), self.commit_listeners)
+            self._unflushed = 0
+            if not offsets:
+                return
+            if commit.offsets:
+                await self.consumer.commit(commit.offsets)
+            commit.done()
         self._unflushed = 0
-        if not offsets:
-            return
-        if commit.offsets:
-            await self.consumer.commit(commit.offsets)
-        commit.done()
         self.counters["records"] += self._uncommitted
         self.counters["commits"] += 1
         self._uncommitted = 0

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from ..partitioner import partition_for
 from ..serde import Serde
 from .keys import codec_for
-from .restore import seek_to_checkpoint
+from .restore import readable_end, seek_to_checkpoint
 from .store import PartitionStore, ReadCache
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class GlobalTables:
             self.apply(batches)
             applied += sum(len(r) for r in batches.values())
             for tp in list(pending):
-                hw = probe.highwater(tp)
+                hw = readable_end(probe, tp)
                 if hw is not None and await probe.position(tp) >= hw:
                     pending.discard(tp)
         probe.unsubscribe()

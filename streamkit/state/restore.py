@@ -1,8 +1,9 @@
 """Rebuild table partitions from their changelog topics.
 
-Reading stops at the high watermark that each fetch response carries, never at the
-offset ListOffsets(latest) reports: some Kafka-protocol brokers answer that one wrongly
-for multi-record batches, and the fetch response is what the log really holds.
+Reading stops at the end that each fetch response carries (the high watermark, or the
+last stable offset when transactions are open), never at the offset ListOffsets(latest)
+reports: some Kafka-protocol brokers answer that one wrongly for multi-record batches, and
+the fetch response is what the log really holds.
 """
 from __future__ import annotations
 
@@ -86,15 +87,16 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, Pa
             applied += len(records)
             by_tp[tp] += len(records)
         for tp in list(pending):
-            hw = consumer.highwater(tp)
+            hw = readable_end(consumer, tp)
             if hw is None:
                 continue
             position = await consumer.position(tp)
             ahead[tp] = max(0, hw - position)
             if position >= hw:
-                if stores[tp].checkpoint is not None and stores[tp].checkpoint > hw:
+                checkpoint = stores[tp].checkpoint
+                if checkpoint is not None and checkpoint > hw:
                     log.warning("changelog %s ends at %s before the local checkpoint %s; rebuilding",
-                                tp, hw, stores[tp].checkpoint)
+                                tp, hw, checkpoint)
                     stores[tp].wipe()
                     by_tp[tp] = 0
                     await consumer.seek_to_beginning(tp)
@@ -122,6 +124,15 @@ def _tally(progress: RestoreProgress, names: Mapping[TopicPartition, str],
         figures.restored += by_tp[tp]
         figures.total += by_tp[tp] + (0 if tp not in pending else ahead[tp] or 0)
         figures.partitions_left += tp in pending
+
+
+def readable_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """Where reading tp ends for now, as its last fetch said (None before one): the high
+    watermark, or the last stable offset if it is lower, since a read_committed consumer
+    stops before the records of an open transaction."""
+    hw = consumer.highwater(tp)
+    lso = consumer.last_stable_offset(tp)
+    return hw if hw is None or lso is None or lso < 0 else min(hw, lso)
 
 
 async def seek_to_checkpoint(consumer: AIOKafkaConsumer, tp: TopicPartition,

@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from ..config import Settings
+from ..state.restore import readable_end
 from ..topics import TopicAdmin, TopicSpec
 
 
@@ -73,11 +74,13 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[Any, Any]],
                                      replication=replication, idempotent=idempotent))
 
 
-async def read_topic_async(bootstrap: str, topic: str, timeout: float = 10.0
-                           ) -> list[ConsumerRecord]:
-    """Every record of every partition, up to the high watermark of each fetch."""
+async def read_topic_async(bootstrap: str, topic: str, timeout: float = 10.0,
+                           isolation_level: str = "read_uncommitted") -> list[ConsumerRecord]:
+    """Every record of every partition, up to the end of each fetch (with
+    isolation_level="read_committed": the committed records only)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=100)
+                                auto_offset_reset="earliest", fetch_max_wait_ms=100,
+                                isolation_level=isolation_level)
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic)
@@ -98,7 +101,7 @@ async def read_topic_async(bootstrap: str, topic: str, timeout: float = 10.0
             for recs in batches.values():
                 out.extend(recs)
             for tp in list(pending):
-                hw = consumer.highwater(tp)
+                hw = readable_end(consumer, tp)
                 if hw is not None and await consumer.position(tp) >= hw:
                     pending.discard(tp)
         if pending:
@@ -108,8 +111,9 @@ async def read_topic_async(bootstrap: str, topic: str, timeout: float = 10.0
         await consumer.stop()
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> list[ConsumerRecord]:
-    return asyncio.run(read_topic_async(bootstrap, topic, timeout))
+def read_topic(bootstrap: str, topic: str, timeout: float = 10.0,
+               isolation_level: str = "read_uncommitted") -> list[ConsumerRecord]:
+    return asyncio.run(read_topic_async(bootstrap, topic, timeout, isolation_level))
 
 
 async def committed_and_end(bootstrap: str, group: str, topic: str

@@ -33,9 +33,14 @@ def counter_env(broker, app_id, tmp_path):
 
 def totals(worker, keys) -> dict[str, dict]:
     """Every key's value in the totals table, read over HTTP from one worker."""
+    return table_values(worker, "totals", keys)
+
+
+def table_values(worker, table: str, keys) -> dict:
+    """Every key's value in a table, read over HTTP from one worker (absent keys left out)."""
     out = {}
     for key in keys:
-        status, body = worker.get(f"/tables/totals/keys/{key}")
+        status, body = worker.get(f"/tables/{table}/keys/{key}")
         if status == 200:
             out[key] = body["value"]
         elif status != 404:

@@ -1,0 +1,194 @@
+"""STREAMKIT_PROCESSING_GUARANTEE=exactly_once on Apache Kafka: a worker SIGKILLed again and
+again, and a worker paused past its session timeout (a zombie), leave every output exactly
+once for read_committed consumers and every table value exact; a broker without
+transactions is refused at start-up."""
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import threading
+import time
+import urllib.request
+
+import orjson
+import pytest
+
+from streamkit import devbroker
+from streamkit.testing.kafka import caught_up, produce, read_topic
+
+from .conftest import table_values, worker_env
+from .test_tables import wait_for
+from .test_windows import BASE, KEYS, PARTITIONS, closers, events, expected
+
+EOS = "tests.integration.apps.exactly_once"
+
+
+@pytest.fixture
+def eos_env(broker, app_id, tmp_path):
+    def env(name: str = "w0", **extra: str) -> dict[str, str]:
+        return worker_env(broker, tmp_path / f"data-{name}", EOS_APP_ID=app_id,
+                          STREAMKIT_PROCESSING_GUARANTEE="exactly_once", **extra)
+
+    return env
+
+
+# The oracle, from the definitions: per key the running sum after each of its events, in
+# the order they were produced; per key and 1 s window of event time the sum of its events
+# (test_windows.expected).
+def running_sums(evs) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for key, ev in evs:
+        sums = out.setdefault(key, [])
+        sums.append((sums[-1] if sums else 0) + ev["amount"])
+    return out
+
+
+def committed_running(broker: str, app_id: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for rec in read_topic(broker, f"{app_id}-running", isolation_level="read_committed"):
+        key = rec.key.decode()
+        if not key.startswith("close"):
+            out.setdefault(key, []).append(orjson.loads(rec.value))
+    return out
+
+
+def committed_windows(broker: str, app_id: str) -> dict[tuple, list[int]]:
+    out: dict[tuple, list[int]] = {}
+    for rec in read_topic(broker, f"{app_id}-windows", isolation_level="read_committed"):
+        w = orjson.loads(rec.key)
+        if not w["key"].startswith("close"):
+            out.setdefault((w["key"], w["start"], w["end"]), []).append(int(rec.value))
+    return out
+
+
+def table_sums(worker) -> dict[str, int]:
+    return table_values(worker, "sums", KEYS)
+
+
+def records_in(worker) -> int:
+    """Records this worker has processed (its /metrics), 0 while it does not answer."""
+    try:
+        with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0
+    return sum(int(float(v)) for v in re.findall(r"^streamkit_records_in_total\{[^}]*\} (\S+)$",
+                                                    text, re.M))
+
+
+def finish_and_check(broker, app_id, worker, evs) -> None:
+    """Close every window, wait until the input is committed and every window is out, and
+    compare everything with the oracle."""
+    topic = f"{app_id}-events"
+    produce(broker, topic, closers(BASE + 10 * len(evs) + 60_000))
+    want_windows = expected(evs)
+    wait_for(lambda: caught_up(broker, f"{app_id}-processors", topic), timeout=90, every=0.5)
+    try:
+        wait_for(lambda: len(committed_windows(broker, app_id)) >= len(want_windows),
+                 timeout=60, every=0.5)
+    finally:
+        got_windows = committed_windows(broker, app_id)
+        # Exactly once: no window twice, none missing, none wrong.
+        assert differences(got_windows, {k: [v] for k, v in want_windows.items()}) == {}
+    # Every update of every key once, in order: a replayed record would repeat a sum.
+    assert differences(committed_running(broker, app_id), running_sums(evs)) == {}
+    want_totals = {k: v[-1] for k, v in running_sums(evs).items()}
+    assert wait_for(lambda: table_sums(worker) == want_totals, timeout=30)
+    assert read_topic(broker, f"{app_id}-dead-letters") == []
+
+
+def differences(got: dict, want: dict) -> dict:
+    """What got has that want has not, per key (a short message, not two large dicts)."""
+    out = {}
+    for k in want.keys() | got.keys():
+        if got.get(k) != want.get(k):
+            out[k] = (got.get(k), want.get(k))
+    return dict(sorted(out.items(), key=str)[:10]) | ({"...": len(out)} if len(out) > 10 else {})
+
+
+def trickle(broker, topic, evs, done: threading.Event) -> threading.Thread:
+    def run():
+        for start in range(0, len(evs), 400):
+            produce(broker, topic, evs[start:start + 400])
+            time.sleep(0.05)  # pacing: records keep arriving while workers die
+        done.set()
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_five_sigkills_leave_every_result_exactly_once(broker, app_id, workers, eos_env):
+    # Short commits, so that every kill falls among several transactions.
+    env = eos_env(STREAMKIT_COMMIT_MAX_RECORDS="300", STREAMKIT_FETCH_MAX_RECORDS="100",
+                  STREAMKIT_COMMIT_INTERVAL_MS="60000")
+    total = 8000
+    evs = events(total)
+    rng = random.Random(20)
+    w = workers(EOS, env, "w0")
+    w.wait_ready()
+    done = threading.Event()
+    t = trickle(broker, f"{app_id}-events", evs, done)
+    try:
+        for i in range(5):
+            # Kill after a random number of records, counted by the worker in hand (a
+            # restarted worker counts from 0 and replays what was not committed).
+            mark = rng.randrange(300, 1500)
+            wait_for(lambda w=w, mark=mark: records_in(w) >= mark, timeout=60, every=0.05)
+            w.kill()
+            w = workers(EOS, env, f"w{i + 1}")
+            w.wait_ready()
+    finally:
+        t.join()
+    finish_and_check(broker, app_id, w, evs)
+
+
+def test_a_paused_worker_that_comes_back_after_its_tasks_moved_commits_nothing(
+        broker, app_id, workers, eos_env):
+    total = 4000
+    evs = events(total)
+    # The worker to be paused commits only when its partitions are taken from it: it
+    # holds uncommitted results when it stops, and tries to commit them when it wakes.
+    zombie = workers(EOS, eos_env("z", STREAMKIT_COMMIT_INTERVAL_MS="600000",
+                                  STREAMKIT_COMMIT_MAX_RECORDS="1000000"), "zombie")
+    zombie.wait_ready()
+    other = workers(EOS, eos_env("o"), "other")
+    other.wait_ready()
+    wait_for(lambda: zombie.tasks() and other.tasks(), timeout=60)
+    done = threading.Event()
+    t = trickle(broker, f"{app_id}-events", evs[:total // 2], done)
+    try:
+        wait_for(lambda: records_in(zombie) > 200, timeout=60, every=0.05)
+        os.kill(zombie.pid, signal.SIGSTOP)
+        try:
+            # The group drops the silent member; the other worker takes every task and
+            # processes everything produced so far.
+            t.join()
+            produce(broker, f"{app_id}-events", evs[total // 2:])
+            wait_for(lambda: len(other.tasks()) == PARTITIONS, timeout=60)
+            wait_for(lambda: caught_up(broker, f"{app_id}-processors", f"{app_id}-events"),
+                     timeout=90, every=0.5)
+        finally:
+            os.kill(zombie.pid, signal.SIGCONT)
+        # The woken worker tries to commit what it processed before the pause: fenced.
+        wait_for(lambda: "was fenced" in zombie.log_tail(200_000), timeout=60, every=0.5)
+    finally:
+        t.join()
+    finish_and_check(broker, app_id, other, evs)
+
+
+def test_exactly_once_on_a_broker_without_transactions_fails_at_start_up(
+        app_id, workers, tmp_path):
+    b = devbroker.start()
+    try:
+        env = worker_env(b.bootstrap, tmp_path / "data", EOS_APP_ID=app_id,
+                         STREAMKIT_PROFILE="devbroker",
+                         STREAMKIT_PROCESSING_GUARANTEE="exactly_once")
+        w = workers(EOS, env, "w0")
+        wait_for(lambda: not w.alive(), timeout=90, every=0.5)
+        assert w.returncode != 0
+        assert "needs a broker with transactions" in w.log_tail(20_000)
+    finally:
+        b.stop()
