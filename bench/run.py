@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (BENCH, BROKER_DESC_ENV, REPO, RESULTS, base_meta,  # noqa: E402
-                    dev_broker_description, now_iso)
+                    dev_broker_description, needs_apache_kafka, now_iso)
 
 KAFKA_HEAP_MB = 1024
 FORMAT = "streamkit-bench/1"
@@ -64,10 +64,11 @@ class Benchmark:
 
     def keys_on(self, broker_kind: str) -> tuple[str, ...]:
         """The keys it must write on this kind of broker: the Kafka Streams cases need Apache
-        Kafka (on the dev broker their Kafka 4.4 clients find no group coordinator)."""
+        Kafka (on the dev broker their Kafka 4.4 clients find no group coordinator), and so
+        does exactly-once (transactions)."""
         if broker_kind != "dev":
             return self.keys
-        return tuple(k for k in self.keys if " kafka-streams" not in k)
+        return tuple(k for k in self.keys if not needs_apache_kafka(k.split(" ", 1)[1]))
 
     def cases_on(self, broker_kind: str) -> tuple[str, ...]:
         """The --cases that replace those of the arguments on this kind of broker."""
@@ -79,7 +80,8 @@ BENCHMARKS = [
     # of the Kafka Streams cases warms up; Faust alone takes about 45 min per run of W1.
     Benchmark("w1", "w1.py", ("--events", "3000000", "--reps", "3"),
               ("--events", "3000", "--reps", "1"),
-              ("W1 streamkit", "W1 streamkit-agent", "W1 quix", "W1 faust", "W1 ceiling",
+              ("W1 streamkit", "W1 streamkit-agent", "W1 streamkit-eos", "W1 quix", "W1 faust",
+               "W1 ceiling",
                "W1 kafka-streams", "W1 kafka-streams-1s", "W1 kafka-streams-1s-2t"),
               8 * 3600, "ceiling,faust,quix,streamkit,streamkit-agent"),
     Benchmark("windows", "windows.py", ("--events", "3000000", "--reps", "3"),
@@ -116,7 +118,7 @@ BY_NAME = {b.name: b for b in BENCHMARKS}
 # What the summary table shows of each key.
 SUMMARY_FIELDS = {
     "W1 ": ("eps", "rss_mb", "ratio_to_quix", "ratio_to_faust", "ratio_to_kafka_streams",
-            "ratio_to_kafka_streams_1s"),
+            "ratio_to_kafka_streams_1s", "ratio_to_streamkit"),
     "windows ": ("eps", "rss_mb", "ratio_to_faust", "ratio_to_kafka_streams_final",
                  "ratio_to_kafka_streams_final_1s"),
     "join ": ("pairs_per_s", "input_eps", "rss_mb", "ratio_to_kafka_streams",

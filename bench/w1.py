@@ -57,6 +57,7 @@ CASE_FILES = {
     "quix": "quix.py",
     "streamkit": "streamkit_table.py",
     "streamkit-agent": "streamkit_agent.py",
+    "streamkit-eos": "streamkit_eos.py",
 }
 # case name -> the options of bench/kafka_streams' W1 main: Kafka Streams' default 30 s
 # commit interval, streamkit's 1 s, and 1 s with two stream threads.
@@ -68,7 +69,7 @@ KAFKA_STREAMS_CASES = {
 KNOWN_CASES = [*CASE_FILES, *KAFKA_STREAMS_CASES]
 DEFAULT_CASES = ",".join(KNOWN_CASES)
 # Every case gets ratio_to_<base> for these.
-RATIO_BASES = ("quix", "faust", "kafka-streams", "kafka-streams-1s")
+RATIO_BASES = ("quix", "faust", "kafka-streams", "kafka-streams-1s", "streamkit")
 CaseFailed = BenchFailed  # the name bench/windows.py and bench/stream_join.py used
 
 
@@ -101,7 +102,7 @@ def print_table(summary: dict[str, dict], failed: dict[str, str], order: list[st
         return "-" if x is None else f"{x:.2f}"
 
     heads = {"quix": "x quix", "faust": "x faust", "kafka-streams": "x KS",
-             "kafka-streams-1s": "x KS-1s"}
+             "kafka-streams-1s": "x KS-1s", "streamkit": "x sk"}
     print()
     print(f"{'case':<20} {'events/s (median)':>18} "
           + " ".join(f"{heads[b]:>8}" for b in RATIO_BASES) + f" {'peak RSS MB':>12}")

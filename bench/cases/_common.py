@@ -105,9 +105,10 @@ def finish(state: Mapping[str, Any], events: int, **extra: Any) -> None:
 STOP_GRACE = 60.0  # seconds allowed for a graceful stop once the result is known
 
 
-def streamkit_settings(bootstrap: str, workdir: Path):
+def streamkit_settings(bootstrap: str, workdir: Path, **env: str):
     """streamkit Settings of a case worker: the broker, STREAMKIT_PROFILE from the
-    environment (the driver sets it; `dev` when unset), data under the workdir, a free port."""
+    environment (the driver sets it; `dev` when unset), data under the workdir, a free port,
+    and any other STREAMKIT_ variables given."""
     from streamkit import Settings
     from streamkit.devbroker import free_port
 
@@ -116,6 +117,7 @@ def streamkit_settings(bootstrap: str, workdir: Path):
         "STREAMKIT_PROFILE": os.environ.get("STREAMKIT_PROFILE", "dev"),
         "STREAMKIT_DATA_DIR": str(Path(workdir) / "data"),
         "STREAMKIT_WEB_PORT": str(free_port()),
+        **env,
     })
 
 

@@ -15,9 +15,9 @@ from _common import check_streamkit_sums, parse_args, run_streamkit_case, stream
 from streamkit import App
 
 
-def build(args):
+def build(args, **env: str):
     app = App(f"w1-streamkit-{uuid.uuid4().hex[:10]}",
-              settings=streamkit_settings(args.bootstrap, args.workdir))
+              settings=streamkit_settings(args.bootstrap, args.workdir, **env))
     sums = app.source(args.topic).group_by_key().aggregate(
         "sums", initial=0, add=lambda acc, ev: acc + ev["amount"])
     return app, check_streamkit_sums(app, sums.spec, args)
