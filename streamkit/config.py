@@ -137,6 +137,9 @@ VARS: tuple[Var, ...] = (
         one_of(*GUARANTEES), "at_least_once",
         "`at_least_once` or `exactly_once` (one Kafka transaction per task and commit; "
         "docs/exactly-once.md)"),
+    Var("STREAMKIT_REPARTITION_PURGE_INTERVAL_MS", "repartition_purge_interval_ms", whole,
+        30000, "how often records of repartition topics that every task has committed are "
+        "deleted (0: never); those topics keep records until then, whatever their timestamp"),
     Var("STREAMKIT_ISOLATION_LEVEL", "isolation_level",
         one_of("read_committed", "read_uncommitted"),
         per_profile("read_committed", "read_uncommitted", "read_committed"),
@@ -236,6 +239,7 @@ class Settings:
     on_error: OnError = "continue"
     processing_guarantee: Guarantee = "at_least_once"
     isolation_level: str = _FROM_PROFILE
+    repartition_purge_interval_ms: int = 30000
     query_timeout_ms: int = 5000
     scan_max_limit: int = 1000
     max_url_bytes: int = 8192
@@ -262,7 +266,7 @@ class Settings:
         for name in _POSITIVE:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("standby_replicas", "read_cache_entries"):
+        for name in ("standby_replicas", "read_cache_entries", "repartition_purge_interval_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
         if not 0 < self.web_port < 65536:

@@ -27,6 +27,15 @@ class TopicSpec:
     name: str
     partitions: int
     compact: bool = False
+    # Kept until streamkit deletes what its consumers committed (repartition topics): never
+    # by time, since their records carry event times, which may be older than any retention.
+    purged: bool = False
+
+    def configs(self) -> dict[str, str]:
+        configs = {"cleanup.policy": "compact" if self.compact else "delete"}
+        if self.purged:
+            configs["retention.ms"] = "-1"
+        return configs
 
 
 # Where every worker says where its app's tables live (streamkit.registry).
@@ -77,7 +86,7 @@ class TopicAdmin:
         missing = [s for s in specs if s.name not in counts]
         if missing:
             new = [NewTopic(s.name, s.partitions, self.settings.replication_factor,
-                            topic_configs={"cleanup.policy": "compact" if s.compact else "delete"})
+                            topic_configs=s.configs())
                    for s in missing]
             response = await self._admin.create_topics(new)
             for topic, code, message in _errors(response):

@@ -1,6 +1,7 @@
 """Records that go aside: a record that failed to decode or whose processing raised goes to
 `<app id>-dead-letters`, a record too late for its window to `<app id>-late-events`, each
-with its original key, value and timestamp and with headers that say where it came from.
+with its original key and value and with headers that say where it came from (its
+timestamp among them).
 Both go through the same writer as every output, so they are committed together with the
 input offset that skipped them."""
 from __future__ import annotations
@@ -22,8 +23,11 @@ def source_headers(rec: ConsumerRecord) -> list[Header]:
 
 def send_aside(writer: RecordWriter, topic: str, partitions: int, rec: ConsumerRecord,
                headers: list[Header]) -> None:
-    """Write rec, as it came, to topic (in the partition of its source partition)."""
-    writer.add(topic, rec.partition % partitions, rec.key, rec.value, rec.timestamp,
+    """Write rec's key and value to topic (in the partition of its source partition),
+    stamped with the time it is set aside: Kafka deletes records older than a topic's
+    retention by their timestamp, so a record whose own timestamp is days old would vanish
+    at the broker's next retention check. Its own timestamp is in `streamkit.timestamp`."""
+    writer.add(topic, rec.partition % partitions, rec.key, rec.value, None,
                headers + source_headers(rec))
 
 

@@ -39,7 +39,9 @@ def internal_topics(topology: Topology, counts: dict[str, int]) -> list[TopicSpe
             n = (known.get(name) or topic.partitions
                  or _group_partitions(topology, topic.partitions_from, known))
             if n is not None:
-                ready[name] = TopicSpec(name, n, topic.compact)
+                # Every internal topic that is not a changelog is read by this app's own
+                # tasks, which delete what they have committed (purge.py).
+                ready[name] = TopicSpec(name, n, topic.compact, purged=not topic.compact)
         if not ready:
             raise TopologyError(f"cannot size internal topics {sorted(todo)}")
         for name, spec in ready.items():

@@ -36,6 +36,7 @@ from .deadletters import dead_letter
 from .outbox import Outbox
 from .ownership import Ownership
 from .planning import check_copartitioned, external_topics, internal_topics
+from .purge import Purger
 from .registry import registry_record
 from .standby import Standbys
 from .task import Task
@@ -128,6 +129,8 @@ class Runner(Service):
         self.topology.finalize()
         s, clients, ctx = self.settings, self.clients, self.topology.context
         self.partitions = ctx.partitions = await self._create_topics()
+        self.purger = Purger(clients, {t for t, it in self.topology.internal.items()
+                                       if not it.compact}, s.repartition_purge_interval_ms)
         if s.exactly_once:
             self.txn = Transactions(clients, self.app_id, self.group_id, self.topology,
                                     linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES)
@@ -194,6 +197,7 @@ class Runner(Service):
                 self.globals.close()
         for client in reversed(self._clients):
             await client.stop()
+        await self.purger.close()
         log.info("processors stopped in %.3fs", time.monotonic() - started)
 
     async def _create_topics(self) -> dict[str, int]:
@@ -417,9 +421,13 @@ class Runner(Service):
         if self.txn is not None:
             # Every transaction carries its input offsets: a state made durable without
             # them would be applied again by the records a crash replays.
+            by_task = {t.id: dict(t.offsets) for t in self.tasks.values()}
             fenced = await self.txn.commit(self.tasks.values(), self.commit_listeners)
             if fenced:
                 await self._drop_fenced(fenced)
+            for tid, committed in by_task.items():
+                if tid not in fenced:
+                    self.purger.committed(committed)
         else:
             commit = Commit(self.topology, self.tasks.values())
             commit.written(await self.outbox.flush(commit.changelogs), self.commit_listeners)
@@ -428,12 +436,14 @@ class Runner(Service):
                 return
             if commit.offsets:
                 await self.consumer.commit(commit.offsets)
+                self.purger.committed(commit.offsets)
             commit.done()
         self._unflushed = 0
         self.counters["records"] += self._uncommitted
         self.counters["commits"] += 1
         self._uncommitted = 0
         self._last_commit = self.last_commit_at = time.monotonic()
+        await self.purger.maybe_purge()
 
     async def _run_standbys(self) -> None:
         assert self.standbys is not None

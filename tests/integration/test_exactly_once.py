@@ -176,6 +176,9 @@ def test_a_paused_worker_that_comes_back_after_its_tasks_moved_commits_nothing(
         wait_for(lambda: "was fenced" in zombie.log_tail(200_000), timeout=60, every=0.5)
     finally:
         t.join()
+    # It rejoins and may get tasks again; it commits them when it stops (its interval is
+    # long), and the other worker finishes.
+    assert zombie.stop() == 0
     finish_and_check(broker, app_id, other, evs)
 
 

@@ -2,10 +2,14 @@
 topic, branch, merge, filter, map and to."""
 from __future__ import annotations
 
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import murmur2
 
 from streamkit.devbroker import free_port
-from streamkit.testing.kafka import produce, read_topic
+from streamkit.testing.kafka import admin_client, produce, read_topic
 
 from .conftest import ROOT
 from .test_tables import wait_for
@@ -19,25 +23,32 @@ def orders(n: int):
             for i in range(n)]
 
 
+def spend_per_customer(data) -> dict[str, int]:
+    spend: dict[str, int] = {}
+    for _, o in data:
+        spend[o["customer"]] = spend.get(o["customer"], 0) + o["amount"]
+    return spend
+
+
+def serves(worker, table: str, want: dict) -> bool:
+    """Whether the worker answers every key of want with its value."""
+    got = {k: worker.get(f"/tables/{table}/keys/{k}") for k in want}
+    return all(s == 200 and b["value"] == want[k] for k, (s, b) in got.items())
+
+
 def test_orders_keyed_by_id_aggregate_per_customer_and_branch_merge_to_a_topic(
         broker, app_id, workers, tmp_path):
     data = orders(3000)
     produce(broker, f"{app_id}-orders", data)
     env = {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_DATA_DIR": str(tmp_path / "data"),
            "STREAMKIT_WEB_PORT": str(free_port()),
-           "SHOP_APP_ID": app_id, "PYTHONPATH": ROOT}
+           "SHOP_APP_ID": app_id, "PYTHONPATH": ROOT,
+           # The repartition topic is read whole below: nothing is deleted from it.
+           "STREAMKIT_REPARTITION_PURGE_INTERVAL_MS": "0"}
     w = workers(SHOP, env)
     w.wait_ready()
 
-    spend: dict[str, int] = {}
-    for _, o in data:
-        spend[o["customer"]] = spend.get(o["customer"], 0) + o["amount"]
-
-    def spend_matches():
-        got = {c: w.get(f"/tables/spend/keys/{c}") for c in spend}
-        return all(s == 200 and b["value"] == spend[c] for c, (s, b) in got.items())
-
-    wait_for(spend_matches)
+    wait_for(lambda: serves(w, "spend", spend_per_customer(data)))
     channels = {"web": 0, "shop": 0}
     for _, o in data:
         if o["kind"] in channels:
@@ -99,3 +110,44 @@ def test_a_rekeyed_count_routed_output_and_a_repartition_of_its_own_size(
     assert all(r.partition == (murmur2(r.key) & 0x7FFFFFFF) % 3 for r in three)
     out = at_least(f"{app_id}-from-three", len(data))
     assert sorted(r.key.decode() for r in out) == sorted(k for k, _ in data)
+
+
+async def _repartition_state(broker: str, topic: str) -> tuple[str | None, dict, dict]:
+    """The topic's retention.ms, and each partition's first and end offset."""
+    async with admin_client(broker) as admin:
+        (response,) = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)])
+    retention = None
+    for _code, _msg, _type, _name, entries, *_ in response.resources:
+        for name, value, *_ in entries:
+            if name == "retention.ms":
+                retention = value
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(4)]
+        first = await consumer.beginning_offsets(tps)
+        end = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return retention, {tp.partition: o for tp, o in first.items()}, \
+        {tp.partition: o for tp, o in end.items()}
+
+
+def test_a_repartition_topic_keeps_records_whatever_their_age_and_drops_them_once_committed(
+        broker, app_id, workers, tmp_path):
+    data = orders(2000)
+    produce(broker, f"{app_id}-orders", data)
+    env = {"STREAMKIT_BROKER": f"kafka://{broker}", "STREAMKIT_DATA_DIR": str(tmp_path / "data"),
+           "STREAMKIT_WEB_PORT": str(free_port()), "SHOP_APP_ID": app_id, "PYTHONPATH": ROOT,
+           "STREAMKIT_REPARTITION_PURGE_INTERVAL_MS": "200"}
+    w = workers(SHOP, env)
+    w.wait_ready()
+    wait_for(lambda: serves(w, "spend", spend_per_customer(data)))
+    topic = f"{app_id}-by-customer-repartition"
+    # Kept by no time limit: records carry event times, which may be older than any.
+    retention, _, end = asyncio.run(_repartition_state(broker, topic))
+    assert retention == "-1"
+    assert sum(end.values()) == len(data)
+    # Every record has been processed and committed: all of them are deleted.
+    wait_for(lambda: (lambda s: s[1] == s[2])(asyncio.run(_repartition_state(broker, topic))))
