@@ -14,8 +14,8 @@ from ..httpclient import peer_session
 from ..parts import Part
 from ..routing import Routes
 from .core import Gateway
-from .metrics import GatewayCollector
 from .openapi import gateway_paths
+from .prometheus import GatewayCollector
 from .queries import QueryRoutes
 from .routes import GatewayRoutes
 from .settings import GatewaySettings
