@@ -17,6 +17,8 @@ from .restore import readable_end, seek_to_checkpoint
 from .store import PartitionStore, ReadCache
 
 log = logging.getLogger(__name__)
+# aiokafka logs every assignment at INFO; the probe is assigned again on each catch-up.
+_ASSIGNMENT_LOG = logging.getLogger("aiokafka.consumer.subscription_state")
 
 
 @dataclass
@@ -121,7 +123,7 @@ class GlobalTables:
             await asyncio.wait_for(self._read_to_end(probe), timeout_s)
         except asyncio.TimeoutError:
             self.catch_up_timeouts += 1
-            probe.unsubscribe()
+            probe.pause(*self.by_tp)
             log.warning("global tables not caught up within %.1fs; records are processed "
                         "with what they hold", timeout_s)
             return False
@@ -132,7 +134,11 @@ class GlobalTables:
         return True
 
     async def _read_to_end(self, probe: AIOKafkaConsumer) -> int:
-        probe.assign(list(self.by_tp))
+        quiet, _ASSIGNMENT_LOG.disabled = _ASSIGNMENT_LOG.disabled, True
+        try:
+            probe.assign(list(self.by_tp))
+        finally:
+            _ASSIGNMENT_LOG.disabled = quiet
         for tp, (_, store) in self.by_tp.items():
             await seek_to_checkpoint(probe, tp, store)
         pending, applied = set(self.by_tp), 0
@@ -146,7 +152,11 @@ class GlobalTables:
                 hw = readable_end(probe, tp)
                 if hw is not None and await probe.position(tp) >= hw:
                     pending.discard(tp)
-        probe.unsubscribe()
+        # Paused, not unassigned: the next catch-up assigns the same partitions again, which
+        # resets their fetch state without a metadata request. Unassigning would empty the
+        # client's topic list, and its next metadata request would ask for every topic of
+        # the cluster: on each batch that looks a global table up.
+        probe.pause(*self.by_tp)
         return applied
 
     def apply(self, batches) -> None:
