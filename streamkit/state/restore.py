@@ -109,7 +109,9 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, Pa
             figures = f"; {progress.describe(set(names.values()))}" if progress is not None else ""
             log.info("restoring: %d records applied, %d partitions left%s", applied, len(pending),
                      figures)
-    consumer.assign([])
+    # Paused, not unassigned: with no partitions the client's next metadata request would
+    # ask for every topic of the cluster. The next restore assigns its own partitions.
+    consumer.pause(*tps)
     return applied
 
 
