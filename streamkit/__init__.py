@@ -3,11 +3,13 @@ from .app import App
 from .config import Settings
 from .dsl import CogroupedStream, GroupedStream, GroupedTable, Stream, Table, WindowedStream, WindowedTable
 from .errors import (
+                     ApplicationShutdown,
                      BrokerStartError,
                      ConfigError,
                      DecodeError,
                      PluginError,
                      ProcessingStopped,
+                     ProductionFailed,
                      ServiceError,
                      StoreMigrated,
                      StoreUnavailable,
@@ -26,7 +28,8 @@ __all__ = [
     "App", "Settings", "Stream", "GroupedStream", "GroupedTable", "CogroupedStream", "Table",
     "RecordContext",
     "StreamkitError", "ConfigError", "TopologyError", "BrokerStartError", "DecodeError",
-    "StoreUnavailable", "StoreMigrated", "ProcessingStopped",
+    "StoreUnavailable", "StoreMigrated", "ProcessingStopped", "ProductionFailed",
+    "ApplicationShutdown",
     "create_gateway", "GatewayApp", "service", "ServiceRequest", "Reply", "ServiceError",
     "Tumbling", "Hopping", "Sliding", "Session", "WindowedStream", "WindowedTable",
     "WindowedKey", "GlobalTable", "Plugin", "PluginError", "plugin",

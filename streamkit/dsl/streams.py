@@ -175,7 +175,8 @@ class Stream:
         return out
 
     def to(self, topic: str | TopicExtractor, keys: SerdeSpec = None, values: SerdeSpec = None,
-           *, partitioner: Partitioner | None = None, topics: Iterable[str] = ()) -> None:
+           *, partitioner: Partitioner | None = None, topics: Iterable[str] = (),
+           on_error: str | None = None) -> None:
         """Writes each record to topic, partitioned by murmur2 of the key bytes, or by
         partitioner(topic, key, value, partition count) where it returns a partition
         number (None: the default).
@@ -184,7 +185,11 @@ class Stream:
         returns the topic of each record (record_context: a streamkit.RecordContext of
         the input record). It must be one of `topics`, declared with it so that a worker
         knows their partition counts at start-up; another name sends the record to the
-        dead letters (or stops the worker with on_error="stop")."""
+        dead letters (or stops the worker with the source's on_error="stop").
+
+        on_error: what a record the broker refuses (too large for the topic...) leads
+        to: 'fail' (the worker stops before committing its input) or 'continue' (the
+        record goes to the dead letters); default STREAMKIT_ON_PRODUCTION_ERROR."""
         keys_serde = resolve(keys) if keys else self.keys
         values_serde = resolve(values) if values else self.values
         sink: SinkNode
@@ -194,6 +199,8 @@ class Stream:
             if topics:
                 raise TopologyError("topics= goes with a topic extractor, not a topic name")
             sink = SinkNode(topic, keys_serde, values_serde, partitioner)
+        if on_error is not None:
+            self._topology.set_production_error(sink.topics, on_error)
         self._topology.sinks.update(sink.topics)
         self._then(sink)
 
