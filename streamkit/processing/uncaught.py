@@ -3,7 +3,7 @@ a store, an assignment, or a record under on_error="stop"): Kafka Streams' uncau
 exception handler, chosen by STREAMKIT_ON_UNCAUGHT_ERROR.
 
 - `shutdown_worker` (the default, Kafka Streams' SHUTDOWN_CLIENT when no handler is set):
-  this worker stops, exit status 1; nothing after the last commit is committed.
+  this worker stops (a non-zero exit status); nothing after the last commit is committed.
 - `replace` (REPLACE_THREAD): the worker keeps running; its tasks are given up with what
   they did since their last commit (state, outputs), then opened again, restored from
   RocksDB and their changelogs, and their inputs rewound to the committed offsets.
@@ -11,8 +11,8 @@ exception handler, chosen by STREAMKIT_ON_UNCAUGHT_ERROR.
   through the processors' consumer group, as Kafka Streams' does: the failing worker joins
   the group again with the request in its member metadata, and the leader's TaskAssignor
   answers every member with it instead of tasks (assignor.py). Each worker commits what
-  it processed (as at any rebalance) and stops, exit status 1, with a log line naming the
-  failing worker and its error; the failing worker commits nothing.
+  it processed (as at any rebalance) and stops (a non-zero exit status), with a log line
+  naming the failing worker and its error; the failing worker commits nothing.
 
 The policy applies on one worker; give every worker of an app the same.
 """
