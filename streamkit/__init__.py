@@ -14,6 +14,7 @@ from .errors import (
                      StoreMigrated,
                      StoreUnavailable,
                      StreamkitError,
+                     SuppressBufferFull,
                      TopologyError,
 )
 from .gateway import GatewayApp, create_gateway
@@ -29,7 +30,7 @@ __all__ = [
     "RecordContext",
     "StreamkitError", "ConfigError", "TopologyError", "BrokerStartError", "DecodeError",
     "StoreUnavailable", "StoreMigrated", "ProcessingStopped", "ProductionFailed",
-    "ApplicationShutdown",
+    "ApplicationShutdown", "SuppressBufferFull",
     "create_gateway", "GatewayApp", "service", "ServiceRequest", "Reply", "ServiceError",
     "Tumbling", "Hopping", "Sliding", "Session", "WindowedStream", "WindowedTable",
     "WindowedKey", "GlobalTable", "Plugin", "PluginError", "plugin",

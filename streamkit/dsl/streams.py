@@ -506,16 +506,24 @@ class Table:
         return Table(spec, c._then(TableMapValuesNode(name, fn), values=spec.values))
 
     def suppress(self, until_time_limit_ms: int, *, name: str,
-                 max_records: int | None = None) -> "SuppressedTable":
+                 max_records: int | None = None, max_bytes: int | None = None,
+                 shut_down_when_full: bool = False) -> "SuppressedTable":
         """The table's updates rate-limited per key, as Kafka Streams' KTable.suppress(
-        untilTimeLimit(...)) with emitEarlyWhenFull: an update waits until stream time (the
-        largest timestamp seen here) reaches its arrival time + until_time_limit_ms, and
-        goes on as its key's latest value then; later updates of a waiting key replace it
-        without restarting its wait. Past max_records waiting keys, the oldest goes on at
-        once. The waiting updates are kept in hidden tables `<name>` and `<name>-clock`
-        (changelogged: a restart keeps them and the stream time)."""
-        if until_time_limit_ms < 0 or (max_records is not None and max_records < 1):
-            raise TopologyError("suppress needs a time limit >= 0 and max_records >= 1")
+        untilTimeLimit(...)): an update waits until stream time (the largest timestamp
+        seen here) reaches its arrival time + until_time_limit_ms, and goes on as its key's
+        latest value then; later updates of a waiting key replace it without restarting
+        its wait. Past max_records waiting keys or max_bytes of waiting entries (key and
+        entry as the buffer table holds them), the oldest go on at once (emitEarlyWhenFull),
+        or with shut_down_when_full the error SuppressBufferFull escapes processing
+        (shutDownWhenFull: STREAMKIT_ON_UNCAUGHT_ERROR decides). The waiting updates are
+        kept in hidden tables `<name>` and `<name>-clock` (changelogged: a restart keeps
+        them and the stream time)."""
+        if until_time_limit_ms < 0 or any(n is not None and n < 1
+                                           for n in (max_records, max_bytes)):
+            raise TopologyError("suppress needs a time limit >= 0, and max_records and "
+                                "max_bytes >= 1")
+        if shut_down_when_full and max_records is None and max_bytes is None:
+            raise TopologyError("shut_down_when_full needs a bound: max_records or max_bytes")
         c = self._changes
         topo = c._topology
         buffer = topo.add_table(name, c.keys, ChangeSerde(c.values), c._group, exposed=False)
@@ -523,7 +531,8 @@ class Table:
                                exposed=False)
         if isinstance(c._pos.node, UpsertNode):
             c._pos.node.old_values = True
-        node = SuppressNode(buffer.name, clock.name, until_time_limit_ms, max_records)
+        node = SuppressNode(buffer.name, clock.name, until_time_limit_ms, max_records,
+                            max_bytes, shut_down_when_full)
         return SuppressedTable(c._then(node))
 
     def group_by(self, selector: Callable[[Any, Any], tuple[Any, Any]], name: str,
