@@ -48,7 +48,7 @@ from ..serde import Serde, SerdeSpec, resolve
 from ..state.global_tables import GlobalSpec, GlobalTable
 from ..windows.codec import WindowedKeySerde
 from ..windows.sink import WindowedSink
-from ..windows.specs import Session, WindowSpec
+from ..windows.specs import Session, Sliding, WindowSpec
 from ..windows.table import WINDOW_TYPES, WindowedTableSpec, add_windowed_table, windowed_node
 
 
@@ -339,16 +339,64 @@ class CogroupedStream:
         a fresh one), in the order the records are processed. The inputs must be
         co-partitioned (checked at start-up); one whose key may have changed is first
         repartitioned through `<app>-<name>-<i>-repartition` (i its place, from 0)."""
-        streams = [g._keyed(f"{name}-{i}") for i, (g, _add) in enumerate(self._inputs)]
-        group = streams[0]._group
-        for stream in streams[1:]:
-            group = group.union(stream._group)
+        streams, group = self._keyed(name)
         first = streams[0]
         spec = first._topology.add_table(name, first.keys, resolve(values), group, expose)
         merged = TableChanges(f"cogroup:{name}")
         for stream, (_g, add) in zip(streams, self._inputs):
             stream._pos.then(AggregateNode(name, initial, add)).node.children.append(merged)
         return Table(spec, Stream(first._pos.at(merged, group, values=spec.values)))
+
+    def windowed_by(self, windows: WindowSpec) -> "WindowedCogroupedStream":
+        """The cogroup per key and window (Tumbling, Hopping or Session), on event time."""
+        if isinstance(windows, Sliding) or not isinstance(windows, WINDOW_TYPES):
+            # A sliding window is built again from the records it buffered, with one adder.
+            raise TopologyError(f"a cogroup is windowed by Tumbling, Hopping or Session, "
+                                f"not {windows!r}")
+        return WindowedCogroupedStream(self, windows)
+
+    def _keyed(self, name: str) -> tuple[list[Stream], Group]:
+        """Each input in the partitions of its keys, and the sub-topology they make."""
+        streams = [g._keyed(f"{name}-{i}") for i, (g, _add) in enumerate(self._inputs)]
+        group = streams[0]._group
+        for stream in streams[1:]:
+            group = group.union(stream._group)
+        return streams, group
+
+
+class WindowedCogroupedStream:
+    """A cogroup per key and window (Kafka Streams' TimeWindowedCogroupedKStream and
+    SessionWindowedCogroupedKStream)."""
+
+    def __init__(self, cogrouped: CogroupedStream, windows: WindowSpec) -> None:
+        self._cogrouped, self.windows = cogrouped, windows
+
+    def aggregate(self, name: str, initial: Any, *,
+                  merge: Callable[[Any, Any], Any] | None = None, emit: str = "update",
+                  to: str | None = None, values: SerdeSpec = "json",
+                  expose: bool = True) -> "WindowedTable":
+        """Windowed table `name` (one store, one changelog): per key and window, each
+        record of each input folded in with that input's adder, from initial; session
+        windows also need merge(agg1, agg2). The inputs share the window store, its stream
+        time (the largest event time of any input) and its grace; emit and to as
+        WindowedStream.aggregate."""
+        if emit not in ("update", "final"):
+            raise TopologyError(f"emit must be 'update' or 'final', not {emit!r}")
+        streams, group = self._cogrouped._keyed(name)
+        first = streams[0]
+        aggregates = resolve(values)
+        topo = first._topology
+        spec = add_windowed_table(topo, name, first.keys, aggregates, first.values, group,
+                                  self.windows, expose)
+        merged = Node(f"cogroup:{name}")
+        for stream, (_g, add) in zip(streams, self._cogrouped._inputs):
+            node = windowed_node(topo, name, self.windows, initial, add, merge, emit)
+            stream._pos.then(node).node.children.append(merged)
+        changes = Stream(first._pos.at(merged, group, WindowedKeySerde(first.keys), aggregates))
+        if to is not None:
+            topo.sinks.add(to)
+            changes._then(WindowedSink(to, changes.keys, aggregates))
+        return WindowedTable(spec, changes)
 
 
 class GroupedTable:
