@@ -1,7 +1,16 @@
 """streamkit: stateful stream processing in the Kafka Streams style, on Faust."""
 from .app import App
 from .config import Settings
-from .dsl import CogroupedStream, GroupedStream, GroupedTable, Stream, Table, WindowedStream, WindowedTable
+from .dsl import (
+    CogroupedStream,
+    GroupedStream,
+    GroupedTable,
+    Stream,
+    Table,
+    WindowedCogroupedStream,
+    WindowedStream,
+    WindowedTable,
+)
 from .errors import (
                      ApplicationShutdown,
                      BrokerStartError,
@@ -33,6 +42,7 @@ __all__ = [
     "ApplicationShutdown", "SuppressBufferFull",
     "create_gateway", "GatewayApp", "service", "ServiceRequest", "Reply", "ServiceError",
     "Tumbling", "Hopping", "Sliding", "Session", "WindowedStream", "WindowedTable",
+    "WindowedCogroupedStream",
     "WindowedKey", "GlobalTable", "Plugin", "PluginError", "plugin",
     "JoinWindows",
 ]
