@@ -1,17 +1,29 @@
 """streamkit: stateful stream processing in the Kafka Streams style, on Faust."""
 from .app import App
 from .config import Settings
-from .dsl import CogroupedStream, GroupedStream, GroupedTable, Stream, Table, WindowedStream, WindowedTable
+from .dsl import (
+    CogroupedStream,
+    GroupedStream,
+    GroupedTable,
+    Stream,
+    Table,
+    WindowedCogroupedStream,
+    WindowedStream,
+    WindowedTable,
+)
 from .errors import (
+                     ApplicationShutdown,
                      BrokerStartError,
                      ConfigError,
                      DecodeError,
                      PluginError,
                      ProcessingStopped,
+                     ProductionFailed,
                      ServiceError,
                      StoreMigrated,
                      StoreUnavailable,
                      StreamkitError,
+                     SuppressBufferFull,
                      TopologyError,
 )
 from .gateway import GatewayApp, create_gateway
@@ -26,9 +38,11 @@ __all__ = [
     "App", "Settings", "Stream", "GroupedStream", "GroupedTable", "CogroupedStream", "Table",
     "RecordContext",
     "StreamkitError", "ConfigError", "TopologyError", "BrokerStartError", "DecodeError",
-    "StoreUnavailable", "StoreMigrated", "ProcessingStopped",
+    "StoreUnavailable", "StoreMigrated", "ProcessingStopped", "ProductionFailed",
+    "ApplicationShutdown", "SuppressBufferFull",
     "create_gateway", "GatewayApp", "service", "ServiceRequest", "Reply", "ServiceError",
     "Tumbling", "Hopping", "Sliding", "Session", "WindowedStream", "WindowedTable",
+    "WindowedCogroupedStream",
     "WindowedKey", "GlobalTable", "Plugin", "PluginError", "plugin",
     "JoinWindows",
 ]

@@ -19,6 +19,10 @@ PROFILES = ("dev", "devbroker", "production")
 
 Profile = Literal["dev", "devbroker", "production"]
 OnError = Literal["continue", "stop"]
+PRODUCTION_POLICIES = ("fail", "continue")
+OnProductionError = Literal["fail", "continue"]
+UNCAUGHT_POLICIES = ("shutdown_worker", "replace", "shutdown_app")
+OnUncaughtError = Literal["shutdown_worker", "replace", "shutdown_app"]
 GUARANTEES = ("at_least_once", "exactly_once")
 Guarantee = Literal["at_least_once", "exactly_once"]
 
@@ -147,6 +151,14 @@ VARS: tuple[Var, ...] = (
         "aborted records and open transactions (the dev broker has no transactions)"),
     Var("STREAMKIT_ON_ERROR", "on_error", one_of("continue", "stop"), "continue",
         "`continue` (dead-letter a failing record) or `stop`"),
+    Var("STREAMKIT_ON_PRODUCTION_ERROR", "on_production_error", one_of(*PRODUCTION_POLICIES),
+        "fail", "a record the broker rejects (too large...): `fail` (stop, nothing committed) "
+        "or `continue` (dead-letter it); `.to(topic, on_error=...)` per sink "
+        "(docs/operations.md)"),
+    Var("STREAMKIT_ON_UNCAUGHT_ERROR", "on_uncaught_error", one_of(*UNCAUGHT_POLICIES),
+        "shutdown_worker", "an error that escapes processing: `shutdown_worker`, `replace` "
+        "(restart the tasks from their last commit) or `shutdown_app` (every worker stops; "
+        "docs/operations.md)"),
     Var("STREAMKIT_QUERY_TIMEOUT_MS", "query_timeout_ms", whole, 5000,
         "a read forwarded to another worker"),
     Var("STREAMKIT_API_TOKEN", "api_token", text, None,
@@ -237,6 +249,8 @@ class Settings:
     request_fetch_max_wait_ms: int | None = None  # None: fetch_max_wait_ms
     standby_replicas: int = 0
     on_error: OnError = "continue"
+    on_production_error: OnProductionError = "fail"
+    on_uncaught_error: OnUncaughtError = "shutdown_worker"
     processing_guarantee: Guarantee = "at_least_once"
     isolation_level: str = _FROM_PROFILE
     repartition_purge_interval_ms: int = 30000
@@ -260,6 +274,13 @@ class Settings:
                 object.__setattr__(self, name, var.default_for(self.profile))
         if self.on_error not in ("continue", "stop"):
             raise ConfigError(f"STREAMKIT_ON_ERROR must be continue or stop, not {self.on_error!r}")
+        for name, env, choices in (("on_production_error", "STREAMKIT_ON_PRODUCTION_ERROR",
+                                    PRODUCTION_POLICIES),
+                                   ("on_uncaught_error", "STREAMKIT_ON_UNCAUGHT_ERROR",
+                                    UNCAUGHT_POLICIES)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{env} must be one of {', '.join(choices)}, "
+                                  f"not {getattr(self, name)!r}")
         if self.processing_guarantee not in GUARANTEES:
             raise ConfigError(f"STREAMKIT_PROCESSING_GUARANTEE must be one of "
                               f"{', '.join(GUARANTEES)}, not {self.processing_guarantee!r}")

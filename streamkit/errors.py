@@ -48,6 +48,25 @@ class ProcessingStopped(StreamkitError, RuntimeError):
     """A record failed on a source whose on_error is 'stop'; the worker stops."""
 
 
+class SuppressBufferFull(StreamkitError, RuntimeError):
+    """A suppression's buffer went past its max_records or max_bytes, and it was told to
+    shut down when full (Table.suppress(shut_down_when_full=True)): never a dead letter,
+    the worker's uncaught-error policy follows. Raise the limit, or let it emit early."""
+
+
+class ProductionFailed(StreamkitError, RuntimeError):
+    """The broker rejected a record the processing path wrote (too large, for example),
+    and the topic's production-error policy is 'fail' (or it is a changelog): the input
+    offsets since the last commit are not committed; fix the cause (the topic's
+    max.message.bytes, the record) and restart, and the records are processed again."""
+
+
+class ApplicationShutdown(StreamkitError, RuntimeError):
+    """A worker of the app met an uncaught error under STREAMKIT_ON_UNCAUGHT_ERROR=
+    shutdown_app, and every worker of the app stops: read the failing worker's log
+    (the message names it and its error), fix the cause and start the workers again."""
+
+
 # state and queries ------------------------------------------------------------------
 class StoreUnavailable(StreamkitError):
     """The store is rebalancing or recovering: retry after a short wait."""

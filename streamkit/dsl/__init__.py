@@ -6,6 +6,7 @@ from .streams import (
                       Stream,
                       SuppressedTable,
                       Table,
+                      WindowedCogroupedStream,
                       WindowedStream,
                       WindowedTable,
                       global_table,
@@ -14,5 +15,5 @@ from .streams import (
 )
 
 __all__ = ["Stream", "GroupedStream", "GroupedTable", "CogroupedStream", "Table",
-           "WindowedStream", "WindowedTable", "SuppressedTable",
+           "WindowedStream", "WindowedTable", "SuppressedTable", "WindowedCogroupedStream",
            "source_stream", "table_from_topic", "global_table"]

@@ -48,7 +48,7 @@ from ..serde import Serde, SerdeSpec, resolve
 from ..state.global_tables import GlobalSpec, GlobalTable
 from ..windows.codec import WindowedKeySerde
 from ..windows.sink import WindowedSink
-from ..windows.specs import Session, WindowSpec
+from ..windows.specs import Session, Sliding, WindowSpec
 from ..windows.table import WINDOW_TYPES, WindowedTableSpec, add_windowed_table, windowed_node
 
 
@@ -175,7 +175,8 @@ class Stream:
         return out
 
     def to(self, topic: str | TopicExtractor, keys: SerdeSpec = None, values: SerdeSpec = None,
-           *, partitioner: Partitioner | None = None, topics: Iterable[str] = ()) -> None:
+           *, partitioner: Partitioner | None = None, topics: Iterable[str] = (),
+           on_error: str | None = None) -> None:
         """Writes each record to topic, partitioned by murmur2 of the key bytes, or by
         partitioner(topic, key, value, partition count) where it returns a partition
         number (None: the default).
@@ -184,7 +185,11 @@ class Stream:
         returns the topic of each record (record_context: a streamkit.RecordContext of
         the input record). It must be one of `topics`, declared with it so that a worker
         knows their partition counts at start-up; another name sends the record to the
-        dead letters (or stops the worker with on_error="stop")."""
+        dead letters (or stops the worker with the source's on_error="stop").
+
+        on_error: what a record the broker refuses (too large for the topic...) leads
+        to: 'fail' (the worker stops before committing its input) or 'continue' (the
+        record goes to the dead letters); default STREAMKIT_ON_PRODUCTION_ERROR."""
         keys_serde = resolve(keys) if keys else self.keys
         values_serde = resolve(values) if values else self.values
         sink: SinkNode
@@ -194,6 +199,8 @@ class Stream:
             if topics:
                 raise TopologyError("topics= goes with a topic extractor, not a topic name")
             sink = SinkNode(topic, keys_serde, values_serde, partitioner)
+        if on_error is not None:
+            self._topology.set_production_error(sink.topics, on_error)
         self._topology.sinks.update(sink.topics)
         self._then(sink)
 
@@ -332,16 +339,64 @@ class CogroupedStream:
         a fresh one), in the order the records are processed. The inputs must be
         co-partitioned (checked at start-up); one whose key may have changed is first
         repartitioned through `<app>-<name>-<i>-repartition` (i its place, from 0)."""
-        streams = [g._keyed(f"{name}-{i}") for i, (g, _add) in enumerate(self._inputs)]
-        group = streams[0]._group
-        for stream in streams[1:]:
-            group = group.union(stream._group)
+        streams, group = self._keyed(name)
         first = streams[0]
         spec = first._topology.add_table(name, first.keys, resolve(values), group, expose)
         merged = TableChanges(f"cogroup:{name}")
         for stream, (_g, add) in zip(streams, self._inputs):
             stream._pos.then(AggregateNode(name, initial, add)).node.children.append(merged)
         return Table(spec, Stream(first._pos.at(merged, group, values=spec.values)))
+
+    def windowed_by(self, windows: WindowSpec) -> "WindowedCogroupedStream":
+        """The cogroup per key and window (Tumbling, Hopping or Session), on event time."""
+        if isinstance(windows, Sliding) or not isinstance(windows, WINDOW_TYPES):
+            # A sliding window is built again from the records it buffered, with one adder.
+            raise TopologyError(f"a cogroup is windowed by Tumbling, Hopping or Session, "
+                                f"not {windows!r}")
+        return WindowedCogroupedStream(self, windows)
+
+    def _keyed(self, name: str) -> tuple[list[Stream], Group]:
+        """Each input in the partitions of its keys, and the sub-topology they make."""
+        streams = [g._keyed(f"{name}-{i}") for i, (g, _add) in enumerate(self._inputs)]
+        group = streams[0]._group
+        for stream in streams[1:]:
+            group = group.union(stream._group)
+        return streams, group
+
+
+class WindowedCogroupedStream:
+    """A cogroup per key and window (Kafka Streams' TimeWindowedCogroupedKStream and
+    SessionWindowedCogroupedKStream)."""
+
+    def __init__(self, cogrouped: CogroupedStream, windows: WindowSpec) -> None:
+        self._cogrouped, self.windows = cogrouped, windows
+
+    def aggregate(self, name: str, initial: Any, *,
+                  merge: Callable[[Any, Any], Any] | None = None, emit: str = "update",
+                  to: str | None = None, values: SerdeSpec = "json",
+                  expose: bool = True) -> "WindowedTable":
+        """Windowed table `name` (one store, one changelog): per key and window, each
+        record of each input folded in with that input's adder, from initial; session
+        windows also need merge(agg1, agg2). The inputs share the window store, its stream
+        time (the largest event time of any input) and its grace; emit and to as
+        WindowedStream.aggregate."""
+        if emit not in ("update", "final"):
+            raise TopologyError(f"emit must be 'update' or 'final', not {emit!r}")
+        streams, group = self._cogrouped._keyed(name)
+        first = streams[0]
+        aggregates = resolve(values)
+        topo = first._topology
+        spec = add_windowed_table(topo, name, first.keys, aggregates, first.values, group,
+                                  self.windows, expose)
+        merged = Node(f"cogroup:{name}")
+        for stream, (_g, add) in zip(streams, self._cogrouped._inputs):
+            node = windowed_node(topo, name, self.windows, initial, add, merge, emit)
+            stream._pos.then(node).node.children.append(merged)
+        changes = Stream(first._pos.at(merged, group, WindowedKeySerde(first.keys), aggregates))
+        if to is not None:
+            topo.sinks.add(to)
+            changes._then(WindowedSink(to, changes.keys, aggregates))
+        return WindowedTable(spec, changes)
 
 
 class GroupedTable:
@@ -499,16 +554,24 @@ class Table:
         return Table(spec, c._then(TableMapValuesNode(name, fn), values=spec.values))
 
     def suppress(self, until_time_limit_ms: int, *, name: str,
-                 max_records: int | None = None) -> "SuppressedTable":
+                 max_records: int | None = None, max_bytes: int | None = None,
+                 shut_down_when_full: bool = False) -> "SuppressedTable":
         """The table's updates rate-limited per key, as Kafka Streams' KTable.suppress(
-        untilTimeLimit(...)) with emitEarlyWhenFull: an update waits until stream time (the
-        largest timestamp seen here) reaches its arrival time + until_time_limit_ms, and
-        goes on as its key's latest value then; later updates of a waiting key replace it
-        without restarting its wait. Past max_records waiting keys, the oldest goes on at
-        once. The waiting updates are kept in hidden tables `<name>` and `<name>-clock`
-        (changelogged: a restart keeps them and the stream time)."""
-        if until_time_limit_ms < 0 or (max_records is not None and max_records < 1):
-            raise TopologyError("suppress needs a time limit >= 0 and max_records >= 1")
+        untilTimeLimit(...)): an update waits until stream time (the largest timestamp
+        seen here) reaches its arrival time + until_time_limit_ms, and goes on as its key's
+        latest value then; later updates of a waiting key replace it without restarting
+        its wait. Past max_records waiting keys or max_bytes of waiting entries (key and
+        entry as the buffer table holds them), the oldest go on at once (emitEarlyWhenFull),
+        or with shut_down_when_full the error SuppressBufferFull escapes processing
+        (shutDownWhenFull: STREAMKIT_ON_UNCAUGHT_ERROR decides). The waiting updates are
+        kept in hidden tables `<name>` and `<name>-clock` (changelogged: a restart keeps
+        them and the stream time)."""
+        if until_time_limit_ms < 0 or any(n is not None and n < 1
+                                           for n in (max_records, max_bytes)):
+            raise TopologyError("suppress needs a time limit >= 0, and max_records and "
+                                "max_bytes >= 1")
+        if shut_down_when_full and max_records is None and max_bytes is None:
+            raise TopologyError("shut_down_when_full needs a bound: max_records or max_bytes")
         c = self._changes
         topo = c._topology
         buffer = topo.add_table(name, c.keys, ChangeSerde(c.values), c._group, exposed=False)
@@ -516,7 +579,8 @@ class Table:
                                exposed=False)
         if isinstance(c._pos.node, UpsertNode):
             c._pos.node.old_values = True
-        node = SuppressNode(buffer.name, clock.name, until_time_limit_ms, max_records)
+        node = SuppressNode(buffer.name, clock.name, until_time_limit_ms, max_records,
+                            max_bytes, shut_down_when_full)
         return SuppressedTable(c._then(node))
 
     def group_by(self, selector: Callable[[Any, Any], tuple[Any, Any]], name: str,

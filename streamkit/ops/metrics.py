@@ -63,6 +63,13 @@ class ProcessingCollector(Collector):
         for topic, n in sorted(runner.dead_letters_by_topic.items()):
             dl.add_metric([app_id, topic], n)
         yield dl
+        refused = CounterMetricFamily("streamkit_production_errors",
+                                      "Records the broker refused, per topic they were for",
+                                      labels=["app", "topic"])
+        errors = getattr(runner, "production_errors", None)
+        for topic, n in sorted((errors.rejected if errors else {}).items()):
+            refused.add_metric([app_id, topic], n)
+        yield refused
         late = CounterMetricFamily("streamkit_late_events", "Records too late for their window, dropped",
                                    labels=["app"])
         late.add_metric([app_id], runner.late_records)
@@ -70,6 +77,11 @@ class ProcessingCollector(Collector):
         commits = CounterMetricFamily("streamkit_commits", "Commits of the processing path", labels=["app"])
         commits.add_metric([app_id], runner.counters["commits"])
         yield commits
+        replaced = CounterMetricFamily("streamkit_task_replacements",
+                                       "Times the tasks were given up and started again after "
+                                       "an uncaught error", labels=["app"])
+        replaced.add_metric([app_id], runner.counters["replacements"])
+        yield replaced
         restored = CounterMetricFamily("streamkit_restored_records",
                                        "Changelog records applied while restoring tables", labels=["app"])
         restored.add_metric([app_id], runner.counters["restored"])

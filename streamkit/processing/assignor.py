@@ -4,13 +4,18 @@ Each member sends its web address and the tasks it held; the leader gives every 
 (sub-topology, partition) to one member, sticky where it can and balanced, picks
 standby members for each task, and sends every member the whole map, so that any
 worker can say which worker owns which partition of which table.
+
+A member may carry a request that the whole app stop (STREAMKIT_ON_UNCAUGHT_ERROR=
+shutdown_app, processing/uncaught.py): the leader then gives no member any task and sends
+every member the request instead, as Kafka Streams' assignor does with its shutdown error
+code.
 """
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import orjson
 from aiokafka.cluster import ClusterMetadata
@@ -30,6 +35,8 @@ class ClusterMap:
     active: dict[TaskId, str] = field(default_factory=dict)     # task -> url
     standby: dict[TaskId, list[str]] = field(default_factory=dict)
     partitions: dict[int, int] = field(default_factory=dict)    # group -> partition count
+    # A member asked every worker of the app to stop: {"by": its url, "error": ...}.
+    shutdown: dict | None = None
 
     def hosts(self) -> dict[str, dict[str, list[TaskId]]]:
         out: dict[str, dict[str, list[TaskId]]] = defaultdict(lambda: {"active": [], "standby": []})
@@ -62,16 +69,27 @@ class TaskAssignor(AbstractPartitionAssignor):
         self._held = held
         self._on_map = on_map
         self._generation = 0
+        # This member's request that the app stop, sent with its metadata once set.
+        self.shutdown: dict | None = None
 
     def metadata(self, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
         active, standby = self._held()
-        data = {"url": self.url, "active": _encode_tasks(active), "standby": _encode_tasks(standby)}
+        data: dict[str, Any] = {"url": self.url, "active": _encode_tasks(active),
+                                "standby": _encode_tasks(standby)}
+        if self.shutdown is not None:
+            data["shutdown"] = self.shutdown
         return ConsumerProtocolMemberMetadata(self.version, sorted(topics), orjson.dumps(data))
 
     def assign(self, cluster: ClusterMetadata,
                members: Mapping[str, ConsumerProtocolMemberMetadata]
                ) -> dict[str, ConsumerProtocolMemberAssignment]:
         info = {m: orjson.loads(meta.user_data) for m, meta in members.items()}
+        requests = [info[m]["shutdown"] for m in sorted(info) if info[m].get("shutdown")]
+        if requests:
+            log.error("worker %s asked every worker of the app to stop: %s",
+                      requests[0].get("by"), requests[0].get("error"))
+            return {m: ConsumerProtocolMemberAssignment(
+                self.version, [], orjson.dumps({"shutdown": requests[0]})) for m in members}
         groups = self._topics_of_group()
         partitions: dict[int, int] = {}
         for g, topics in groups.items():
@@ -157,6 +175,7 @@ class TaskAssignor(AbstractPartitionAssignor):
             active={(g, p): url for g, p, url in raw.get("active", [])},
             standby={(g, p): urls for g, p, urls in raw.get("standby", [])},
             partitions={int(g): n for g, n in raw.get("partitions", {}).items()},
+            shutdown=user.get("shutdown"),
         )
         self._on_map(cmap, _decode_tasks(user.get("active", [])),
                      _decode_tasks(user.get("standby", [])))

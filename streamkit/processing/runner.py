@@ -25,6 +25,7 @@ from mode import Service
 
 from ..clients import Clients, Rebalance
 from ..config import Settings
+from ..errors import ConfigError
 from ..serde import dumps
 from ..state.global_tables import GlobalTables
 from ..state.restore import RestoreProgress, restore
@@ -36,12 +37,14 @@ from .deadletters import dead_letter
 from .outbox import Outbox
 from .ownership import Ownership
 from .planning import check_copartitioned, external_topics, internal_topics
+from .production import ProductionErrors
 from .purge import Purger
 from .registry import registry_record
 from .standby import Standbys
 from .task import Task
 from .topology import Topology
 from .transactions import Transactions
+from .uncaught import UncaughtErrors
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ COMMIT_RETRY_S = 0.5  # pause before a commit that a broker failed is tried agai
 READ_TO_END_WAIT_MS = 1
 
 
-class Runner(Service):
+class Runner(UncaughtErrors, Service):
     """Consumes the topology's sources, runs its tasks, and commits."""
 
     def __init__(self, app_id: str, topology: Topology, settings: Settings, **kwargs: Any) -> None:
@@ -74,7 +77,7 @@ class Runner(Service):
         self.ready = False
         self.failed: BaseException | None = None
         self.counters = {"records": 0, "dead_letters": 0, "commits": 0, "restored": 0,
-                         "late_records_retired": 0, "commit_failures": 0}
+                         "late_records_retired": 0, "commit_failures": 0, "replacements": 0}
         self.records_in: Counter[str] = Counter()       # per source topic
         self.dead_letters_by_topic: Counter[str] = Counter()
         self.positions: dict[TopicPartition, int] = {}  # next offset to process, per input
@@ -103,6 +106,9 @@ class Runner(Service):
         self._global_readers: set[int] = set()
         self._loops: list[asyncio.Task] = []
         self._clients: list[Any] = []
+        # STREAMKIT_ON_UNCAUGHT_ERROR=shutdown_app: when this worker stops alone if the
+        # group has not answered its request by then (time.monotonic()).
+        self._shutdown_deadline: float | None = None
 
     # the view Ownership reads -------------------------------------------------------
     @property
@@ -129,6 +135,13 @@ class Runner(Service):
         self.topology.finalize()
         s, clients, ctx = self.settings, self.clients, self.topology.context
         self.partitions = ctx.partitions = await self._create_topics()
+        self.production_errors = ProductionErrors(
+            s.on_production_error, self.topology.production_errors, self.dead_letter_topic,
+            self.partitions)
+        if s.exactly_once and self.production_errors.continues:
+            raise ConfigError("a production-error policy of 'continue' needs "
+                              "STREAMKIT_PROCESSING_GUARANTEE=at_least_once: a transaction "
+                              "holding a refused record cannot commit (docs/operations.md)")
         self.purger = Purger(clients, {t for t, it in self.topology.internal.items()
                                        if not it.compact}, s.repartition_purge_interval_ms)
         if s.exactly_once:
@@ -139,10 +152,10 @@ class Runner(Service):
         self.restorer = clients.reader(READ_TO_END_WAIT_MS, reset="none")
         standby_consumer = clients.reader(200)
         self.standbys = Standbys(self.topology, self.state_dir, standby_consumer, self.read_cache)
-        assignor = TaskAssignor(s.web_url, self._group_topics, s.standby_replicas,
-                                self._held_tasks, self._on_map)
+        self.assignor = TaskAssignor(s.web_url, self._group_topics, s.standby_replicas,
+                                     self._held_tasks, self._on_map)
         self.consumer = clients.member(self.group_id, s.fetch_max_wait_ms,
-                                       partition_assignment_strategy=(assignor,),
+                                       partition_assignment_strategy=(self.assignor,),
                                        max_poll_records=s.fetch_max_records)
         self._clients = [self.producer, self.restorer, standby_consumer, self.consumer]
         if self.topology.globals:
@@ -156,7 +169,7 @@ class Runner(Service):
         for client in self._clients:
             await client.start()
         if self.txn is None:
-            self.outbox = ctx.writer = Outbox(self.producer)
+            self.outbox = ctx.writer = Outbox(self.producer, errors=self.production_errors)
         else:
             # Every record goes into its task's transaction; this outbox counts them all.
             self.outbox = Outbox(self.producer, self.txn.sent)
@@ -166,10 +179,11 @@ class Runner(Service):
             started = time.monotonic()
             n = await self.globals.start(self.global_probe, self.global_consumer, self.partitions)
             log.info("global tables loaded (%d records) in %.3fs", n, time.monotonic() - started)
-            self._loops.append(asyncio.create_task(self._run_globals()))
-        self.consumer.subscribe(sorted(self.topology.sources),
-                                listener=Rebalance(self._on_revoked, self._on_assigned))
-        self._loops += [asyncio.create_task(self._run()), asyncio.create_task(self._run_standbys())]
+            self._loops.append(asyncio.create_task(self._guard(self._run_globals)))
+        self._listener = Rebalance(self._on_revoked, self._on_assigned)
+        self.consumer.subscribe(sorted(self.topology.sources), listener=self._listener)
+        self._loops += [asyncio.create_task(self._run()),
+                        asyncio.create_task(self._guard(self._run_standbys))]
 
     async def on_stop(self) -> None:
         if not self.enabled:
@@ -183,7 +197,7 @@ class Runner(Service):
             if self.failed is None and self.tasks:
                 try:
                     await self._commit()
-                except (KafkaError, CommitFailedError) as exc:
+                except Exception as exc:  # the records since the last commit come again
                     log.warning("final commit failed: %r", exc)
             for task in self.tasks.values():
                 task.close()
@@ -226,25 +240,31 @@ class Runner(Service):
             if self.failed is None and self.tasks and not self._stopping:
                 try:
                     await self._commit()
-                except CommitFailedError as exc:
+                except (CommitFailedError, KafkaError) as exc:
                     log.warning("commit on revocation failed, records will be reprocessed: %r", exc)
+                except Exception as exc:  # aiokafka swallows listener errors
+                    await self._uncaught(exc, reopen=None)
 
     async def _on_assigned(self, _partitions: set[TopicPartition]) -> None:
         # The assignor has already said which tasks are ours (_on_map).
         active, standby = self._pending
         async with self._lock:
             self._generation += 1
+            if self.cluster.shutdown is not None:
+                await self._shut_down_app(self.cluster.shutdown)
+                return
+            if self.failed is not None:
+                return  # this worker waits for the shutdown it asked the group for
             try:
                 await self._reassign(active, standby - active)
-            except Exception as exc:  # aiokafka swallows listener errors: stop the worker
-                log.exception("assignment failed")
-                self.failed = exc
-                await self.crash(exc)
-                return
+            except Exception as exc:  # aiokafka swallows listener errors
+                if not await self._uncaught(exc, reopen=active) or self.failed is not None:
+                    return
             self.ready = True
         await self._publish_registry()
 
-    async def _reassign(self, active: set[TaskId], standby: set[TaskId]) -> None:
+    async def _reassign(self, active: set[TaskId], standby: set[TaskId],
+                        rewind: bool = False) -> None:
         assert self.standbys is not None
         gone = set(self.tasks) - active
         for tid in gone:
@@ -261,13 +281,18 @@ class Runner(Service):
             # Before the changelogs and input offsets are read: starting a task's producer
             # fences its previous owner and settles that owner's open transaction.
             await self.txn.open(t.id for t in new)
-        for task in new:
-            task.open()
         started = time.monotonic()
         changelogs = {tp: st for t in new for tp, st in t.changelogs.items()}
         tables = {spec.changelog: name for name, spec in self.topology.tables.items()}
-        applied = await restore(self.restorer, changelogs, progress=self.restore_progress,
-                                table_of=tables)
+        try:
+            for task in new:
+                task.open()
+            applied = await restore(self.restorer, changelogs, progress=self.restore_progress,
+                                    table_of=tables)
+        except BaseException:
+            for task in new:  # their RocksDB locks, for whoever opens them next
+                task.close()
+            raise
         self.counters["restored"] += applied
         if new:
             restored = {tables[tp.topic] for tp in changelogs}
@@ -276,8 +301,8 @@ class Runner(Service):
                      f"; {self.restore_progress.describe(restored)}" if restored else "")
         self.tasks.update({t.id: t for t in new})
         self._map_inputs()
-        if self.txn is not None:
-            await self._seek_committed(new)
+        if self.txn is not None or rewind:
+            await self._seek_committed(new, rewind)
         await self.standbys.open(standby - set(self.standbys))
 
     def _map_inputs(self) -> None:
@@ -285,16 +310,19 @@ class Runner(Service):
                             for t in self.tasks.values()
                             for topic in self.topology.topics_of_group(t.group)}
 
-    async def _seek_committed(self, tasks: list[Task]) -> None:
+    async def _seek_committed(self, tasks: list[Task], rewind: bool = False) -> None:
         """Start the inputs of new tasks at their committed offsets, read now that the
         previous owner's transactions are settled (an offset fetched earlier may predate
-        its last commit)."""
+        its last commit); with rewind, an input never committed starts from its first
+        record (as the group's reset policy, earliest, would)."""
         for task in tasks:
             for topic in self.topology.topics_of_group(task.group):
                 tp = TopicPartition(topic, task.partition)
                 offset = await self.consumer.committed(tp)
                 if offset is not None:
                     self.consumer.seek(tp, offset)
+                elif rewind:
+                    await self.consumer.seek_to_beginning(tp)
 
     async def _drop_fenced(self, fenced: list[TaskId]) -> None:
         """Tasks another worker has taken over (their producer was fenced): their state
@@ -331,41 +359,47 @@ class Runner(Service):
 
     # processing -----------------------------------------------------------
     async def _run(self) -> None:
-        s = self.settings
-        interval = s.commit_interval_ms / 1000
-        try:
-            while not self._stopping:
-                generation = self._generation
-                batches = await self.consumer.getmany(timeout_ms=100, max_records=s.fetch_max_records)
+        while not self._stopping:
+            try:
+                if self.failed is None:
+                    await self._run_once()
+                elif not await self._await_shutdown():
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
                 async with self._lock:
-                    # A batch fetched before a rebalance may belong to partitions that moved.
-                    # Put them back: the next fetch starts from the first unprocessed record.
-                    if generation != self._generation or self._stopping:
-                        assigned = self.consumer.assignment()
-                        for tp, records in batches.items():
-                            if records and tp in assigned:
-                                self.consumer.seek(tp, records[0].offset)
-                        continue
-                    if batches and self.first_record_at is None:
-                        self.first_record_at = time.monotonic()
-                    if self.globals is not None and self._reads_globals(batches):
-                        await self.globals.catch_up(self.global_probe, self.global_consumer,
-                                                    GLOBAL_CATCH_UP_TIMEOUT_S)
-                    self._process(batches)
-                    if self._uncommitted and (self._uncommitted >= s.commit_max_records
-                                              or time.monotonic() - self._last_commit >= interval):
-                        await self._commit_or_retry()
-                    elif self._unflushed and any(c() for c in self.prompt_commit_checks):
-                        # Someone waits for a state: make it durable now (changelog, outputs,
-                        # RocksDB); the input offsets follow at the commit interval.
-                        await self._commit_or_retry(offsets=False)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("processing stopped")
-            self.failed = exc
-            self.ready = False
-            await self.crash(exc)
+                    if not await self._uncaught(exc, reopen=set(self.tasks)):
+                        return
+
+    async def _run_once(self) -> None:
+        """One fetch, processed, and committed when it is time."""
+        s = self.settings
+        generation = self._generation
+        batches = await self.consumer.getmany(timeout_ms=100, max_records=s.fetch_max_records)
+        async with self._lock:
+            # A batch fetched before a rebalance may belong to partitions that moved.
+            # Put them back: the next fetch starts from the first unprocessed record.
+            if generation != self._generation or self._stopping or self.failed is not None:
+                assigned = self.consumer.assignment()
+                for tp, records in batches.items():
+                    if records and tp in assigned:
+                        self.consumer.seek(tp, records[0].offset)
+                return
+            if batches and self.first_record_at is None:
+                self.first_record_at = time.monotonic()
+            if self.globals is not None and self._reads_globals(batches):
+                await self.globals.catch_up(self.global_probe, self.global_consumer,
+                                            GLOBAL_CATCH_UP_TIMEOUT_S)
+            self._process(batches)
+            if self._uncommitted and (self._uncommitted >= s.commit_max_records or
+                                      time.monotonic() - self._last_commit
+                                      >= s.commit_interval_ms / 1000):
+                await self._commit_or_retry()
+            elif self._unflushed and any(c() for c in self.prompt_commit_checks):
+                # Someone waits for a state: make it durable now (changelog, outputs,
+                # RocksDB); the input offsets follow at the commit interval.
+                await self._commit_or_retry(offsets=False)
 
     def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         started = time.perf_counter()

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import orjson
 
-from ..errors import DecodeError
+from ..errors import DecodeError, SuppressBufferFull
 from ..serde import Serde
 from .nodes import Node
 
@@ -226,42 +226,56 @@ class TableAggregateNode(Node):
 
 class _Buffer:
     """A suppression's buffered keys of one task, oldest first (a heap of buffer time,
-    sequence number and key), and its stream time."""
+    sequence number and key), its stream time, and (under max_bytes) the encoded size of
+    each waiting entry and their sum."""
 
-    __slots__ = ("heap", "seq", "stream_time")
+    __slots__ = ("heap", "seq", "stream_time", "sizes", "bytes")
 
-    def __init__(self, heap: list[tuple[int, int, Any]], seq: int, stream_time: int) -> None:
+    def __init__(self, heap: list[tuple[int, int, Any]], seq: int, stream_time: int,
+                 sizes: dict[Any, int]) -> None:
         heapq.heapify(heap)
         self.heap, self.seq, self.stream_time = heap, seq, stream_time
+        self.sizes, self.bytes = sizes, sum(sizes.values())
 
 
 class SuppressNode(Node):
-    """Kafka Streams' KTable.suppress(untilTimeLimit(limit, maxRecords(n).emitEarlyWhenFull())):
-    an update of a key waits in table `buffer` until stream time (the largest timestamp
-    this operator has seen) reaches its buffer time + limit_ms, and then goes on as the
-    key's latest value, with the timestamp of its latest record and, as the replaced
-    value, the one before the first buffered update. An update of a key already waiting
-    replaces its value and keeps its buffer time. Past max_records waiting keys, the
-    oldest goes on at once. Stream time is kept in table `clock`."""
+    """Kafka Streams' KTable.suppress(untilTimeLimit(limit, maxRecords(n).withMaxBytes(b)
+    .emitEarlyWhenFull() or .shutDownWhenFull())): an update of a key waits in table
+    `buffer` until stream time (the largest timestamp this operator has seen) reaches its
+    buffer time + limit_ms, and then goes on as the key's latest value, with the timestamp
+    of its latest record and, as the replaced value, the one before the first buffered
+    update. An update of a key already waiting replaces its value and keeps its buffer
+    time. Past max_records waiting keys, or max_bytes of waiting entries (key and entry
+    encoded as the table holds them), the oldest go on at once, or, with
+    shut_down_when_full, SuppressBufferFull is raised. Stream time is kept in table
+    `clock`."""
 
-    __slots__ = ("buffer", "clock", "limit_ms", "max_records")
+    __slots__ = ("buffer", "clock", "limit_ms", "max_records", "max_bytes", "shut_down")
     gives_old = True
 
-    def __init__(self, buffer: str, clock: str, limit_ms: int, max_records: int | None) -> None:
+    def __init__(self, buffer: str, clock: str, limit_ms: int, max_records: int | None,
+                 max_bytes: int | None = None, shut_down_when_full: bool = False) -> None:
         super().__init__(f"suppress:{buffer}")
         self.buffer, self.clock = buffer, clock
         self.limit_ms, self.max_records = limit_ms, max_records
+        self.max_bytes, self.shut_down = max_bytes, shut_down_when_full
 
     def _state(self, task: Any) -> _Buffer:
         state = task.operator_state.get(self.buffer)
         if state is None:
             # Rebuilt from the stores whenever the task is created (after a restart, from
             # what the changelogs restored).
-            heap = [(bt, seq, key) for key, (_new, _old, (bt, seq, _ts))
-                    in task.stores[self.buffer].items()]
+            store = task.stores[self.buffer]
+            heap, sizes = [], {}
+            for kb, vb in store.raw_items():
+                key = store.keys.decode(kb)
+                _new, _old, (bt, seq, _ts) = store.values.decode(vb)
+                heap.append((bt, seq, key))
+                if self.max_bytes is not None:
+                    sizes[key] = len(kb) + len(vb)
             time = task.stores[self.clock].get("t")
             state = _Buffer(heap, max((s for _b, s, _k in heap), default=0) + 1,
-                            -(2 ** 63) if time is None else time)
+                            -(2 ** 63) if time is None else time, sizes)
             task.operator_state[self.buffer] = state
         return state
 
@@ -274,23 +288,39 @@ class SuppressNode(Node):
         store = task.stores[self.buffer]
         waiting = store.get(key)
         if waiting is None:
-            entry = (ts, state.seq)
+            entry = (new, old, (ts, state.seq, ts))
+            heapq.heappush(state.heap, (ts, state.seq, key))
             state.seq += 1
-            heapq.heappush(state.heap, (entry[0], entry[1], key))
-            store.put(key, (new, old, (entry[0], entry[1], ts)))
         else:
             _new, first_old, (bt, seq, _ts) = waiting
-            store.put(key, (new, first_old, (bt, seq, ts)))
+            entry = (new, first_old, (bt, seq, ts))
+        store.put(key, entry)
+        if self.max_bytes is not None:
+            size = len(store.keys.encode(key)) + len(store.values.encode(entry))
+            state.bytes += size - state.sizes.get(key, 0)
+            state.sizes[key] = size
         if ts > state.stream_time:
             state.stream_time = ts
             task.stores[self.clock].put("t", ts)
         heap = state.heap
         while heap and heap[0][0] <= state.stream_time - self.limit_ms:
-            self._emit(store, heapq.heappop(heap)[2])
-        while self.max_records is not None and len(heap) > self.max_records:
-            self._emit(store, heapq.heappop(heap)[2])
+            self._emit(state, store, heapq.heappop(heap)[2])
+        if self._full(state):
+            if self.shut_down:
+                raise SuppressBufferFull(
+                    f"suppress {self.buffer!r}: {len(heap)} keys waiting"
+                    + ("" if self.max_bytes is None else f" ({state.bytes} bytes)")
+                    + f", more than max_records={self.max_records}, max_bytes="
+                    f"{self.max_bytes} allow (shut_down_when_full)")
+            while self._full(state):
+                self._emit(state, store, heapq.heappop(heap)[2])
 
-    def _emit(self, store: Any, key: Any) -> None:
+    def _full(self, state: _Buffer) -> bool:
+        return ((self.max_records is not None and len(state.heap) > self.max_records)
+                or (self.max_bytes is not None and state.bytes > self.max_bytes))
+
+    def _emit(self, state: _Buffer, store: Any, key: Any) -> None:
         new, old, (_bt, _seq, ts) = store.get(key)
         store.delete(key)
+        state.bytes -= state.sizes.pop(key, 0)
         self.forward_change(key, new, old, ts)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from ..errors import DecodeError, ProcessingStopped
+from ..errors import DecodeError, ProcessingStopped, SuppressBufferFull
 from ..state.store import PartitionStore, ReadCache
 from .topology import Topology
 
@@ -73,6 +73,8 @@ class Task:
                 except Exception as exc:
                     raise DecodeError(str(exc)) from exc
                 forward(key, value, ts)
+            except SuppressBufferFull:
+                raise  # not the record's fault: the uncaught-error policy decides
             except Exception as exc:
                 on_error = source.on_error or default_on_error
                 stage = "decode" if isinstance(exc, DecodeError) else "process"

@@ -7,7 +7,7 @@ repartition topic. Sources of one sub-topology must be co-partitioned, and task
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import TopologyError
 from ..serde import Serde
@@ -72,6 +72,9 @@ class Topology:
     global_readers: list[Group] = field(default_factory=list)
     finalized: bool = False
     context: ProcessorContext = field(default_factory=ProcessorContext)
+    # The production-error policy a sink chose for its topics ('continue' or 'fail';
+    # processing.production), where it differs from STREAMKIT_ON_PRODUCTION_ERROR.
+    production_errors: dict[str, str] = field(default_factory=dict)
 
     def changelog_topic(self, table: str) -> str:
         return f"{self.app_id}-{table}-changelog"
@@ -88,6 +91,16 @@ class Topology:
         self.internal[spec.changelog] = InternalTopic(spec.changelog, compact=True,
                                                       partitions_from=group)
         return spec
+
+    def set_production_error(self, topics: Iterable[str], policy: str) -> None:
+        """The production-error policy of records written to topics: 'continue' or
+        'fail' (one per topic)."""
+        if policy not in ("continue", "fail"):
+            raise TopologyError(f"on_error of a sink is 'continue' or 'fail', not {policy!r}")
+        for topic in topics:
+            if self.production_errors.setdefault(topic, policy) != policy:
+                raise TopologyError(f"sinks to {topic!r} ask for both on_error="
+                                    f"{self.production_errors[topic]!r} and {policy!r}")
 
     def finalize(self) -> None:
         """Number the sub-topologies and bind every operator to this topology's context;

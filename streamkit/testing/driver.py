@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
 
 from aiokafka import TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord
 
 from ..partitioner import partition_for
@@ -31,6 +32,7 @@ from ..processing.context import ProcessorContext
 from ..processing.deadletters import dead_letter
 from ..processing.nodes import Node, SinkNode
 from ..processing.planning import check_copartitioned, external_topics, internal_topics
+from ..processing.production import ProductionErrors, Record
 from ..processing.task import Task
 from ..processing.topology import Topology
 from ..serde import Serde
@@ -57,13 +59,18 @@ class OutputRecord(NamedTuple):
 
 
 class _Outbox:
-    """The outbox interface of the runner, appending to the driver's topics at once."""
+    """The outbox interface of the runner, appending to the driver's topics at once; a
+    record larger than its topic's max_message_bytes waits for the commit, where a worker
+    would learn that the broker refused it."""
 
     def __init__(self, driver: "TopologyTestDriver") -> None:
         self.driver = driver
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
             timestamp_ms: int | None = None, headers: Sequence[Header] | None = None) -> None:
+        if self.driver._too_large(topic, (key, value, timestamp_ms, headers)) is not None:
+            self.driver._refused.append((topic, partition, (key, value, timestamp_ms, headers)))
+            return
         self.driver._append(topic, partition, key, value, timestamp_ms or 0, headers,
                             produced=True)
 
@@ -76,13 +83,18 @@ class TopologyTestDriver:
     sub-topology they serve, as in a worker. on_error: "stop" raises a failing record's
     error from pipe(); "continue" sends it to the dead-letter topic as a worker does.
     auto_commit: commit after each pipe() (otherwise call commit()).
+    max_message_bytes: {topic: n}: a record whose key, value and headers come to more
+    than n bytes is refused, as a broker refuses one larger than the topic's
+    max.message.bytes (docs/testing.md); on_production_error: what follows, 'fail' or
+    'continue', as STREAMKIT_ON_PRODUCTION_ERROR (a sink's own on_error wins).
     """
 
     __test__ = False  # not a pytest test class
 
     def __init__(self, app: Any, *, partitions: int | Mapping[str, int] = 1,
                  state_dir: str | Path | None = None, on_error: str = "stop",
-                 auto_commit: bool = True) -> None:
+                 auto_commit: bool = True, max_message_bytes: Mapping[str, int] | None = None,
+                 on_production_error: str = "fail") -> None:
         if on_error not in ("stop", "continue"):
             raise ValueError(f"on_error must be 'stop' or 'continue', not {on_error!r}")
         topology: Topology = getattr(app, "topology", app)
@@ -96,6 +108,11 @@ class TopologyTestDriver:
         self.late_events_topic = late_events_topic(topology.app_id)
         self.dead_letter_topic = dead_letter_topic(topology.app_id)
         self.partitions = self._size_topics(partitions)
+        self.max_message_bytes = dict(max_message_bytes or {})
+        self.production_errors = ProductionErrors(on_production_error,
+                                                  topology.production_errors,
+                                                  self.dead_letter_topic, self.partitions)
+        self._refused: list[tuple[str, int, Record]] = []  # until the next commit
         self._logs: dict[tuple[str, int], list[ConsumerRecord]] = {}
         self._order: dict[str, list[ConsumerRecord]] = {}  # per topic, in append order
         self._read: dict[str, int] = {}
@@ -183,11 +200,16 @@ class TopologyTestDriver:
         """Commit as a worker does, through the same sequence (streamkit.processing.commit):
         every store's uncommitted updates to its changelog topic, then to RocksDB with the
         changelog position, then the input offsets."""
+        self._settle_refused()
         commit = Commit(self.topology, self.tasks.values())
         last = {}
         for (topic, partition), records in commit.changelogs.items():
-            for key, value, _ts, _headers in records:
-                self._append(topic, partition, key, value, 0, None)
+            for record in records:
+                refused = self._too_large(topic, record)
+                if refused is not None:
+                    self.production_errors.letters(topic, partition, record, refused,
+                                                   changelog=True)
+                self._append(topic, partition, record[0], record[1], 0, None)
             last[(topic, partition)] = len(self._logs[(topic, partition)]) - 1
         commit.written(last)
         self._committed.update(commit.offsets)
@@ -216,6 +238,7 @@ class TopologyTestDriver:
                     store.write(items[:int(len(items) * torn)], None)
         if lose_outputs:
             self._drop_produced()
+        self._refused.clear()
         for task in self.tasks.values():
             self._retired_late += task.late_records
             task.close()
@@ -228,6 +251,11 @@ class TopologyTestDriver:
             self._queue.extend(r for r in self._inputs
                                if r.offset >= committed.get(TopicPartition(r.topic, r.partition), 0))
         self._drain()
+
+    def committed(self, topic: str, partition: int = 0) -> int | None:
+        """The committed offset of an input partition (the next record to process after a
+        crash), or None before its first commit."""
+        return self._committed.get(TopicPartition(topic, partition))
 
     # output and state -----------------------------------------------------------------
     def read_output(self, topic: str) -> list[OutputRecord]:
@@ -301,6 +329,43 @@ class TopologyTestDriver:
         if topic in self.topology.sources:
             self._inputs.append(rec)
             self._queue.append(rec)
+
+    def _too_large(self, topic: str, record: Record) -> MessageSizeTooLargeError | None:
+        """The error a broker answers for a record over its topic's max_message_bytes."""
+        limit = self.max_message_bytes.get(topic)
+        if limit is None:
+            return None
+        key, value, _ts, headers = record
+        size = (len(key or b"") + len(value or b"")
+                + sum(len(k) + len(v or b"") for k, v in headers or ()))
+        if size <= limit:
+            return None
+        return MessageSizeTooLargeError(f"{size} bytes, more than the {limit} of {topic}")
+
+    def _settle_refused(self) -> None:
+        """The records refused since the last commit, by their topic's production-error
+        policy (processing.production), as a worker's commit settles them."""
+        while self._refused:
+            topic, partition, record = self._refused[0]
+            exc = self._too_large(topic, record)
+            if exc is None:  # max_message_bytes was raised meanwhile: the retry passes
+                self._append(topic, partition, record[0], record[1], record[2] or 0,
+                             record[3], produced=True)
+            else:
+                self._dead_letter_refused(topic, partition, record, exc)
+            self._refused.pop(0)
+
+    def _dead_letter_refused(self, topic: str, partition: int, record: Record,
+                             exc: BaseException) -> None:
+        letters = self.production_errors.letters(topic, partition, record, exc)
+        for letter_topic, letter_partition, (key, value, ts, headers) in letters:
+            error = self._too_large(letter_topic, (key, value, ts, headers))
+            if error is None:
+                self._append(letter_topic, letter_partition, key, value, ts or 0, headers,
+                             produced=True)
+                return
+            exc = error
+        raise ProductionErrors.refused_letter(letters[-1], exc)
 
     def _drain(self) -> None:
         self._bind()

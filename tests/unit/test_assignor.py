@@ -82,3 +82,32 @@ def test_a_new_member_gets_its_share_even_when_the_others_could_keep_everything(
     users = decode(out)
     assert all(users[m]["active"] for m in ("m1", "m2", "m3"))
     assert sum(len(u["active"]) for u in users.values()) == 8
+
+
+def test_a_shutdown_request_of_one_member_reaches_every_member_and_no_task_is_given():
+    assignor, seen = make()
+    asking = orjson.loads(member("u2").user_data)
+    asking["shutdown"] = {"by": "u2", "error": "RuntimeError: boom"}
+    members = {"m1": member("u1", active=[(0, 0)]),
+               "m2": ConsumerProtocolMemberMetadata(1, ["a", "b"], orjson.dumps(asking)),
+               "m3": member("u3")}
+    out = assignor.assign(Cluster({"a": 4, "b": 4}), members)
+    assert set(out) == set(members)
+    for a in out.values():
+        assert list(a.assignment) == []
+        assert orjson.loads(a.user_data)["shutdown"] == {"by": "u2", "error": "RuntimeError: boom"}
+    assignor.on_assignment(out["m1"])
+    assert seen["map"].shutdown == {"by": "u2", "error": "RuntimeError: boom"}
+    assert seen["active"] == set()
+
+
+def test_a_member_carries_its_shutdown_request_in_its_metadata():
+    assignor, _ = make()
+    assert "shutdown" not in orjson.loads(assignor.metadata(["a"]).user_data)
+    assignor.shutdown = {"by": "http://x", "error": "E"}
+    assert orjson.loads(assignor.metadata(["a"]).user_data)["shutdown"] == {"by": "http://x",
+                                                                         "error": "E"}
+    # Without a request, the map comes back as before.
+    assignor.shutdown = None
+    plain = make()[0].assign(Cluster({"a": 2, "b": 2}), {"m1": member("u1")})
+    assert "shutdown" not in orjson.loads(plain["m1"].user_data)

@@ -9,6 +9,7 @@ from streamkit.dsl import source_stream
 from streamkit.errors import TopologyError
 from streamkit.processing.topology import Topology
 from streamkit.testing import TopologyTestDriver
+from streamkit.windows import Hopping, Session, Sliding, Tumbling, WindowedKey
 
 
 def cogrouped(add_one, add_two, initial, values="str", keys_two="str", values_two="str"):
@@ -101,3 +102,72 @@ def test_a_grouped_stream_is_cogrouped_once():
     g = source_stream(topo, "one", "str", "str", None, None).group_by_key()
     with pytest.raises(TopologyError):
         g.cogroup(lambda a, v: a).cogroup(g, lambda a, v: a)
+
+
+def windowed(windows, emit="update", merge=None):
+    """Input `one` appends its values in lower case, `two` in upper case, to one
+    aggregate per key and window."""
+    topo = Topology("cgw")
+    one = source_stream(topo, "one", "str", "str", None, None).group_by_key()
+    two = source_stream(topo, "two", "str", "str", None, None).group_by_key()
+    table = (one.cogroup(lambda a, v: a + v.lower()).cogroup(two, lambda a, v: a + v.upper())
+             .windowed_by(windows).aggregate("agg", "", merge=merge, emit=emit, to="out"))
+    return topo, table
+
+
+def test_a_windowed_cogroup_folds_every_input_into_one_window_per_key():
+    topo, table = windowed(Tumbling(size_ms=10, grace_ms=5))
+    assert list(topo.tables) == ["agg"]
+    with TopologyTestDriver(topo) as driver:
+        driver.pipe("one", "k", "a", 0)
+        driver.pipe("two", "k", "b", 3)
+        driver.pipe("one", "k", "c", 5)
+        driver.pipe("two", "k", "d", 12)
+        assert [(r.key, r.value, r.timestamp) for r in driver.read_output("out")] == [
+            (WindowedKey("k", 0, 10), "a", 0), (WindowedKey("k", 0, 10), "aB", 3),
+            (WindowedKey("k", 0, 10), "aBc", 5), (WindowedKey("k", 10, 20), "D", 12)]
+        assert driver.table(table.name) == {WindowedKey("k", 0, 10): "aBc",
+                                            WindowedKey("k", 10, 20): "D"}
+
+
+def test_the_inputs_share_stream_time_and_grace():
+    topo, _ = windowed(Tumbling(size_ms=10, grace_ms=5), emit="final")
+    with TopologyTestDriver(topo) as driver:
+        driver.pipe("one", "k", "a", 0)
+        driver.pipe("two", "k", "b", 3)
+        assert driver.read_output("out") == []
+        driver.pipe("two", "x", "c", 15)  # the other input's time closes [0, 10) at 10 + 5
+        assert [(r.key, r.value) for r in driver.read_output("out")] == [
+            (WindowedKey("k", 0, 10), "aB")]
+        driver.pipe("one", "k", "e", 4)   # too late for either input
+        assert driver.late_records == 1
+        assert len(driver.output(driver.late_events_topic)) == 1
+
+
+def test_sessions_of_a_windowed_cogroup_merge_across_inputs():
+    topo, table = windowed(Session(gap_ms=5, grace_ms=100), merge=lambda x, y: x + y)
+    with TopologyTestDriver(topo) as driver:
+        driver.pipe("one", "k", "a", 0)
+        driver.pipe("two", "k", "b", 10)
+        driver.pipe("one", "k", "c", 5)   # within 5 of both: one session [0, 10]
+        assert driver.table(table.name) == {WindowedKey("k", 0, 10): "aBc"}
+
+
+def test_a_windowed_cogroup_is_exact_after_a_crash():
+    topo, table = windowed(Hopping(size_ms=10, advance_ms=5, grace_ms=100))
+    with TopologyTestDriver(topo, auto_commit=False) as driver:
+        driver.pipe("one", "k", "a", 1)
+        driver.pipe("two", "k", "b", 6)
+        driver.commit()
+        driver.pipe("one", "k", "c", 7)
+        driver.pipe("two", "k", "d", 8)
+        driver.restart(crash=True)   # c and d are processed again, from both inputs
+        assert driver.table(table.name) == {WindowedKey("k", 0, 10): "aBcD",
+                                            WindowedKey("k", 5, 15): "BcD"}
+
+
+def test_a_cogroup_is_not_windowed_by_sliding_windows():
+    topo = Topology("cgs")
+    g = source_stream(topo, "one", "str", "str", None, None).group_by_key()
+    with pytest.raises(TopologyError, match="Tumbling, Hopping or Session"):
+        g.cogroup(lambda a, v: a).windowed_by(Sliding(difference_ms=5, grace_ms=0))

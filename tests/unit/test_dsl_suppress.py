@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamkit.dsl import table_from_topic
-from streamkit.errors import TopologyError
+from streamkit.errors import SuppressBufferFull, TopologyError
 from streamkit.processing.topology import Topology
 from streamkit.testing import TopologyTestDriver
 
@@ -93,3 +93,59 @@ def test_a_deletion_waits_like_an_update_and_the_limits_are_checked():
         table.suppress(-1, name="x")
     with pytest.raises(TopologyError):
         table.suppress(5, name="y", max_records=0)
+
+
+def held(limit_ms: int, **bounds) -> Topology:
+    topo = Topology("supb")
+    (table_from_topic(topo, "t", "input", "str", "str")
+     .suppress(limit_ms, name="held", **bounds).to_stream().to("out"))
+    return topo
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_past_max_bytes_the_oldest_waiting_updates_go_on_early(restart):
+    # A 1000-character value and its entry take a little over 1000 bytes, a 1-character
+    # one a few dozen: 1500 bytes hold one large entry and some small ones, not two large.
+    big = "x" * 1000
+    with TopologyTestDriver(held(10 ** 9, max_bytes=1500)) as driver:
+        driver.pipe("input", "a", big, 0)
+        driver.pipe("input", "b", "y", 1)
+        assert drain(driver, "out") == []
+        driver.pipe("input", "c", big, 2)       # two large entries: the oldest, a, goes on
+        assert drain(driver, "out") == [("a", big, 0)]
+        driver.pipe("input", "d", "w", 3)
+        assert drain(driver, "out") == []
+        if restart:  # the sizes of the waiting entries are read again from the table
+            driver.restart()
+        driver.pipe("input", "b", big, 4)       # b grows: b, waiting since 1, is the oldest
+        assert drain(driver, "out") == [("b", big, 4)]
+        driver.pipe("input", "e", big, 5)       # c (2) goes; d stays, small
+        assert drain(driver, "out") == [("c", big, 2)]
+
+
+def test_shut_down_when_full_raises_once_the_due_updates_have_gone_on():
+    with TopologyTestDriver(held(10, max_records=2, shut_down_when_full=True),
+                            on_error="continue") as driver:
+        driver.pipe("input", "a", "1", 0)
+        driver.pipe("input", "b", "1", 5)
+        # Stream time 20: a and b are due and go on first, so c alone waits.
+        driver.pipe("input", "c", "1", 20)
+        assert drain(driver, "out") == [("a", "1", 0), ("b", "1", 5)]
+        driver.pipe("input", "d", "1", 21)
+        # A third waiting key is past the bound: not a dead letter, an error that escapes
+        # processing (the worker's STREAMKIT_ON_UNCAUGHT_ERROR decides).
+        with pytest.raises(SuppressBufferFull, match="3 keys waiting"):
+            driver.pipe("input", "e", "1", 22)
+        assert driver.output(driver.dead_letter_topic) == []
+        assert drain(driver, "out") == []
+    with TopologyTestDriver(held(10 ** 9, max_bytes=100, shut_down_when_full=True)) as driver:
+        with pytest.raises(SuppressBufferFull, match="bytes"):
+            driver.pipe("input", "a", "x" * 200, 0)
+
+
+def test_a_bound_is_needed_to_shut_down_when_full():
+    table = table_from_topic(Topology("bad"), "t", "input", "str", "int")
+    with pytest.raises(TopologyError, match="needs a bound"):
+        table.suppress(5, name="x", shut_down_when_full=True)
+    with pytest.raises(TopologyError):
+        table.suppress(5, name="y", max_bytes=0)
