@@ -89,6 +89,8 @@ def test_lost_rocksdb_directory_is_rebuilt_from_changelog(broker, app_id, worker
     assert metric(text, "streamkit_restore_records", table="totals") == n
     assert metric(text, "streamkit_restore_total_records", table="totals") == n
     assert metric(text, "streamkit_restore_partitions_left", table="totals") == 0
+    assert w2.get("/metadata")[1]["restore"] == {
+        "totals": {"restored": n, "total": n, "partitions_left": 0}}
     assert re.search(rf"restored 4 tasks \({n} changelog records\) in [\d.]+s; totals {n}/{n}\s",
                      w2.log_tail(50000)), w2.log_tail()
     assert "changelog records" in w2.log_tail(20000)
@@ -195,6 +197,14 @@ def test_standby_replica_takes_over_without_replaying_the_whole_changelog(
     # Each worker is standby for exactly the tasks the other runs.
     assert sorted(ready_a["standby"]) == sorted(ready_b["tasks"])
     assert sorted(ready_b["standby"]) == sorted(ready_a["tasks"])
+    # /metadata, from either worker, says so for each partition of the table.
+    active = {str(p): w.url for w, ready in ((a, ready_a), (b, ready_b)) for _, p in ready["tasks"]}
+    other = {a.url: b.url, b.url: a.url}
+    for w in (a, b):
+        meta = w.get("/metadata")[1]
+        assert meta["tables"]["totals"]["active"] == active
+        assert meta["tables"]["totals"]["standby"] == {p: [other[u]] for p, u in active.items()}
+        assert sorted(meta["hosts"]) == sorted(other)
     want = expected(6000)
     wait_for(lambda: settled(a, want))
     # b's standby stores have applied the changelog once b, reading them itself
