@@ -1,7 +1,7 @@
 """HTTP views of tables, right with any number of workers.
 
 A read of one key is served by the worker that owns the key's partition (other workers
-forward it, keeping method, query and body); scans and counts gather from every owner.
+forward it, keeping its path and query string); scans and counts gather from every owner.
 While partitions move or a table recovers the answer is 503 with Retry-After, never a
 wrong or default value.
 """
