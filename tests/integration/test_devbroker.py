@@ -1,4 +1,3 @@
-import os
 import re
 import signal
 import subprocess
@@ -9,6 +8,7 @@ import pytest
 
 from streamkit import BrokerStartError, devbroker
 from streamkit.devbroker import free_port
+from tests.apps.test_devrun import alive
 
 from .test_tables import wait_for
 
@@ -26,14 +26,6 @@ def test_dev_broker_starts_answers_and_stops_by_pid():
         b.stop()
     assert not b.alive()
     assert not devbroker.metadata_answers(b.host, b.port, timeout=0.5)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def broker_command(port: int) -> subprocess.Popen:
