@@ -8,6 +8,8 @@ APPS   ?= apps.customer.app apps.basket.app apps.orders.app
 GATEWAY ?= apps.gateway
 # auto: Apache Kafka where Java 17+ is installed, else the dev broker (or kafka, dev)
 BROKER ?= auto
+# More options of `streamkit dev`, e.g. RUN_ARGS="--gateway-port 8081 --base-port 7066"
+RUN_ARGS ?=
 
 .PHONY: install run test test-deep lint bench clean browser demo
 
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml apps/pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/streamkit dev $(APPS) --gateway $(GATEWAY) --broker $(BROKER)
+	$(BIN)/streamkit dev $(APPS) --gateway $(GATEWAY) --broker $(BROKER) $(RUN_ARGS)
 
 # A user's journey with curl against `make run` (in another terminal).
 demo:

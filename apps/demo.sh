@@ -15,8 +15,13 @@ CID=$(echo "$CUSTOMER" | J 'd["id"]')
 step "fill the basket"
 curl -sf -X POST "$GW/api/basket/$CID/items" -d '{"sku": "tea", "qty": 2, "price": 4.5}'; echo
 curl -sf -X POST "$GW/api/basket/$CID/items" -d '{"sku": "cup", "qty": 1, "price": 11}'; echo
-sleep 1.5
-curl -sf "$GW/api/basket/$CID"; echo
+# The basket table follows its events within a commit interval: show it once it has both.
+for _ in $(seq 100); do
+  BASKET=$(curl -sf "$GW/api/basket/$CID")
+  [ "$(echo "$BASKET" | J 'len(d["items"])')" = 2 ] && break
+  sleep 0.1
+done
+echo "$BASKET"
 
 step "check out (answers once the order is VALIDATED or FAILED)"
 ORDER=$(curl -sf -X POST "$GW/api/basket/$CID/checkout?wait_for=state:VALIDATED,FAILED")

@@ -30,7 +30,7 @@ class App(AppShell):
         # /metrics; its registry takes the collectors of what is built on the app.
         self.ops = OpsRoutes(self, self.queries.stats)
         self.add_part(self.ops)
-        self._reader = TableReader(self.processors.ownership, self.forwarder)
+        self._reader = TableReader(self.processors.ownership, self.forwarder, s.exactly_once)
 
     async def read(self, table: str, key: Any) -> Any:
         """A table's value for key, read where it lives (this worker or its owner); None

@@ -23,6 +23,7 @@ class WorkerProcess:
         self.env = {**os.environ, **env}
         self.port = int(self.env["STREAMKIT_WEB_PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
+        self.token = self.env.get("STREAMKIT_API_TOKEN") or None
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "WorkerProcess":
@@ -69,9 +70,12 @@ class WorkerProcess:
         return body["tasks"] if status == 200 else []
 
     def get(self, path: str, timeout: float = 10.0) -> tuple[int, Any]:
-        """GET path; (status, decoded JSON body), or (0, None) when nothing answers."""
+        """GET path (with the worker's own token, if it has one); (status, decoded JSON
+        body), or (0, None) when nothing answers."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
+            with urllib.request.urlopen(urllib.request.Request(self.url + path, headers=headers),
+                                        timeout=timeout) as resp:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as err:
             body = err.read()

@@ -20,6 +20,7 @@ from .queries import QueryRoutes
 from .routes import GatewayRoutes
 from .settings import GatewaySettings
 from .websocket import WebsocketRoute
+from .workers import WorkersRoute
 
 
 class GatewayRoutesPart(Part):
@@ -28,7 +29,8 @@ class GatewayRoutesPart(Part):
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.groups = (GatewayRoutes(gateway), WebsocketRoute(gateway), QueryRoutes(gateway))
+        self.groups = (GatewayRoutes(gateway), WebsocketRoute(gateway), QueryRoutes(gateway),
+                       WorkersRoute(gateway))
 
     def install_routes(self, routes: Routes) -> None:
         for group in self.groups:

@@ -64,6 +64,8 @@ def gateway_paths() -> dict[str, Any]:
                         "400": _err("not a websocket upgrade request"),
                         "429": _err("the instance holds its limit of websockets")}),
         "/gateway/stats": _get("parked requests, owned response partitions and counters"),
+        "/gateway/workers": _get("every worker of every registered app, with its /metrics "
+                                 "text (what the deployment's /ui shows)"),
         "/gateway/responses": {"post": {
             "summary": "replies handed over by the instance that consumed them (internal)",
             "requestBody": {"required": True, "content": {"application/json": {

@@ -49,8 +49,9 @@ class ProcessingCollector(Collector):
         app_id = self.app.conf.id
         c = CounterMetricFamily("streamkit_records_in", "Records processed, per source topic",
                                 labels=["app", "topic"])
-        for topic, n in sorted(runner.records_in.items()):
-            c.add_metric([app_id, topic], n)
+        # Every source topic from 0, so that a worker that has processed nothing says so.
+        for topic in sorted(set(runner.topology.sources) | set(runner.records_in)):
+            c.add_metric([app_id, topic], runner.records_in.get(topic, 0))
         yield c
         out = CounterMetricFamily("streamkit_records_out", "Records produced and acknowledged, per topic",
                                   labels=["app", "topic"])

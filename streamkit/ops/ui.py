@@ -1,5 +1,7 @@
 """GET /ui: a page that draws each app's topology and shows, live, lag per partition,
-restored records, late events and dead letters (read from /topology and /metrics)."""
+records in, restored records, late events and dead letters (read from /topology and
+/metrics). On a gateway, whose /topology lists every registered app, the figures are
+those of every worker of those apps (GET /gateway/workers), each row naming its worker."""
 from __future__ import annotations
 
 PAGE = r"""<!doctype html>
@@ -18,7 +20,7 @@ PAGE = r"""<!doctype html>
 <h1>streamkit <span id="apps"></span></h1>
 <div id="error"></div><div id="graphs"></div>
 <h2>Live figures</h2>
-<table class="figures" id="figures"><thead><tr><th>metric</th><th>labels</th><th>value</th></tr></thead><tbody></tbody></table>
+<table class="figures" id="figures"><thead><tr><th>worker</th><th>metric</th><th>labels</th><th>value</th></tr></thead><tbody></tbody></table>
 <script>
 const params = new URLSearchParams(location.search);
 const headers = params.get("token") ? {"Authorization": "Bearer " + params.get("token")} : {};
@@ -93,15 +95,25 @@ function parseMetrics(text) {
   }
   return out;
 }
+let deployment = false;  // a gateway's page: the figures of every worker it knows
+async function sources() {
+  if (!deployment) return [{url: "", metrics: await (await fetch("metrics", {headers})).text()}];
+  const r = await fetch("gateway/workers", {headers});
+  const workers = (await r.json()).workers;
+  const silent = workers.filter(w => w.metrics === null).map(w => w.error);
+  document.getElementById("error").textContent = silent.join("; ");
+  return workers.filter(w => w.metrics !== null);
+}
 async function refresh() {
   try {
-    const r = await fetch("metrics", {headers});
-    const rows = parseMetrics(await r.text());
+    const found = await sources();
     const body = document.querySelector("#figures tbody"); body.innerHTML = "";
-    for (const f of rows) {
+    for (const w of found) for (const f of parseMetrics(w.metrics)) {
       const tr = document.createElement("tr");
       tr.dataset.metric = f.name; tr.dataset.labels = f.labels; tr.dataset.value = f.value;
-      for (const t of [f.name, f.labels, f.value]) { const td = document.createElement("td"); td.textContent = t; tr.appendChild(td); }
+      tr.dataset.worker = w.url;
+      for (const t of [w.url || "this worker", f.name, f.labels, f.value]) {
+        const td = document.createElement("td"); td.textContent = t; tr.appendChild(td); }
       body.appendChild(tr);
     }
     document.body.dataset.refreshed = String(Date.now());
@@ -110,6 +122,7 @@ async function refresh() {
 async function main() {
   const r = await fetch("topology", {headers});
   const data = await r.json();
+  deployment = Array.isArray(data.apps);
   const apps = data.apps || [data];
   document.getElementById("apps").textContent = apps.map(a => a.app).join(", ");
   for (const app of apps) {

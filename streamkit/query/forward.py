@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from ..errors import PeerError
-from ..http import JSON, unavailable
+from ..http import unavailable
 from ..httpclient import peer_session
 
 FORWARDED = "X-Streamkit-Forwarded"
@@ -37,12 +37,11 @@ class Forwarder:
             await session.close()
 
     async def forward(self, request: web.Request, owner: str) -> web.Response:
-        """The owner's answer to the same method, path, query and body."""
-        body = await request.read()
-        headers = {FORWARDED: "1", "Content-Type": request.headers.get("Content-Type", JSON)}
+        """The owner's answer to the same read: path and query string (every query route
+        is a GET without a body)."""
         try:
-            async with self.session.request(request.method, owner + request.rel_url.path_qs,
-                                            data=body or None, headers=headers) as resp:
+            async with self.session.get(owner + request.rel_url.path_qs,
+                                        headers={FORWARDED: "1"}) as resp:
                 payload = await resp.read()
                 return web.Response(body=payload, status=resp.status,
                                     content_type=resp.content_type,

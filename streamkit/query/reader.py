@@ -13,8 +13,9 @@ from .forward import Forwarder
 class TableReader:
     """Reads a table from code (App.read)."""
 
-    def __init__(self, ownership: Ownership, forwarder: Forwarder) -> None:
+    def __init__(self, ownership: Ownership, forwarder: Forwarder, committed: bool = False) -> None:
         self.own, self.forwarder = ownership, forwarder
+        self.committed = committed  # exactly-once: committed state only, as the HTTP reads
 
     async def read(self, table: str, key: Any) -> Any:
         """The table's value for key, or None; StoreUnavailable while partitions move."""
@@ -26,7 +27,7 @@ class TableReader:
             raise StoreUnavailable(f"{table} is not ready")
         store = own.local_store(table, partition)
         if store is not None:
-            return store.get(key)
+            return store.get_committed(key) if self.committed else store.get(key)
         owner = own.owner(table, partition)
         if owner is None or owner == own.url:
             raise StoreUnavailable(f"partition {partition} of {table} is moving")

@@ -1,7 +1,7 @@
 """HTTP views of tables, right with any number of workers.
 
 A read of one key is served by the worker that owns the key's partition (other workers
-forward it, keeping method, query and body); scans and counts gather from every owner.
+forward it, keeping its path and query string); scans and counts gather from every owner.
 While partitions move or a table recovers the answer is 503 with Retry-After, never a
 wrong or default value.
 """
@@ -39,8 +39,12 @@ class TableRoutes(Part):
                  forwarder: Forwarder) -> None:
         self.app_id = app_id
         self.own = runner.ownership
+        self.restores = runner.restore_progress
         self.settings = settings
         self.forwarder = forwarder
+        # Under exactly-once a read shows committed state only: an update of a transaction
+        # that may still abort is never served (at-least-once serves it: see docs/queries.md).
+        self.committed_reads = settings.exactly_once
         topo = runner.topology
         self.waiters = Waiters(lambda t, vb: topo.tables[t].values.decode(vb),
                                lambda t: topo.tables[t].group.root().id if t in topo.tables else -1)
@@ -84,8 +88,12 @@ class TableRoutes(Part):
             for name, spec in sorted(self.own.tables().items())]})
 
     async def metadata(self, request: web.Request) -> web.Response:
+        # The restore figures are the ones /metrics shows (one source, read now).
+        restore = {name: {"restored": t.restored, "total": t.total,
+                          "partitions_left": t.partitions_left}
+                   for name, t in sorted(self.restores.tables.items())}
         return json_response({"app": self.app_id, "ready": self.own.ready,
-                              **self.own.describe()})
+                              **self.own.describe(), "restore": restore})
 
     async def get_key(self, request: web.Request) -> web.Response:
         spec = self._spec(request)
@@ -158,7 +166,7 @@ class TableRoutes(Part):
               headers: dict[str, str]) -> web.Response:
         if _windowed(spec):
             return self._windows(request, spec, key, partition, store, headers)
-        return self._value(spec, key, partition, store.read(key), headers)
+        return self._value(spec, key, partition, store.read(key, self.committed_reads), headers)
 
     def _windows(self, request: web.Request, spec, key: Any, partition: int, store,
                  headers: dict[str, str]) -> web.Response:
@@ -168,7 +176,7 @@ class TableRoutes(Part):
             hi = _int_param(request, "to_ms", 1 << 62, -(1 << 62), 1 << 62)
         except BadKey as exc:
             return error(400, "bad_request", str(exc))
-        rows = fetch_windows(store, key, lo, hi)
+        rows = fetch_windows(store, key, lo, hi, self.committed_reads)
         if not rows:
             return error(404, "unknown_key", f"no open window of {key!r} in {spec.name}", headers)
         return json_response({"key": key, "partition": partition, "windows": [

@@ -127,13 +127,15 @@ class PartitionStore:
             return default if raw is None else self.values.decode(raw)
         return default if value is TOMBSTONE else value
 
-    def read(self, key: Any) -> Any:
-        """get() for interactive queries: the committed value comes from a bounded cache
-        of decoded values, filled by reads and emptied of each key the database writes.
-        Callers must not change the value they get."""
-        value = self.dirty.get(key, MISSING)
-        if value is not MISSING:
-            return None if value is TOMBSTONE else value
+    def read(self, key: Any, committed: bool = False) -> Any:
+        """get() for interactive queries (committed=True: as of the last commit, skipping
+        the uncommitted updates): the committed value comes from a bounded cache of decoded
+        values, filled by reads and emptied of each key the database writes. Callers must
+        not change the value they get."""
+        if not committed:
+            value = self.dirty.get(key, MISSING)
+            if value is not MISSING:
+                return None if value is TOMBSTONE else value
         kb = self.keys.encode(key)
         cache, stats = self._read_cache, self.read_cache
         value = cache.get(kb, MISSING)

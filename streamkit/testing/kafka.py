@@ -49,26 +49,29 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int = 4,
         return (await admin.ensure([TopicSpec(topic, partitions)]))[topic]
 
 
-async def produce_async(bootstrap: str, topic: str, records: Iterable[tuple[Any, Any]],
+async def produce_async(bootstrap: str, topic: str, records: Iterable[tuple[Any, ...]],
                         linger_ms: int = 5, partitions: int = 4, replication: int = 1,
                         idempotent: bool = False) -> int:
-    """Send (key, value) pairs (str keys as UTF-8, other values as JSON) to topic, creating
-    it with `partitions` if it does not exist; return the count. `idempotent` keeps the
-    producer's retries (a broker failing over) from writing a record twice; it needs a
-    broker with idempotent producers (Apache Kafka has them, the dev broker does not)."""
+    """Send (key, value) pairs, or (key, value, timestamp_ms) triples (str keys as UTF-8,
+    other values as JSON), to topic, creating it with `partitions` if it does not exist;
+    return the count. `idempotent` keeps the producer's retries (a broker failing over)
+    from writing a record twice; it needs a broker with idempotent producers (Apache Kafka
+    has them, the dev broker does not)."""
     await ensure_topic(bootstrap, topic, partitions, replication)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all",
                                 enable_idempotence=idempotent)
     await producer.start()
     try:
-        futures = [await producer.send(topic, _bytes(v), key=_bytes(k)) for k, v in records]
+        futures = [await producer.send(topic, _bytes(r[1]), key=_bytes(r[0]),
+                                       timestamp_ms=r[2] if len(r) > 2 else None)
+                   for r in records]
         await asyncio.gather(*futures)
         return len(futures)
     finally:
         await producer.stop()
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[Any, Any]],
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[Any, ...]],
             partitions: int = 4, replication: int = 1, idempotent: bool = False) -> int:
     return asyncio.run(produce_async(bootstrap, topic, records, partitions=partitions,
                                      replication=replication, idempotent=idempotent))

@@ -3,12 +3,15 @@ broker, a worker that dies is started again while the others keep running, and o
 stops them all."""
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 from streamkit.devbroker import free_port, port_in_use
@@ -36,16 +39,22 @@ def alive(pid: int) -> bool:
 
 
 class Dev:
-    """A `streamkit dev` process of the example services and the lines it prints."""
+    """A `streamkit dev` process of the example services and the lines it prints (with
+    `make`: the command that runs it, in checkout)."""
 
-    def __init__(self, tmp_path, prefix: str, env: dict[str, str], *args: str) -> None:
+    def __init__(self, tmp_path, prefix: str, env: dict[str, str], *args: str,
+                 make: list[str] | None = None, checkout: str = ROOT) -> None:
         self.gateway_port = free_port()
         self.lines: list[str] = []
+        ports = ["--base-port", str(consecutive_free_ports(len(SERVICES))),
+                 "--gateway-port", str(self.gateway_port)]
+        if make is None:
+            argv = [sys.executable, "-m", "streamkit.cli", "dev", *SERVICES, "--gateway",
+                    "apps.gateway", *ports, "--state-dir", str(tmp_path), *args]
+        else:
+            argv = [*make, "RUN_ARGS=" + " ".join([*ports, *args])]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamkit.cli", "dev", *SERVICES, "--gateway", "apps.gateway",
-             "--base-port", str(consecutive_free_ports(len(SERVICES))),
-             "--gateway-port", str(self.gateway_port), "--state-dir", str(tmp_path), *args],
-            env={**env, "APPS_PREFIX": prefix, "PYTHONPATH": ROOT}, cwd=ROOT,
+            argv, env={**env, "APPS_PREFIX": prefix, "PYTHONPATH": checkout}, cwd=checkout,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -70,8 +79,9 @@ class Dev:
         return {m[1]: int(m[3]) for m in self.wait(WORKER_LINE, len(SERVICES) + 1)}
 
     def stop(self) -> int:
-        """Ctrl-C, as a user stops it; the exit code."""
-        self.proc.send_signal(signal.SIGINT)
+        """Ctrl-C, as a user stops it (the terminal signals the whole process group that
+        this test started); the exit code."""
+        os.killpg(self.proc.pid, signal.SIGINT)
         return self.proc.wait(90)
 
 
@@ -122,18 +132,47 @@ def test_a_worker_killed_under_streamkit_dev_comes_back_and_the_journey_goes_on(
     assert not [pid for pid in pids if alive(pid)]
 
 
-def test_make_run_on_the_dev_broker_starts_it_and_the_journey_works(app_id, tmp_path):
-    # make run's path where Java is absent: streamkit dev starts the dev broker itself.
+def checkout_copy(dest: Path) -> Path:
+    """The checkout's files (git ls-files), as a user's clone has them."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, names):
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(ROOT) / name, dest / name)
+    return dest
+
+
+def test_make_run_and_make_demo_in_a_copy_of_the_checkout(tmp_path):
+    # make run's path where Java is absent (BROKER=dev: it starts the dev broker itself), in a
+    # copy of the checkout that reuses the installed environment (-o: make installs nothing).
+    copy = str(checkout_copy(tmp_path / "checkout"))
+    venv = sys.prefix
     env = {k: v for k, v in os.environ.items()
-           if k not in ("STREAMKIT_BROKER", "STREAMKIT_PROFILE")}
-    dev = Dev(tmp_path, f"{app_id}-", env, "--broker", "dev", "--broker-port", str(free_port()))
+           if k not in ("STREAMKIT_BROKER", "STREAMKIT_PROFILE", "MAKEFLAGS", "MAKELEVEL")}
+    dev = Dev(tmp_path, "", env, "--broker-port", str(free_port()), checkout=copy,
+              make=["make", "-o", f"{venv}/.installed", "run", f"VENV={venv}", "BROKER=dev"])
     try:
         (line,) = dev.wait(BROKER_LINE)
         assert line[1] == "dev broker"
         pids = list(dev.workers().values())
-        journey(dev.system)
+        assert not Path(copy, ".venv").exists()
+        demo = subprocess.run(["make", "demo"], cwd=copy, capture_output=True, text=True,
+                              timeout=180, env={**env, "GATEWAY_URL": dev.system.gateway.url})
     finally:
-        code = dev.stop()
-    assert code == 0, "\n".join(dev.lines)
+        dev.stop()
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "stopped." in dev.lines, "\n".join(dev.lines)
     assert not [pid for pid in pids if alive(pid)]
     assert not port_in_use("127.0.0.1", int(line[2].rsplit(":", 1)[1]))
+    # What the demo printed: the customer, the two items, the basket, the validated order,
+    # the paid order, and the views.
+    answers = [json.loads(x) for x in demo.stdout.splitlines() if x.startswith("{")]
+    customer, tea, cup, basket, checkout, paid, view, gold, page = answers
+    assert customer["level"] == "gold" and (tea["sku"], cup["sku"]) == ("tea", "cup")
+    assert sorted(basket["items"]) == ["cup", "tea"]
+    order = checkout["value"]
+    assert (order["state"], order["total"], order["customer_id"]) == ("VALIDATED", 18.0,
+                                                                    customer["id"])
+    assert paid["value"]["state"] == view["value"]["state"] == "PAID"
+    assert view["key"] == order["id"] and gold["value"] == 1
+    assert order["id"] in [item["key"] for item in page["items"]]

@@ -2,12 +2,15 @@
 the views; once with one worker per service and once with two."""
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import time
 
 import orjson
 import pytest
 
-from streamkit.testing.kafka import produce, read_topic
+from streamkit.testing.kafka import ensure_topic, produce, read_topic
+from tests.oracles import kafka_partition
 
 from .conftest import eventually
 
@@ -28,13 +31,21 @@ def test_register_fill_basket_checkout_pay_and_query(start_system, broker, per_s
     basket = eventually(lambda: (lambda r: r[1] if r[0] == 200 and len(r[1]["items"]) == 2 else None)(
         s.call("GET", f"/api/basket/{cid}")))
     assert basket["items"]["tea"] == {"sku": "tea", "qty": 2, "price": 4.5}
+    # An item taken out; taking out one that is not there changes nothing.
+    assert s.call("DELETE", f"/api/basket/{cid}/items/cup") == (
+        202, {"op": "remove", "customer_id": cid, "sku": "cup"})
+    assert s.call("DELETE", f"/api/basket/{cid}/items/none")[0] == 202
+    tea_only = {"tea": {"sku": "tea", "qty": 2, "price": 4.5}}
+    assert eventually(lambda: s.call("GET", f"/api/basket/{cid}")[1]["items"] == tea_only), \
+        s.call("GET", f"/api/basket/{cid}")
 
     # Checkout answers once the new order is validated (the event-driven variant).
     status, done = s.call("POST", f"/api/basket/{cid}/checkout?wait_for=state:VALIDATED,FAILED")
     assert status == 200, done
     order = done["value"]
     assert order["state"] == "VALIDATED" and order["customer_id"] == cid
-    assert order["total"] == round((2 * 4.5 + 11) * 0.9, 2)  # gold: 10% off
+    assert order["items"] == [tea_only["tea"]]
+    assert order["total"] == round(2 * 4.5 * 0.9, 2)  # gold: 10% off
     oid = order["id"]
     assert eventually(lambda: s.call("GET", f"/api/basket/{cid}")[1]["items"] == {})
 
@@ -75,3 +86,83 @@ def test_register_fill_basket_checkout_pay_and_query(start_system, broker, per_s
                                  if r.key == oid.encode()] or None)
     states = sorted(orjson.loads(r.value)["state"] for r in emails)
     assert states == ["PAID", "VALIDATED"]
+
+    customer_updates(s, customer)
+    order_rules(s, cid)
+    payment_after_a_later_order(s, broker, cid)
+
+
+def customer_updates(s, customer: dict) -> None:
+    """PUT changes the fields it names, and the customer leaves the old level's count."""
+    cid = customer["id"]
+    silver = {**customer, "level": "silver"}
+    assert s.call("PUT", f"/api/customer/{cid}", {"level": "silver"}) == (200, silver)
+    assert eventually(lambda: s.call("GET", f"/api/customer/{cid}") == (200, silver))
+    assert s.call("PUT", f"/api/customer/{cid}", {"level": "platinum"})[1]["error"]["code"] \
+        == "bad_customer"
+    assert s.call("PUT", "/api/customer/c-nobody", {"level": "gold"})[0] == 404
+    levels = f"/apps/{s.prefix}customer/tables/customers-per-level/keys"
+
+    def count(level: str) -> int:
+        status, body = s.call("GET", f"{levels}/{level}")
+        return body["value"] if status == 200 else 0
+
+    assert eventually(lambda: (count("gold"), count("silver")) == (0, 1)), \
+        (count("gold"), count("silver"))
+    assert s.call("GET", f"/api/customer/{cid}")[1] == silver
+
+
+def order_rules(s, cid: str) -> None:
+    """Quantities 1..100 (whole numbers), positive prices, at least one item; the total after
+    the level's discount (cid is silver now: 5%; a new customer is bronze: none)."""
+    status, bronze = s.call("POST", "/api/customer", {"name": "Bo", "email": "bo@example.org"})
+    assert status == 201 and bronze["level"] == "bronze"
+    qty_error, price_error = "quantity must be 1..100", "prices must be positive"
+    cases = [  # (customer, items, state, total or reason)
+        (cid, [{"sku": "a", "qty": 100, "price": 2}], "VALIDATED", 190.0),
+        (cid, [{"sku": "a", "qty": 2, "price": 5}, {"sku": "b", "qty": 3, "price": 10}],
+         "VALIDATED", 38.0),
+        (bronze["id"], [{"sku": "a", "qty": 3, "price": 2.5}], "VALIDATED", 7.5),
+        (cid, [{"sku": "a", "qty": 0, "price": 2}], "FAILED", qty_error),
+        (cid, [{"sku": "a", "qty": 101, "price": 2}], "FAILED", qty_error),
+        (cid, [{"sku": "a", "qty": 1.5, "price": 2}], "FAILED", qty_error),
+        (cid, [{"sku": "a", "qty": 1, "price": 2}, {"sku": "b", "qty": 1, "price": 0}],
+         "FAILED", price_error),
+        (cid, [{"sku": "a", "qty": 1, "price": -4}], "FAILED", price_error),
+        (cid, [], "FAILED", "an order needs at least one item"),
+    ]
+
+    def place(case):
+        customer, items = case[0], case[1]
+        return s.call("POST", "/api/orders?wait_for=state:VALIDATED,FAILED",
+                      {"customer_id": customer, "items": items})
+
+    with concurrent.futures.ThreadPoolExecutor(len(cases)) as pool:
+        answers = list(pool.map(place, cases))
+    for (customer, items, state, expect), (status, body) in zip(cases, answers):
+        assert status == 200, (items, body)
+        order = body["value"]
+        assert (order["customer_id"], order["items"], order["state"]) == (customer, items, state)
+        assert order["total" if state == "VALIDATED" else "reason"] == expect, order
+
+
+def payment_after_a_later_order(s, broker: str, cid: str) -> None:
+    """A payment within its order's window is judged against the stream time of payments:
+    an order validated later (its event time 45 s past the payment's) does not make it late."""
+    now = int(time.time() * 1000)
+    first = {"id": "o-first", "customer_id": cid, "items": [{"sku": "x", "qty": 1, "price": 10}],
+             "state": "VALIDATED", "total": 10.0}
+    partitions = asyncio.run(ensure_topic(broker, f"{s.prefix}orders"))
+    later_id = next(f"o-later-{i}" for i in range(1000) if kafka_partition(
+        f"o-later-{i}".encode(), partitions) == kafka_partition(b"o-first", partitions))
+    produce(broker, f"{s.prefix}orders", [
+        ("o-first", first, now - 25_000),
+        (later_id, {**first, "id": later_id}, now + 25_000)])
+    assert eventually(lambda: s.call("GET", f"/api/orders/{later_id}")[0] == 200)
+    produce(broker, f"{s.prefix}payments",
+            [("o-first", {"order_id": "o-first", "amount": 10, "ts_ms": now - 20_000})])
+    paid = eventually(lambda: (lambda r: r[1] if r[1].get("state") == "PAID" else None)(
+        s.call("GET", "/api/orders/o-first")))
+    assert paid == {**first, "state": "PAID", "paid_ms": now - 20_000, "payment": 10}
+    late = read_topic(broker, f"{s.prefix}orders-late-events")
+    assert not [r for r in late if r.key == b"o-first"]

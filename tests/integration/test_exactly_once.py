@@ -18,6 +18,8 @@ import pytest
 from streamkit import devbroker
 from streamkit.testing.kafka import caught_up, produce, read_topic
 
+from tests.oracles import kafka_partition
+
 from .conftest import table_values, worker_env
 from .test_tables import wait_for
 from .test_windows import BASE, KEYS, PARTITIONS, closers, events, expected
@@ -161,6 +163,17 @@ def test_a_paused_worker_that_comes_back_after_its_tasks_moved_commits_nothing(
     t = trickle(broker, f"{app_id}-events", evs[:total // 2], done)
     try:
         wait_for(lambda: records_in(zombie) > 200, timeout=60, every=0.05)
+        # Reads show committed state only: the zombie's keys as its transactions left them
+        # (nothing yet: its commit interval is long), not the sums it has computed since.
+        mine = {p for _, p in zombie.tasks()}
+        keys = [k for k in KEYS if kafka_partition(k.encode(), PARTITIONS) in mine]
+        read = {k: zombie.get(f"/tables/sums/keys/{k}") for k in keys}
+        committed = {}
+        for rec in read_topic(broker, f"{app_id}-sums-changelog", isolation_level="read_committed"):
+            committed[rec.key.decode()] = orjson.loads(rec.value)
+        assert {k: (200, committed[k]) if k in committed else 404 for k in keys} == \
+            {k: (status, body["value"]) if status == 200 else status
+             for k, (status, body) in read.items()}
         os.kill(zombie.pid, signal.SIGSTOP)
         try:
             # The group drops the silent member; the other worker takes every task and

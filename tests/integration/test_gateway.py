@@ -15,6 +15,7 @@ from streamkit.testing.kafka import produce
 from streamkit.topics import TopicAdmin, TopicSpec
 
 from .conftest import COUNTER, ROOT, metric, metrics_text
+from .test_operability import TOKEN
 from .test_tables import events, expected, wait_for
 
 ECHO = "tests.integration.apps.gateway_echo"
@@ -107,9 +108,10 @@ async def stats_of(session, gateway) -> dict:
     return body if status == 200 else {}
 
 
-def session(timeout=60):
+def session(timeout=60, token=None):
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                 timeout=aiohttp.ClientTimeout(total=timeout))
+                                 timeout=aiohttp.ClientTimeout(total=timeout),
+                                 headers={"Authorization": f"Bearer {token}"} if token else None)
 
 
 def test_thousand_concurrent_requests_over_three_instances_are_each_answered_once_correctly(
@@ -243,7 +245,7 @@ def test_sigkill_of_one_instance_under_load_fails_only_the_requests_parked_on_it
 def test_bad_requests_get_json_errors_and_nothing_stays_parked(broker, app_id, workers, tmp_path):
     d = Deployment(broker, app_id, workers, tmp_path, STREAMKIT_GATEWAY_MAX_BODY_BYTES="1000",
                    STREAMKIT_GATEWAY_MAX_PARKED="3")
-    d.start_echo()
+    echo = d.start_echo()
     g = d.start_gateway("gw")
     wait_for(d.settled)
     api = f"{g.url}/api"
@@ -261,6 +263,10 @@ def test_bad_requests_get_json_errors_and_nothing_stays_parked(broker, app_id, w
                 "crash": await call(s, f"{api}/echo/crash", body={}),
                 "empty_path": await call(s, f"{api}/echo", "GET"),
                 "timeout": await call(s, f"{api}/echo/t1/sleep/1500", body={"n": 1},
+                                      headers={"X-Timeout-Ms": "300"}),
+                # Behind t1's sleep in its partition: its deadline passes before its turn,
+                # so the service does not run it (skip_expired).
+                "expired": await call(s, f"{api}/echo/t1", body={"n": 2},
                                       headers={"X-Timeout-Ms": "300"}),
             }
             out["full"] = await asyncio.gather(*(
@@ -288,6 +294,7 @@ def test_bad_requests_get_json_errors_and_nothing_stays_parked(broker, app_id, w
     err("conflict", 409, "conflict")
     err("crash", 500, "internal_error")
     err("timeout", 504, "gateway_timeout")
+    err("expired", 504, "gateway_timeout")
     assert out["timeout"][1]["error"]["correlation_id"] == out["timeout"][2]["X-Correlation-Id"]
     assert out["empty_path"][0] == 200 and out["empty_path"][1]["path"] == ""
     full = out["full"]
@@ -299,21 +306,43 @@ def test_bad_requests_get_json_errors_and_nothing_stays_parked(broker, app_id, w
     assert retry[1] == first[1] and other[1]["calls"] == first[1]["calls"] + 1
     assert retry[2]["X-Correlation-Id"] != first[2]["X-Correlation-Id"]
     # The slow reply to the timed-out request arrives after its 504: dropped and counted.
+    # The expired request was not run, and sent no reply.
+    wait_for(lambda: echo.get("/services/stats")[1]["expired"] == 1)
     stats = wait_for(lambda: (lambda s: s if s["late"] >= 1 else None)(d.stats(g)))
-    assert stats["parked"] == 0 and stats["timed_out"] == 1 and stats["rejected_full"] == 2
+    assert stats["parked"] == 0 and stats["timed_out"] == 2 and stats["rejected_full"] == 2
+    assert stats["late"] == 1
 
 
 def test_replies_reach_an_instance_that_owns_no_partition_over_http_and_websocket(
         broker, app_id, workers, tmp_path):
-    d = Deployment(broker, app_id, workers, tmp_path, response_partitions=1)
+    # With a token: every route but /health and /ready needs it, and the hand-offs carry it.
+    d = Deployment(broker, app_id, workers, tmp_path, response_partitions=1,
+                   STREAMKIT_API_TOKEN=TOKEN)
     d.start_echo()
     a, b = d.start_gateway("gw-a"), d.start_gateway("gw-b")
     owned = wait_for(d.settled)
     owner, bare = (a, b) if owned[0] else (b, a)
     assert d.stats(bare)["partitions"] == []
 
+    async def without_the_token():
+        routes = [("PUT", "/api/echo/r1"), ("GET", "/gateway/stats"), ("GET", "/apps"),
+                  ("GET", "/gateway/workers"), ("GET", "/ui"), ("GET", "/metrics"),
+                  ("POST", "/gateway/responses"), ("GET", "/health"), ("GET", "/ready")]
+        out = {}
+        for token in (None, "wrong"):
+            async with session(token=token) as s:
+                for method, path in routes:
+                    status, body, _ = await call(s, f"{bare.url}{path}", method, {"n": 1})
+                    out[(token, path)] = (status, body["error"]["code"] if status == 401 else None)
+        return out
+
+    refused = asyncio.run(without_the_token())
+    for (token, path), answer in refused.items():
+        assert answer == ((200, None) if path in ("/health", "/ready") else (401, "unauthorized")), \
+            (token, path, answer)
+
     async def run():
-        async with session() as s:
+        async with session(token=TOKEN) as s:
             http = await asyncio.gather(*(call(s, f"{bare.url}/api/echo/h{k}", "PUT", {"n": k})
                                           for k in range(20)))
             frames = {}
@@ -402,6 +431,19 @@ def test_query_routes_follow_registry_records_to_the_owner_of_a_key(
     wait_for(lambda: g.get(f"/apps/{counter_app}/health")[0] == 200)
     assert g.get(f"/apps/{counter_app}/health")[1] == {"status": "ok", "app": counter_app}
     assert g.get("/apps")[1]["apps"][counter_app]["hosts"] == [counters[1].url]
+    # Scans and counts through the gateway, with their query strings: the one host asked
+    # gathers every partition from both workers, page by page, in key order.
+    scans, pages, cursor = f"/apps/{counter_app}/tables/totals", [], None
+    while cursor is not None or not pages:
+        status, page = g.get(scans + "?limit=17" + (f"&cursor={cursor}" if cursor else ""))
+        assert status == 200, page
+        pages.append(page["items"])
+        cursor = page["next"]
+    assert [len(p) for p in pages] == [17, 17, 16]
+    assert [(it["key"], it["value"]) for p in pages for it in p] == sorted(want.items())
+    status, page = g.get(scans + "?prefix=k1&limit=100")
+    assert [it["key"] for it in page["items"]] == sorted(k for k in want if k.startswith("k1"))
+    assert g.get(scans + "/count")[1]["count"] == len(want) == 50
 
 
 def test_query_routes_find_workers_from_their_own_registry_records(
@@ -461,6 +503,33 @@ def test_event_driven_route_answers_when_the_order_reaches_a_final_state(
     # (a worker that ignored wait_for would have been asked again and again).
     assert stats["waits"] == 3 and stats["wait_requests"] == 3 and stats["wait_polls"] == 0
     assert stats["parked"] == 0
+
+    # Many requests waiting on one order (held) are all answered with its final state.
+    n, many = 20, {}
+    held = {"id": "o-many", "amount": 5, "hold": True}
+
+    async def wait_many():
+        async with session() as s:
+            many["answers"] = await asyncio.gather(*(call(s, url, body=held) for _ in range(n)))
+
+    def settled():
+        text = metrics_text(svc)
+        # Every request's CREATED and HELD processed (two of each before), every wait parked.
+        return (metric(text, "streamkit_records_in_total", topic=f"{orders_app}-orders")
+                == 2 * (3 + n) and metric(text, "streamkit_query_waits") == n)
+
+    waiter = threading.Thread(target=lambda: asyncio.run(wait_many()))
+    waiter.start()
+    try:
+        wait_for(settled)
+        assert "answers" not in many
+        produce(broker, f"{orders_app}-orders", [("o-many", {**held, "state": "VALIDATED"})])
+    finally:
+        waiter.join(60)
+    final = {"key": "o-many", "value": {**held, "state": "VALIDATED"}, "reply": {"order_id": "o-many"}}
+    assert [a[:2] for a in many["answers"]] == [(200, final)] * n
+    stats = d.stats(g)
+    assert stats["waits"] == 3 + n and stats["wait_polls"] == 0 and stats["parked"] == 0
 
 
 def test_event_driven_wait_survives_its_partition_moving_to_another_worker(

@@ -187,15 +187,17 @@ def test_wait_for_answers_when_the_entry_reaches_the_state_and_times_out_otherwi
     # Runs after the read-only tests above: it adds a key to the shared table.
     produce(broker, f"{catalog_id}-items", [("order-1", {"state": "CREATED"})])
     result = {}
-
-    def waiter():
-        result["resp"] = three[2].get(
-            "/tables/items/keys/order-1?wait_for=state:VALIDATED,FAILED&timeout_ms=20000", timeout=30)
-
-    # The key is owned by one worker: the wait is parked there, whichever worker it was sent to.
+    # The key is owned by one worker: the wait is parked there, whichever worker it was sent
+    # to. It is sent to another one, which forwards it with its query string.
     wait_for(lambda: three[0].get("/tables/items/keys/order-1")[0] == 200)
     owner_url = served_by(three[0], "/tables/items/keys/order-1")
     owner = next(w for w in three if w.url == owner_url)
+    asked = next(w for w in three if w is not owner)
+
+    def waiter():
+        result["resp"] = asked.get(
+            "/tables/items/keys/order-1?wait_for=state:VALIDATED,FAILED&timeout_ms=20000", timeout=30)
+
     # CREATED committed first: a wait judges the committed value as it registers, so once
     # the owner counts it as waiting it has seen CREATED and not taken it.
     wait_for(lambda: committed_value(owner, "order-1") == {"state": "CREATED"})
@@ -209,6 +211,23 @@ def test_wait_for_answers_when_the_entry_reaches_the_state_and_times_out_otherwi
     assert status == 200 and body["value"] == {"state": "VALIDATED", "n": 1}
     status, body = three[0].get("/tables/items/keys/order-1?wait_for=state:PAID&timeout_ms=300")
     assert (status, body["error"]["code"]) == (504, "timeout")
+
+
+def test_an_owner_that_does_not_answer_gives_503_naming_it_with_retry_after(three):
+    # The last test of the shared workers: it kills one. Until the group notices (its
+    # session timeout), the others still name it as the owner of its partitions.
+    victim = three[2]
+    key = next(f"i{i:04d}" for i in range(N)
+               if served_by(three[0], f"/tables/items/keys/i{i:04d}") == victim.url)
+    victim.kill()
+    for path in (f"/tables/items/keys/{key}", "/tables/items?limit=5", "/tables/items/count"):
+        req = urllib.request.Request(three[0].url + path)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        body = json.loads(err.value.read())
+        assert (err.value.code, body["error"]["code"]) == (503, "unavailable"), (path, body)
+        assert err.value.headers["Retry-After"] == "1", path
+        assert body["error"]["owner"] == victim.url and victim.url in body["error"]["message"]
 
 
 def test_rebalance_gives_only_right_values_or_503(broker, app_id, workers, tmp_path):

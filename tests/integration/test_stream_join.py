@@ -3,6 +3,7 @@ SIGKILL and a restart (exact after de-duplication by the input offsets of each p
 a record past grace in the late-events topic."""
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from tests.oracles import kafka_partition
-from streamkit.testing.kafka import produce, read_topic
+from streamkit.testing.kafka import ensure_topic, produce, read_topic
 
 from .conftest import worker_env
 from .test_tables import wait_for
@@ -152,3 +153,17 @@ def test_record_past_grace_goes_to_late_events_and_joins_nothing(
     assert orjson.loads(h["streamkit.windows"]) == [[BASE, BASE + 200]]
     assert (h["streamkit.topic"], int(h["streamkit.offset"])) == (left_topic.encode(), 100)
     assert "late record dropped" in w.log_tail(200_000)
+
+
+def test_a_worker_whose_joined_topics_differ_in_partition_count_refuses_to_start(
+        broker, app_id, workers, join_env):
+    asyncio.run(ensure_topic(broker, f"{app_id}-left", 2))
+    asyncio.run(ensure_topic(broker, f"{app_id}-right", 4))
+    w = workers(STREAM_JOIN, join_env())
+    wait_for(lambda: not w.alive(), timeout=60, every=0.2)
+    assert w.returncode != 0
+    log = w.log_tail(50_000)
+    assert "TopologyError: topics processed together must have the same number of partitions" \
+        in log, log[-3000:]
+    assert f"'{app_id}-left': 2" in log and f"'{app_id}-right': 4" in log
+

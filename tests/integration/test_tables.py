@@ -2,6 +2,7 @@
 and dead letters."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -11,7 +12,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from streamkit.testing.kafka import produce, read_topic
+from aiokafka.admin import NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from streamkit.testing.kafka import admin_client, caught_up, committed_and_end, produce, read_topic
 
 from .conftest import COUNTER, metric, metrics_text, totals
 
@@ -89,6 +93,8 @@ def test_lost_rocksdb_directory_is_rebuilt_from_changelog(broker, app_id, worker
     assert metric(text, "streamkit_restore_records", table="totals") == n
     assert metric(text, "streamkit_restore_total_records", table="totals") == n
     assert metric(text, "streamkit_restore_partitions_left", table="totals") == 0
+    assert w2.get("/metadata")[1]["restore"] == {
+        "totals": {"restored": n, "total": n, "partitions_left": 0}}
     assert re.search(rf"restored 4 tasks \({n} changelog records\) in [\d.]+s; totals {n}/{n}\s",
                      w2.log_tail(50000)), w2.log_tail()
     assert "changelog records" in w2.log_tail(20000)
@@ -136,6 +142,42 @@ def test_sigkill_mid_stream_loses_no_update(broker, app_id, workers, counter_env
     assert 0 <= extra <= commit_max + fetch_max
     # A duplicate repeats an event whole: the sum moves by that event's amount only.
     assert sum(got[k]["sum"] for k in KEYS) >= sum(want[k]["sum"] for k in KEYS)
+
+
+def test_input_offsets_are_not_committed_while_the_changelog_refuses_the_updates(
+        broker, app_id, workers, counter_env):
+    """The commit order on a real worker: the changelog takes a table's updates before the
+    input offsets that caused them are committed. A changelog that refuses every write
+    (max.message.bytes below one record) leaves the offsets uncommitted, so a restart
+    processes the input again and the values come out exact."""
+    changelog, topic = f"{app_id}-totals-changelog", f"{app_id}-events"
+    config = {"cleanup.policy": "compact", "max.message.bytes": "40"}
+    asyncio.run(create_topic(broker, changelog, config))
+    produce(broker, topic, events(400))
+    env = counter_env()
+    w = start_counter(workers, env)
+    wait_for(lambda: metric(metrics_text(w), "streamkit_records_in_total", topic=topic) == 400)
+    wait_for(lambda: w.log_tail(50_000).count("commit failed, retrying") >= 2)
+    assert "MessageSizeTooLarge" in w.log_tail(50_000)
+    committed, ends = asyncio.run(committed_and_end(broker, f"{app_id}-processors", topic))
+    assert sum(ends.values()) == 400 and set(committed.values()) == {None}
+    assert read_topic(broker, changelog) == []
+    w.kill()
+    asyncio.run(alter_topic(broker, changelog, {"max.message.bytes": "1048588"}))
+    w2 = start_counter(workers, env, "w0-again")
+    wait_for(lambda: settled(w2, expected(400)))
+    wait_for(lambda: caught_up(broker, f"{app_id}-processors", topic))
+    assert settled(w2, expected(400))
+
+
+async def create_topic(broker: str, name: str, config: dict[str, str]) -> None:
+    async with admin_client(broker) as admin:
+        await admin.create_topics([NewTopic(name, 4, 1, topic_configs=config)])
+
+
+async def alter_topic(broker: str, name: str, config: dict[str, str]) -> None:
+    async with admin_client(broker) as admin:
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, config)])
 
 
 def test_two_workers_split_partitions_and_survivor_serves_every_key(
@@ -195,6 +237,14 @@ def test_standby_replica_takes_over_without_replaying_the_whole_changelog(
     # Each worker is standby for exactly the tasks the other runs.
     assert sorted(ready_a["standby"]) == sorted(ready_b["tasks"])
     assert sorted(ready_b["standby"]) == sorted(ready_a["tasks"])
+    # /metadata, from either worker, says so for each partition of the table.
+    active = {str(p): w.url for w, ready in ((a, ready_a), (b, ready_b)) for _, p in ready["tasks"]}
+    other = {a.url: b.url, b.url: a.url}
+    for w in (a, b):
+        meta = w.get("/metadata")[1]
+        assert meta["tables"]["totals"]["active"] == active
+        assert meta["tables"]["totals"]["standby"] == {p: [other[u]] for p, u in active.items()}
+        assert sorted(meta["hosts"]) == sorted(other)
     want = expected(6000)
     wait_for(lambda: settled(a, want))
     # b's standby stores have applied the changelog once b, reading them itself

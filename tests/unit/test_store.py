@@ -48,6 +48,8 @@ def test_query_reads_are_cached_and_every_write_drops_what_it_changes(tmp_path):
     # ...so does a commit, and an uncommitted update is read before the cache.
     store.put("a", {"n": 6})
     assert store.read("a") == {"n": 6}
+    # A committed read (exactly-once) skips the uncommitted update.
+    assert store.read("a", committed=True) == {"n": 5}
     store.write(store.encode_dirty(), checkpoint=3)
     store.dirty.clear()
     assert store.read("a") == {"n": 6}
