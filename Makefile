@@ -39,8 +39,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Two test files at a time (pytest-xdist), each process with a Kafka node of its own: most
+# worker tests spend their time waiting on brokers and workers, not on the CPU.
+TEST_WORKERS ?= 2
 test: lint browser
-	STREAMKIT_TEST_CWD=$(CURDIR) $(BIN)/python -m pytest
+	STREAMKIT_TEST_CWD=$(CURDIR) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The property tests (windows against their oracle, stream-stream joins against theirs) with
 # more examples than `make test` runs (60 and 20): minutes of searching, for before a release

@@ -17,6 +17,8 @@ BIG = 10 ** 9
 SETTINGS = settings(max_examples=int(os.environ.get("WINDOWS_PROPERTY_EXAMPLES", "60")),
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# Each example of the crash tests restarts the driver several times: half as many.
+CRASH_SETTINGS = settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 2))
 
 
 # --------------------------------------------------------------------------- inputs
@@ -220,7 +222,7 @@ crash = st.one_of(st.none(), st.tuples(st.sampled_from([None, 0.0, 0.3, 0.6, 1.0
                                        st.booleans()))
 
 
-@SETTINGS
+@CRASH_SETTINGS
 @given(spec=specs, data=st.data())
 def test_crashes_lose_no_final_result_and_duplicates_carry_the_same_value(spec, data):
     evs = data.draw(events(max_size=25))
@@ -243,7 +245,7 @@ def test_crashes_lose_no_final_result_and_duplicates_carry_the_same_value(spec, 
     assert emitted == final
 
 
-@SETTINGS
+@CRASH_SETTINGS
 @given(spec=specs, data=st.data())
 def test_crashes_in_update_mode_leave_each_windows_latest_value_last(spec, data):
     evs = data.draw(events(max_size=25))
