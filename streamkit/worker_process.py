@@ -57,7 +57,8 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
-                raise RuntimeError(f"worker exited ({self._running().returncode}):\n{self.log_tail()}")
+                raise RuntimeError(f"worker exited ({self._running().returncode}):\n"
+                                   f"{self.stop_cause()}{self.log_tail()}")
             status, body = self.get("/ready")
             if status == 200:
                 return body
@@ -108,3 +109,18 @@ class WorkerProcess:
             return self.log_path.read_text(errors="replace")[-n:]
         except OSError:
             return ""
+
+    def stop_cause(self, n: int = 3000) -> str:
+        """The log from the error that stopped the worker on (n characters at most), and a
+        separator; empty if it has none: the last error logged before the worker began
+        to stop. A worker that fails at start logs its way out after the cause, so the
+        tail alone may not show it."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        head = text.split("]: Stopping...", 1)[0]
+        at = max(head.rfind("[ERROR]"), head.rfind("[CRITICAL]"))
+        if at < 0:
+            at = head.rfind("Traceback")
+        return "" if at < 0 else f"{text[at:at + n]}\n...\n"

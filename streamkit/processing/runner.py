@@ -67,6 +67,8 @@ class Runner(UncaughtErrors, Service):
         self.state_dir = Path(settings.data_dir) / app_id
         self.dead_letter_topic = dead_letter_topic(app_id)
         self.clients = Clients(settings)
+        # Made here, its topics known at start: on_stop closes it even after a failed start.
+        self.purger = Purger(self.clients, set(), settings.repartition_purge_interval_ms)
         self.tasks: dict[TaskId, Task] = {}
         # The bound of every store's read cache here, and its hits and misses (/metrics).
         self.read_cache = ReadCache(settings.read_cache_entries)
@@ -142,8 +144,7 @@ class Runner(UncaughtErrors, Service):
             raise ConfigError("a production-error policy of 'continue' needs "
                               "STREAMKIT_PROCESSING_GUARANTEE=at_least_once: a transaction "
                               "holding a refused record cannot commit (docs/operations.md)")
-        self.purger = Purger(clients, {t for t, it in self.topology.internal.items()
-                                       if not it.compact}, s.repartition_purge_interval_ms)
+        self.purger.topics = {t for t, it in self.topology.internal.items() if not it.compact}
         if s.exactly_once:
             self.txn = Transactions(clients, self.app_id, self.group_id, self.topology,
                                     linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES)
