@@ -74,18 +74,7 @@ class Transactions:
         return f"{self.app_id}-{tid[0]}_{tid[1]}"
 
     async def check_broker(self) -> None:
-        """Fail now, and say why, if the broker cannot run transactions: exactly-once never
-        falls back to at-least-once."""
-        producer = self.clients.producer(transactional_id=f"{self.app_id}-check")
-        try:
-            await asyncio.wait_for(producer.start(), CHECK_TIMEOUT_S)
-        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
-            raise ConfigError(
-                f"STREAMKIT_PROCESSING_GUARANTEE=exactly_once needs a broker with "
-                f"transactions (Apache Kafka); {self.clients.settings.broker} could not start "
-                f"a transactional producer: {exc!r}") from exc
-        finally:
-            await _stop_quietly(producer)
+        await require_transactions(self.clients, f"{self.app_id}-check")
 
     async def open(self, tids: Iterable[TaskId]) -> None:
         """Start the producers of tasks this worker takes (fencing their previous owner)."""
@@ -103,7 +92,7 @@ class Transactions:
         gone = [tid for tid in tids if tid in self.producers]
         for tid in gone:
             self.outboxes.pop(tid, None)
-        await asyncio.gather(*(_stop_quietly(self.producers.pop(tid)) for tid in gone))
+        await asyncio.gather(*(stop_quietly(self.producers.pop(tid)) for tid in gone))
 
     def _producer(self, tid: TaskId) -> AIOKafkaProducer:
         return self.clients.producer(transactional_id=self.transactional_id(tid), **self.options)
@@ -163,7 +152,7 @@ class Transactions:
         except Exception as exc:
             log.warning("could not abort the transaction of task %s, replacing its producer: %r",
                         tid, exc)
-        await _stop_quietly(producer)
+        await stop_quietly(producer)
         fresh = self.producers[tid] = self._producer(tid)
         await fresh.start()
         pending = self.outboxes[tid]
@@ -171,7 +160,22 @@ class Transactions:
         replacement.pending, replacement.count = pending.pending, pending.count
 
 
-async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+async def require_transactions(clients: Clients, probe_id: str) -> None:
+    """Fail now, and say why, if the broker cannot run transactions: exactly-once never
+    falls back to at-least-once."""
+    producer = clients.producer(transactional_id=probe_id)
+    try:
+        await asyncio.wait_for(producer.start(), CHECK_TIMEOUT_S)
+    except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+        raise ConfigError(
+            f"STREAMKIT_PROCESSING_GUARANTEE=exactly_once needs a broker with "
+            f"transactions (Apache Kafka); {clients.settings.broker} could not start "
+            f"a transactional producer: {exc!r}") from exc
+    finally:
+        await stop_quietly(producer)
+
+
+async def stop_quietly(producer: AIOKafkaProducer) -> None:
     try:
         await producer.stop()
     except Exception as exc:  # a fenced producer may fail its last requests
