@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, AsyncIterator, Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
@@ -94,15 +94,22 @@ class PartitionWorker:
             if records:
                 await self._answer(records)
 
-    async def _answer_at_least_once(self, records: list[ConsumerRecord]) -> None:
-        acks, last = [], None
+    async def _handled(self, records: list[ConsumerRecord]
+                       ) -> AsyncIterator[tuple[ConsumerRecord, Outgoing | None]]:
+        """Each record with its reply (None: nobody to answer), in order, until the
+        partition stops or a request is abandoned."""
         for rec in records:
             if self.stopping:
-                break
+                return
             try:
                 out = await self._handle(rec)
             except _Abandoned:
-                break
+                return
+            yield rec, out
+
+    async def _answer_at_least_once(self, records: list[ConsumerRecord]) -> None:
+        acks, last = [], None
+        async for rec, out in self._handled(records):
             if out is not None:
                 topic, reply = out
                 try:
@@ -135,13 +142,7 @@ class PartitionWorker:
         try:
             await producer.begin_transaction()
             acks = []
-            for rec in records:
-                if self.stopping:
-                    break
-                try:
-                    out = await self._handle(rec)
-                except _Abandoned:
-                    break
+            async for rec, out in self._handled(records):
                 if out is not None:
                     topic, reply = out
                     acks.append(await producer.send(topic, reply.encode(), key=reply.id.encode()))
