@@ -238,7 +238,8 @@ def check_streamkit_sums(app, spec, args) -> dict:
                         "changelog: " + compare_sums(changelog, expected)))
             state["result"] = {"seconds": seconds, "group": runner.group_id,
                                "problem": problem, "keys": len(stored),
-                               "commits": runner.counters["commits"]}
+                               "commits": runner.counters["commits"],
+                               **commit_quantiles_ms(runner)}
         except Exception as exc:
             state["error"] = repr(exc)
         finally:
@@ -248,8 +249,21 @@ def check_streamkit_sums(app, spec, args) -> dict:
     return state
 
 
+def commit_quantiles_ms(runner) -> dict:
+    """commit_p50_ms and commit_p99_ms: the quantiles of the worker's commit times, as its
+    /metrics has them (streamkit_commit_seconds, over its last 4,096 commits)."""
+    out = {}
+    for name, q in (("commit_p50_ms", 0.5), ("commit_p99_ms", 0.99)):
+        seconds = runner.commit_durations.quantile(q)
+        out[name] = None if seconds is None else round(seconds * 1000, 2)
+    return out
+
+
 def run_streamkit_case(app, state, settings: str) -> None:
-    """Run the worker until the checking task stops it; print the result line."""
+    """Run the worker until the checking task stops it; print the result line (with the
+    commit time quantiles, up to the commit of the last event)."""
     run_worker(app)
-    finish(state, state["events"], commits=(state["result"] or {}).get("commits"),
+    result = state["result"] or {}
+    finish(state, state["events"], commits=result.get("commits"),
+           commit_p50_ms=result.get("commit_p50_ms"), commit_p99_ms=result.get("commit_p99_ms"),
            profile=app.settings.profile, settings=settings)

@@ -6,13 +6,20 @@ from bisect import bisect_left
 from typing import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from ..shell import AppShell
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+QUANTILES = (0.5, 0.9, 0.99)
 
 
 class Buckets:
@@ -116,6 +123,7 @@ class ProcessingCollector(Collector):
         ready.add_metric([app_id], 1 if self.app.is_ready else 0)
         yield ready
         yield self._batch_histogram(runner, app_id)
+        yield commit_summary(runner.commit_durations, app_id)
         queries = self.queries()
         fwd = CounterMetricFamily("streamkit_forwarded_queries", "Table reads forwarded to their owner",
                                   labels=["app"])
@@ -151,6 +159,20 @@ class ProcessingCollector(Collector):
                                   "Time to push one fetched batch through the graph", labels=["app"])
         h.add_metric([app_id], self._batches.cumulative(), self._batches.sum)
         return h
+
+
+def commit_summary(durations, app_id: str) -> SummaryMetricFamily:
+    """streamkit_commit_seconds: every commit counted and summed, quantiles of the recent
+    ones (processing/durations.py)."""
+    m = SummaryMetricFamily("streamkit_commit_seconds", "Time of one commit of the processing "
+                            "path (exactly-once: its tasks' transactions, committed together)",
+                            labels=["app"])
+    for q in QUANTILES:
+        value = durations.quantile(q)
+        if value is not None:
+            m.samples.append(Sample(m.name, {"app": app_id, "quantile": str(q)}, value))
+    m.add_metric([app_id], durations.count, durations.sum)
+    return m
 
 
 def registry_for(app: AppShell, queries: Callable[[], Mapping[str, int]]) -> CollectorRegistry:

@@ -34,6 +34,7 @@ from ..topics import REGISTRY_TOPIC, TopicAdmin, dead_letter_topic
 from .assignor import ClusterMap, TaskAssignor, TaskId
 from .commit import Commit, CommitListener
 from .deadletters import dead_letter
+from .durations import Durations
 from .outbox import Outbox
 from .ownership import Ownership
 from .planning import check_copartitioned, external_topics, internal_topics
@@ -84,6 +85,7 @@ class Runner(UncaughtErrors, Service):
         self.dead_letters_by_topic: Counter[str] = Counter()
         self.positions: dict[TopicPartition, int] = {}  # next offset to process, per input
         self.batch_seconds: list[float] = []            # drained by the metrics collector
+        self.commit_durations = Durations()
         self.first_record_at: float | None = None  # time.monotonic() of the first batch
         self.last_commit_at: float | None = None
         self._task_of_tp: dict[TopicPartition, Task] = {}
@@ -273,6 +275,7 @@ class Runner(UncaughtErrors, Service):
             self.counters["late_records_retired"] += task.late_records
             task.close()
         self._notify_revoked(gone)
+        self._forget_positions(gone)
         held = set(self.standbys)
         self.standbys.close(held - standby | (held & active))
         new = [Task(self.topology, g, p, self.state_dir, self.read_cache)
@@ -304,6 +307,14 @@ class Runner(UncaughtErrors, Service):
         self._map_inputs()
         if self.txn is not None or rewind:
             await self._seek_committed(new, rewind)
+        if self.txn is not None:
+            # Tasks kept through the rebalance go on from where they are. The group's
+            # committed offsets can lag behind their last transaction (its commit marker
+            # may not have reached the offsets topic yet), so the offsets the consumer
+            # would fetch could make them process records again.
+            for tp in self._task_of_tp:
+                if tp in self.positions:
+                    self.consumer.seek(tp, self.positions[tp])
         await self.standbys.open(standby - set(self.standbys))
 
     def _map_inputs(self) -> None:
@@ -321,13 +332,25 @@ class Runner(UncaughtErrors, Service):
                 tp = TopicPartition(topic, task.partition)
                 offset = await self.consumer.committed(tp)
                 if offset is not None:
+                    self.positions[tp] = offset
                     self.consumer.seek(tp, offset)
                 elif rewind:
+                    self.positions.pop(tp, None)
                     await self.consumer.seek_to_beginning(tp)
 
+    def _forget_positions(self, tids: set[TaskId]) -> None:
+        """Tasks that leave: where their inputs stood here says nothing of where they
+        stand when they come back."""
+        for g, p in tids:
+            for topic in self.topology.topics_of_group(g):
+                self.positions.pop(TopicPartition(topic, p), None)
+
     async def _drop_fenced(self, fenced: list[TaskId]) -> None:
-        """Tasks another worker has taken over (their producer was fenced): their state
-        since the last commit is void; the group's next rebalance confirms the move."""
+        """Tasks whose producer was fenced (another worker runs them, or another producer
+        took their transactional id): their state since the last commit is void. The
+        worker rejoins the group, whose assignment then says who runs them: a task that
+        comes back here is opened afresh (a new producer, its changelog restored, its
+        input read from the committed offsets)."""
         for tid in fenced:
             log.warning("task %s was fenced: another worker runs it now", tid)
             self.tasks.pop(tid).close()
@@ -335,6 +358,12 @@ class Runner(UncaughtErrors, Service):
         await self.txn.close(fenced)
         self._map_inputs()
         self._notify_revoked(set(fenced))
+        self._forget_positions(set(fenced))
+        # Without a rebalance nobody would ever run them again (a producer started
+        # elsewhere under their id, with no member leaving the group). aiokafka has no
+        # call to rejoin; subscribing again to the same topics is one.
+        if not self._stopping:
+            self.consumer.subscribe(sorted(self.topology.sources), listener=self._listener)
 
     def active_inputs(self) -> set[TopicPartition]:
         """The input partitions of the tasks this worker runs now."""
@@ -385,7 +414,7 @@ class Runner(UncaughtErrors, Service):
                 assigned = self.consumer.assignment()
                 for tp, records in batches.items():
                     if records and tp in assigned:
-                        self.consumer.seek(tp, records[0].offset)
+                        self.consumer.seek(tp, self._resume_at(tp, records[0].offset))
                 return
             if batches and self.first_record_at is None:
                 self.first_record_at = time.monotonic()
@@ -401,6 +430,15 @@ class Runner(UncaughtErrors, Service):
                 # Someone waits for a state: make it durable now (changelog, outputs,
                 # RocksDB); the input offsets follow at the commit interval.
                 await self._commit_or_retry(offsets=False)
+
+    def _resume_at(self, tp: TopicPartition, fetched_from: int) -> int:
+        """Where to read a partition again whose fetched records were put back. With
+        exactly-once, where its task stands (the offset the records were fetched from may
+        be a committed offset that lagged behind its last transaction); otherwise the
+        first record put back."""
+        if self.txn is not None and tp in self.positions and tp in self._task_of_tp:
+            return self.positions[tp]
+        return fetched_from
 
     def _process(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         started = time.perf_counter()
@@ -452,7 +490,14 @@ class Runner(UncaughtErrors, Service):
     async def _commit(self, offsets: bool = True) -> None:
         """The commit sequence (commit.py): changelogs and outputs, RocksDB, input offsets
         (without offsets=False: the state is then durable, and the records since the last
-        commit of offsets are still processed again after a crash)."""
+        commit of offsets are still processed again after a crash). Timed when it
+        completes (/metrics: streamkit_commit_seconds)."""
+        started = time.perf_counter()
+        await self._commit_steps(offsets)
+        self.commit_durations.observe(time.perf_counter() - started)
+        await self.purger.maybe_purge()  # on its own interval, and not part of the timing
+
+    async def _commit_steps(self, offsets: bool) -> None:
         if self.txn is not None:
             # Every transaction carries its input offsets: a state made durable without
             # them would be applied again by the records a crash replays.
@@ -478,7 +523,6 @@ class Runner(UncaughtErrors, Service):
         self.counters["commits"] += 1
         self._uncommitted = 0
         self._last_commit = self.last_commit_at = time.monotonic()
-        await self.purger.maybe_purge()
 
     async def _run_standbys(self) -> None:
         assert self.standbys is not None

@@ -74,18 +74,7 @@ class Transactions:
         return f"{self.app_id}-{tid[0]}_{tid[1]}"
 
     async def check_broker(self) -> None:
-        """Fail now, and say why, if the broker cannot run transactions: exactly-once never
-        falls back to at-least-once."""
-        producer = self.clients.producer(transactional_id=f"{self.app_id}-check")
-        try:
-            await asyncio.wait_for(producer.start(), CHECK_TIMEOUT_S)
-        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
-            raise ConfigError(
-                f"STREAMKIT_PROCESSING_GUARANTEE=exactly_once needs a broker with "
-                f"transactions (Apache Kafka); {self.clients.settings.broker} could not start "
-                f"a transactional producer: {exc!r}") from exc
-        finally:
-            await _stop_quietly(producer)
+        await require_transactions(self.clients, f"{self.app_id}-check")
 
     async def open(self, tids: Iterable[TaskId]) -> None:
         """Start the producers of tasks this worker takes (fencing their previous owner)."""
@@ -103,7 +92,7 @@ class Transactions:
         gone = [tid for tid in tids if tid in self.producers]
         for tid in gone:
             self.outboxes.pop(tid, None)
-        await asyncio.gather(*(_stop_quietly(self.producers.pop(tid)) for tid in gone))
+        await asyncio.gather(*(stop_quietly(self.producers.pop(tid)) for tid in gone))
 
     def _producer(self, tid: TaskId) -> AIOKafkaProducer:
         return self.clients.producer(transactional_id=self.transactional_id(tid), **self.options)
@@ -135,43 +124,57 @@ class Transactions:
         if not (commit.changelogs or outbox.count or offsets):
             return
         producer = self.producers[task.id]
-        await producer.begin_transaction()
         try:
+            await producer.begin_transaction()
             last = await outbox.flush(commit.changelogs)
             if offsets:
                 await producer.send_offsets_to_transaction(offsets, self.group_id)
             await producer.commit_transaction()
         except ProducerFenced:
             raise
-        except BaseException:
+        except BaseException as exc:
             self.counters["aborted"] += 1
-            await self._abort(task.id)
+            if not await self._abort(task.id):
+                # A fenced producer does not always say so: the other sends of its
+                # transaction fail first ("not in transaction"), and it can no longer
+                # abort. Whether fenced or broken, the task is given up as if fenced;
+                # replacing the producer here could fence the task's new owner and commit
+                # this worker's stale work over its.
+                raise ProducerFenced() from exc
+            if isinstance(exc, Exception) and not isinstance(exc, KafkaError):
+                # Aborted: the commit is tried again, like one a broker failed.
+                raise KafkaError(f"the transaction of task {task.id} failed: {exc!r}") from exc
             raise
         self.counters["transactions"] += 1
         commit.written(last, listeners)
         commit.done()
 
-    async def _abort(self, tid: TaskId) -> None:
-        """Abort the task's open transaction; a producer that cannot abort is replaced (its
-        successor, of the same id, aborts it on the broker when it starts)."""
-        producer = self.producers[tid]
+    async def _abort(self, tid: TaskId) -> bool:
+        """Abort the task's open transaction; False if its producer cannot."""
         try:
-            await producer.abort_transaction()
-            return
-        except ProducerFenced:
-            raise
+            await self.producers[tid].abort_transaction()
+            return True
         except Exception as exc:
-            log.warning("could not abort the transaction of task %s, replacing its producer: %r",
-                        tid, exc)
-        await _stop_quietly(producer)
-        fresh = self.producers[tid] = self._producer(tid)
-        await fresh.start()
-        pending = self.outboxes[tid]
-        self.outboxes[tid] = replacement = Outbox(fresh, self.sent)
-        replacement.pending, replacement.count = pending.pending, pending.count
+            log.warning("could not abort the transaction of task %s: %r", tid, exc)
+            return False
 
 
-async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+async def require_transactions(clients: Clients, probe_id: str) -> None:
+    """Fail now, and say why, if the broker cannot run transactions: exactly-once never
+    falls back to at-least-once."""
+    producer = clients.producer(transactional_id=probe_id)
+    try:
+        await asyncio.wait_for(producer.start(), CHECK_TIMEOUT_S)
+    except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+        raise ConfigError(
+            f"STREAMKIT_PROCESSING_GUARANTEE=exactly_once needs a broker with "
+            f"transactions (Apache Kafka); {clients.settings.broker} could not start "
+            f"a transactional producer: {exc!r}") from exc
+    finally:
+        await stop_quietly(producer)
+
+
+async def stop_quietly(producer: AIOKafkaProducer) -> None:
     try:
         await producer.stop()
     except Exception as exc:  # a fenced producer may fail its last requests

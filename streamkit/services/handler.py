@@ -27,7 +27,8 @@ from .replies import DEFAULT_RETENTION_MS
 
 
 class Sender(Protocol):
-    """What a request's send() goes through: the service runner's producer."""
+    """What a request's send() goes through: its partition's producer (with exactly-once,
+    in the transaction that carries the request's reply)."""
 
     async def send(self, topic: str, key: str | bytes | None, value: Any) -> None: ...
 
@@ -93,7 +94,9 @@ class ServiceRequest:
         return self.envelope.deadline_ms - int(time.time() * 1000)
 
     async def send(self, topic: str, key: str | bytes | None, value: Any) -> None:
-        """Produce one record (UTF-8 key, JSON value) and wait for its acknowledgement."""
+        """Produce one record (UTF-8 key, JSON value) and wait for its acknowledgement
+        (with exactly-once, readers see it once the request's transaction commits, with
+        the reply)."""
         if self._runner is None:
             raise RuntimeError("this request is not attached to a running service")
         await self._runner.send(topic, key, value)

@@ -1,17 +1,20 @@
 """One request partition of a service: its requests handled in order, each reply sent and
-recorded before the partition's offset moves past the request."""
+recorded before the partition's offset moves past the request (with exactly-once, the
+handlers' records, the replies, their record and the offset in one transaction)."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, AsyncIterator, Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from ..envelope import ReplyEnvelope, RequestEnvelope
 from ..errors import EnvelopeError, ServiceError, StoreUnavailable
+from ..serde import dumps
 from ..topics import dead_letter_topic
 from .handler import HandlerSpec, ServiceRequest, build_reply, readdress
 from .replies import Item, ReplyLog
@@ -19,6 +22,7 @@ from .replies import Item, ReplyLog
 log = logging.getLogger(__name__)
 
 UNAVAILABLE_RETRY_S = 0.2  # pause before a handler that met a moving store runs again
+RETRY_S = 0.2  # pause before a batch whose replies failed is read again
 EXPIRE_EVERY_S = 60.0
 
 Outgoing = tuple[str, ReplyEnvelope]
@@ -32,17 +36,21 @@ class PartitionHost(Protocol):
     """What a partition worker needs of the service runner that holds it."""
 
     app_id: str
+    group_id: str
     producer: AIOKafkaProducer
     counters: dict[str, int]
     inflight: dict[str, asyncio.Future]  # requests being handled, by dedupe key
-
-    async def send(self, topic: str, key: str | bytes | None, value: Any) -> None: ...
 
     def handled(self, tp: TopicPartition, next_offset: int, worker: "PartitionWorker") -> None:
         """The partition's records before next_offset are answered (and recorded)."""
 
     def retry_from(self, tp: TopicPartition, offset: int, worker: "PartitionWorker") -> None:
         """Read the partition again from offset."""
+
+    def producer_lost(self, tp: TopicPartition, worker: "PartitionWorker",
+                      exc: BaseException) -> None:
+        """The partition's transactional producer can no longer be used (fenced by another
+        worker's, or broken): the worker has stopped."""
 
 
 class _Abandoned(Exception):
@@ -51,16 +59,27 @@ class _Abandoned(Exception):
 
 
 class PartitionWorker:
-    """The task that handles one partition's requests, and its queue of fetched batches."""
+    """The task that handles one partition's requests, and its queue of fetched batches.
+
+    With a transactional producer (exactly-once), each fetched batch is answered in one
+    transaction; otherwise through the runner's producer, at least once."""
 
     def __init__(self, runner: PartitionHost, tp: TopicPartition, spec: HandlerSpec,
-                 replies: ReplyLog) -> None:
+                 replies: ReplyLog, transactional: AIOKafkaProducer | None = None) -> None:
         self.runner, self.tp, self.spec, self.replies = runner, tp, spec, replies
+        self.producer = transactional or runner.producer
+        self._answer = self._answer_at_least_once if transactional is None \
+            else self._answer_in_transaction
         self.queue: asyncio.Queue = asyncio.Queue()
         self.stopping = False
         self.unflushed: list[Item] = []  # reply records not yet acknowledged
         self._last_expiry = time.monotonic()
         self.task = asyncio.create_task(self._work())
+
+    async def send(self, topic: str, key: str | bytes | None, value: Any) -> None:
+        """A handler's record (ServiceRequest.send), through this partition's producer."""
+        await self.producer.send_and_wait(topic, dumps(value),
+                                          key=key.encode() if isinstance(key, str) else key)
 
     def stop(self) -> None:
         """Finish the request in hand (and send its reply), drop the queued ones."""
@@ -70,67 +89,131 @@ class PartitionWorker:
         self.queue.put_nowait([])  # wakes a worker that waits for records
 
     async def _work(self) -> None:
-        runner, tp = self.runner, self.tp
         while not self.stopping:
             records = await self.queue.get()
-            acks, last = [], None
-            for rec in records:
-                if self.stopping:
-                    break
+            if records:
+                await self._answer(records)
+
+    async def _handled(self, records: list[ConsumerRecord]
+                       ) -> AsyncIterator[tuple[ConsumerRecord, Outgoing | None]]:
+        """Each record with its reply (None: nobody to answer), in order, until the
+        partition stops or a request is abandoned."""
+        for rec in records:
+            if self.stopping:
+                return
+            try:
+                out = await self._handle(rec)
+            except _Abandoned:
+                return
+            yield rec, out
+
+    async def _answer_at_least_once(self, records: list[ConsumerRecord]) -> None:
+        acks, last = [], None
+        async for rec, out in self._handled(records):
+            if out is not None:
+                topic, reply = out
                 try:
-                    out = await self._handle(rec)
-                except _Abandoned:
+                    # The record of a reply is written before the reply: nobody sees
+                    # a reply that a redelivery after a crash would not repeat.
+                    await self._flush()
+                except Exception as exc:
+                    self._retry(rec.offset, exc)
                     break
+                acks.append(await self.producer.send(topic, reply.encode(), key=reply.id.encode()))
+            last = rec.offset
+        if last is None:
+            return
+        try:
+            await asyncio.gather(*acks)
+        except Exception as exc:  # KafkaError, or a record the broker refused
+            self._retry(records[0].offset, exc)
+            await asyncio.sleep(RETRY_S)
+            return
+        self.runner.handled(self.tp, last + 1, self)
+        if time.monotonic() - self._last_expiry >= EXPIRE_EVERY_S:
+            await self._expire()
+
+    async def _answer_in_transaction(self, records: list[ConsumerRecord]) -> None:
+        """Answer a batch in one transaction: what the handlers send, the replies, their
+        record and expiries, and the partition's next offset. Only once it has committed
+        does the reply store take the record: an aborted batch leaves no trace anywhere
+        and is read again."""
+        producer, last = self.producer, None
+        try:
+            await producer.begin_transaction()
+            acks = []
+            async for rec, out in self._handled(records):
                 if out is not None:
                     topic, reply = out
-                    try:
-                        # The record of a reply is written before the reply: nobody sees
-                        # a reply that a redelivery after a crash would not repeat.
-                        await self._flush()
-                    except Exception as exc:
-                        self._retry(rec.offset, exc)
-                        break
-                    acks.append(await runner.producer.send(topic, reply.encode(),
-                                                           key=reply.id.encode()))
+                    acks.append(await producer.send(topic, reply.encode(), key=reply.id.encode()))
                 last = rec.offset
-            if last is None:
-                continue
-            try:
-                await asyncio.gather(*acks)
-            except Exception as exc:  # KafkaError, or a record the broker refused
-                self._retry(records[0].offset, exc)
-                await asyncio.sleep(0.2)
-                continue
-            runner.handled(tp, last + 1, self)
             if time.monotonic() - self._last_expiry >= EXPIRE_EVERY_S:
-                await self._expire()
+                self._last_expiry = time.monotonic()
+                self.unflushed += self._expired()
+            recorded, self.unflushed = self.unflushed, []
+            acks += await self._send_recorded(recorded)
+            metas = await asyncio.gather(*acks)
+            if last is not None:
+                await producer.send_offsets_to_transaction({self.tp: last + 1},
+                                                           self.runner.group_id)
+            await producer.commit_transaction()
+        except Exception as exc:
+            self.replies.discard()
+            self.unflushed = []
+            # Fenced: another producer of this partition's id started (its owner answers
+            # now). A producer that cannot abort cannot begin anything either.
+            if isinstance(exc, ProducerFenced) or not await self._abort():
+                self.stopping = True
+                self.runner.producer_lost(self.tp, self, exc)
+                return
+            self._retry(records[0].offset, exc)
+            await asyncio.sleep(RETRY_S)
+            return
+        if recorded:
+            self.replies.apply(recorded, max(m.offset for m in metas[-len(recorded):]) + 1)
+        if last is not None:
+            self.runner.handled(self.tp, last + 1, self)
+
+    async def _abort(self) -> bool:
+        try:
+            await self.producer.abort_transaction()
+            return True
+        except Exception as exc:  # the partition's next producer aborts it when it starts
+            log.warning("could not abort the transaction of %s[%d]: %r",
+                        self.tp.topic, self.tp.partition, exc)
+            return False
 
     def _retry(self, offset: int, exc: BaseException) -> None:
         """Read the partition again from offset: what was answered is answered from the
-        record of its reply."""
+        record of its reply (with exactly-once, nothing of the batch was answered)."""
         log.warning("replies for %s[%d] not acknowledged, reading again from %d: %r",
                     self.tp.topic, self.tp.partition, offset, exc)
         self.runner.retry_from(self.tp, offset, self)
+
+    async def _send_recorded(self, items: list[Item]) -> list[asyncio.Future]:
+        ctp = self.replies.changelog
+        return [await self.producer.send(ctp.topic, vb, key=kb, partition=ctp.partition)
+                for kb, vb in items]
 
     async def _flush(self) -> None:
         """Write the unacknowledged reply records to the changelog, then to the store."""
         if not self.unflushed:
             return
-        items, producer = self.unflushed, self.runner.producer
-        ctp = self.replies.changelog
-        futures = [await producer.send(ctp.topic, vb, key=kb, partition=ctp.partition)
-                   for kb, vb in items]
-        metas = await asyncio.gather(*futures)
+        items = self.unflushed
+        metas = await asyncio.gather(*await self._send_recorded(items))
         self.replies.apply(items, max(m.offset for m in metas) + 1)
         self.unflushed = []
 
+    def _expired(self) -> list[Item]:
+        """Tombstones of the recorded replies whose time has passed."""
+        gone = self.replies.expired(now_ms())
+        self.runner.counters["replies_expired"] += len(gone) // 2
+        return gone
+
     async def _expire(self) -> None:
         self._last_expiry = time.monotonic()
-        gone = self.replies.expired(now_ms())
-        if gone:
-            self.unflushed += gone
-            await self._flush()
-            self.runner.counters["replies_expired"] += len(gone) // 2
+        self.unflushed += self._expired()
+        await self._flush()
 
     # one request ----------------------------------------------------------------------
     async def _handle(self, rec: ConsumerRecord) -> Outgoing | None:
@@ -141,7 +224,7 @@ class PartitionWorker:
         except EnvelopeError as exc:
             return await self._bad_request(exc, rec)
         keys = [f"id:{env.id}"]
-        req = ServiceRequest(env, tp.topic, tp.partition, rec.offset, runner)
+        req = ServiceRequest(env, tp.topic, tp.partition, rec.offset, self)
         if spec.request_id is not None:
             try:
                 rid = spec.request_id(req)
@@ -220,8 +303,8 @@ class PartitionWorker:
                    ("streamkit.partition", str(tp.partition).encode()),
                    ("streamkit.offset", str(rec.offset).encode()),
                    ("streamkit.timestamp", str(rec.timestamp).encode())]
-        await runner.producer.send_and_wait(dead_letter_topic(runner.app_id), rec.value,
-                                            key=rec.key, headers=headers)
+        await self.producer.send_and_wait(dead_letter_topic(runner.app_id), rec.value,
+                                          key=rec.key, headers=headers)
         cid, reply_to = exc.partial.get("id"), exc.partial.get("reply_to")
         if not (isinstance(cid, str) and cid and isinstance(reply_to, str) and reply_to):
             return None  # nobody to answer

@@ -101,3 +101,8 @@ class ReplyLog:
         self.store.write(items, checkpoint)
         for kb, _ in items:
             self.store.dirty.pop(kb, None)
+
+    def discard(self) -> None:
+        """Forget every entry recorded or expired since the last apply() (their
+        transaction was aborted: they were never written)."""
+        self.store.dirty.clear()

@@ -5,6 +5,9 @@ same reason as the gateway's response consumer (responses.py): Faust's consumer 
 to 1500 ms per fetch. At-least-once: a request's offset is committed only after its reply
 and the record of that reply (replies.py) are acknowledged; a redelivered request, and a
 retry with the same request id, are answered from that record without running the handler.
+Exactly-once (STREAMKIT_PROCESSING_GUARANTEE=exactly_once): each request partition answers
+in transactions of its own producer, which carry the partition's offsets
+(transactions.py); this consumer then commits nothing itself.
 """
 from __future__ import annotations
 
@@ -26,12 +29,12 @@ from ..ops.openapi import get_operation
 from ..parts import Part
 from ..processing.runner import READ_TO_END_WAIT_MS
 from ..routing import Routes
-from ..serde import dumps
 from ..state.restore import restore
 from ..topics import TopicAdmin, TopicSpec, dead_letter_topic
 from .handler import HandlerSpec
 from .partition import PartitionWorker
 from .replies import ReplyLog, replies_topic
+from .transactions import PartitionProducers
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +55,6 @@ def runner_for(app: Any) -> "ServiceRunner":
         if hasattr(app, "add_part"):
             app.add_part(runner)
     return runner
-
-
-def _key(key: str | bytes | None) -> bytes | None:
-    return key.encode() if isinstance(key, str) else key
 
 
 class ServiceRunner(Service, Part):
@@ -80,6 +79,9 @@ class ServiceRunner(Service, Part):
         self._generation = 0
         self._last_commit = time.monotonic()
         self._task: asyncio.Task | None = None
+        # Exactly-once: the transactional producer of each request partition held here.
+        self.txn = PartitionProducers(self.clients, self.app_id) \
+            if self.settings.exactly_once else None
         # Made when the service starts.
         self.producer = cast(AIOKafkaProducer, None)
         self.consumer = cast(AIOKafkaConsumer, None)
@@ -102,13 +104,15 @@ class ServiceRunner(Service, Part):
             # the same partition of the replies changelog.
             await admin.ensure([TopicSpec(replies_topic(self.app_id, t), counts[t], compact=True)
                                 for t in sorted(self.specs)])
+        if self.txn is not None:
+            await self.txn.check_broker()
         self.producer = clients.producer()
         self.restorer = clients.reader(READ_TO_END_WAIT_MS, reset="none")
         self.consumer = clients.member(self.group_id, s.request_fetch_wait_ms)
         for client in (self.producer, self.restorer, self.consumer):
             await client.start()
-        self.consumer.subscribe(sorted(self.specs),
-                                listener=Rebalance(self._on_revoked, self._on_assigned))
+        self._rebalance = Rebalance(self._on_revoked, self._on_assigned)
+        self.consumer.subscribe(sorted(self.specs), listener=self._rebalance)
         self._task = asyncio.create_task(self._run())
         log.info("services of %s on %s (group %s)", self.app_id, sorted(self.specs), self.group_id)
 
@@ -122,9 +126,6 @@ class ServiceRunner(Service, Part):
         for client in (self.restorer, self.producer):
             if client is not None:
                 await client.stop()
-
-    async def send(self, topic: str, key: str | bytes | None, value: Any) -> None:
-        await self.producer.send_and_wait(topic, dumps(value), key=_key(key))
 
     # the part of the worker -----------------------------------------------------------
     def ready(self) -> bool:
@@ -185,7 +186,8 @@ class ServiceRunner(Service, Part):
 
     def handled(self, tp: TopicPartition, next_offset: int, worker: PartitionWorker) -> None:
         """A partition worker's records before next_offset are answered and recorded."""
-        self.offsets[tp] = next_offset
+        if self.txn is None:  # with exactly-once, the transaction has committed the offset
+            self.offsets[tp] = next_offset
         if worker.queue.qsize() < PAUSE_AT_BATCHES and tp in self.consumer.paused():
             self.consumer.resume(tp)
 
@@ -197,8 +199,25 @@ class ServiceRunner(Service, Part):
         if not worker.stopping:
             self.consumer.seek(tp, offset)
 
+    def producer_lost(self, tp: TopicPartition, worker: PartitionWorker,
+                      exc: BaseException) -> None:
+        """A partition whose transactional producer was fenced (or broke): its worker has
+        stopped, nothing of its last transaction is visible. Rejoin the group, whose
+        assignment says who answers the partition now (this worker again, with a fresh
+        producer, if nobody else)."""
+        log.warning("request partition %s[%d] was fenced, or its producer failed; rejoining "
+                    "the group: %r", tp.topic, tp.partition, exc)
+        if self._workers.get(tp) is worker:
+            del self._workers[tp]
+            self.consumer.pause(tp)
+            worker.replies.close()
+        # aiokafka has no call to rejoin; subscribing again to the same topics is one.
+        self.consumer.subscribe(sorted(self.specs), listener=self._rebalance)
+
     async def _commit(self) -> None:
         self._last_commit = time.monotonic()
+        if self.txn is not None:
+            return
         assigned = self.consumer.assignment()
         offsets = {tp: off for tp, off in self.offsets.items() if tp in assigned}
         self.offsets.clear()
@@ -222,6 +241,8 @@ class ServiceRunner(Service, Part):
         await self._commit()
         for worker in workers.values():
             worker.replies.close()
+        if self.txn is not None:
+            await self.txn.close()
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Restore each partition's reply record before its first request is handled.
@@ -229,6 +250,11 @@ class ServiceRunner(Service, Part):
         self.consumer.pause(*assigned)
         mine = sorted((tp for tp in assigned if tp.topic in self.specs),
                       key=lambda tp: (tp.topic, tp.partition))
+        if self.txn is not None:
+            # Before the replies are restored and the offsets read: starting the
+            # partitions' producers fences their previous owners and settles their open
+            # transactions.
+            await self.txn.open(mine)
         logs = {}
         for tp in mine:
             changelog = TopicPartition(replies_topic(self.app_id, tp.topic), tp.partition)
@@ -237,14 +263,25 @@ class ServiceRunner(Service, Part):
         try:
             self.counters["replies_restored"] += await restore(
                 self.restorer, {r.changelog: r.store for r in logs.values()})
+            if self.txn is not None:
+                await self._seek_committed(mine)
         except Exception:
             for r in logs.values():
                 r.close()
             raise
         self.partitions = set(assigned)
         for tp in mine:
-            self._workers[tp] = PartitionWorker(self, tp, self.specs[tp.topic], logs[tp])
+            self._workers[tp] = PartitionWorker(self, tp, self.specs[tp.topic], logs[tp],
+                                                self.txn[tp] if self.txn is not None else None)
         self.consumer.resume(*assigned)
         self.assigned = True
         log.info("request partitions assigned: %s",
                  sorted((tp.topic, tp.partition) for tp in assigned))
+
+    async def _seek_committed(self, tps: list[TopicPartition]) -> None:
+        """Start at the committed offsets, read now that the previous owners' transactions
+        are settled (an offset fetched earlier may predate their last commit)."""
+        for tp in tps:
+            offset = await self.consumer.committed(tp)
+            if offset is not None:
+                self.consumer.seek(tp, offset)

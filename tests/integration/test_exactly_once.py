@@ -1,9 +1,10 @@
 """STREAMKIT_PROCESSING_GUARANTEE=exactly_once on Apache Kafka: a worker SIGKILLed again and
-again, and a worker paused past its session timeout (a zombie), leave every output exactly
-once for read_committed consumers and every table value exact; a broker without
-transactions is refused at start-up."""
+again, a worker paused past its session timeout (a zombie), and a transaction aborted
+half-way by fencing leave every output exactly once for read_committed consumers and every
+table value exact; a broker without transactions is refused at start-up."""
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import re
@@ -14,13 +15,14 @@ import urllib.request
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streamkit import devbroker
 from streamkit.testing.kafka import caught_up, produce, read_topic
 
 from tests.oracles import kafka_partition
 
-from .conftest import table_values, worker_env
+from .conftest import metric, metrics_text, table_values, worker_env
 from .test_tables import wait_for
 from .test_windows import BASE, KEYS, PARTITIONS, closers, events, expected
 
@@ -36,15 +38,42 @@ def eos_env(broker, app_id, tmp_path):
     return env
 
 
+def eos_events(n: int):
+    """test_windows.events, each with an id of its own (the join gives pairs of ids)."""
+    return [(key, {**ev, "id": i}) for i, (key, ev) in enumerate(events(n))]
+
+
 # The oracle, from the definitions: per key the running sum after each of its events, in
 # the order they were produced; per key and 1 s window of event time the sum of its events
-# (test_windows.expected).
+# (test_windows.expected); per key the pairs of an event of amount <= 4 and an event of
+# amount >= 5 at most 100 ms apart (both bounds inclusive), every pair once.
 def running_sums(evs) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for key, ev in evs:
         sums = out.setdefault(key, [])
         sums.append((sums[-1] if sums else 0) + ev["amount"])
     return out
+
+
+def joined_pairs(evs) -> dict[str, list[tuple[int, int]]]:
+    by_key: dict[str, list[dict]] = {}
+    for key, ev in evs:
+        by_key.setdefault(key, []).append(ev)
+    out = {}
+    for key, evs_of_key in by_key.items():
+        pairs = [(a["id"], b["id"]) for a in evs_of_key for b in evs_of_key
+                 if a["amount"] <= 4 and b["amount"] >= 5 and abs(a["ts"] - b["ts"]) <= 100]
+        if pairs:
+            out[key] = sorted(pairs)
+    return out
+
+
+def committed_pairs(broker: str, app_id: str) -> dict[str, list[tuple[int, int]]]:
+    out: dict[str, list[tuple[int, int]]] = {}
+    for rec in read_topic(broker, f"{app_id}-joined", isolation_level="read_committed"):
+        pair = orjson.loads(rec.value)
+        out.setdefault(rec.key.decode(), []).append((pair["l"], pair["r"]))
+    return {key: sorted(pairs) for key, pairs in out.items()}
 
 
 def committed_running(broker: str, app_id: str) -> dict[str, list[int]]:
@@ -96,6 +125,8 @@ def finish_and_check(broker, app_id, worker, evs) -> None:
         assert differences(got_windows, {k: [v] for k, v in want_windows.items()}) == {}
     # Every update of every key once, in order: a replayed record would repeat a sum.
     assert differences(committed_running(broker, app_id), running_sums(evs)) == {}
+    # Every pair of the join once (a pair made again would be there twice).
+    assert differences(committed_pairs(broker, app_id), joined_pairs(evs)) == {}
     want_totals = {k: v[-1] for k, v in running_sums(evs).items()}
     assert wait_for(lambda: table_sums(worker) == want_totals, timeout=30)
     assert read_topic(broker, f"{app_id}-dead-letters") == []
@@ -125,9 +156,9 @@ def trickle(broker, topic, evs, done: threading.Event) -> threading.Thread:
 def test_five_sigkills_leave_every_result_exactly_once(broker, app_id, workers, eos_env):
     # Short commits, so that every kill falls among several transactions.
     env = eos_env(STREAMKIT_COMMIT_MAX_RECORDS="300", STREAMKIT_FETCH_MAX_RECORDS="100",
-                  STREAMKIT_COMMIT_INTERVAL_MS="60000")
+                  STREAMKIT_COMMIT_INTERVAL_MS="2000")
     total = 8000
-    evs = events(total)
+    evs = eos_events(total)
     rng = random.Random(20)
     w = workers(EOS, env, "w0")
     w.wait_ready()
@@ -150,7 +181,7 @@ def test_five_sigkills_leave_every_result_exactly_once(broker, app_id, workers, 
 def test_a_paused_worker_that_comes_back_after_its_tasks_moved_commits_nothing(
         broker, app_id, workers, eos_env):
     total = 4000
-    evs = events(total)
+    evs = eos_events(total)
     # The worker to be paused commits only when its partitions are taken from it: it
     # holds uncommitted results when it stops, and tries to commit them when it wakes.
     zombie = workers(EOS, eos_env("z", STREAMKIT_COMMIT_INTERVAL_MS="600000",
@@ -193,6 +224,109 @@ def test_a_paused_worker_that_comes_back_after_its_tasks_moved_commits_nothing(
     # long), and the other worker finishes.
     assert zombie.stop() == 0
     finish_and_check(broker, app_id, other, evs)
+
+
+async def fence_an_open_transaction(broker: str, app_id: str, worker, timeout: float = 60.0
+                                    ) -> tuple[TopicPartition, int, int]:
+    """Watch the partitions of `<id>-running` until one ends past its last stable offset (a
+    transaction of its task is open and has written there); freeze the worker, start a
+    producer with that task's transactional id (the broker then ends the open
+    transaction: it aborts it, unless its commit was already under way), and let the
+    worker go on. Return the partition and the offsets [start, end) the transaction had
+    written."""
+    topic = f"{app_id}-running"
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    stable_reader = AIOKafkaConsumer(bootstrap_servers=broker, isolation_level="read_committed")
+    end_reader = AIOKafkaConsumer(bootstrap_servers=broker)
+    await stable_reader.start()
+    await end_reader.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stable = await stable_reader.end_offsets(tps)
+            ends = await end_reader.end_offsets(tps)
+            for tp in tps:
+                if ends[tp] > stable[tp]:
+                    os.kill(worker.pid, signal.SIGSTOP)
+                    try:
+                        fencer = AIOKafkaProducer(bootstrap_servers=broker,
+                                                  transactional_id=f"{app_id}-0_{tp.partition}")
+                        await fencer.start()
+                        await fencer.stop()
+                    finally:
+                        os.kill(worker.pid, signal.SIGCONT)
+                    return tp, stable[tp], ends[tp]
+        raise TimeoutError(f"no transaction seen open on {topic} in {timeout}s")
+    finally:
+        await stable_reader.stop()
+        await end_reader.stop()
+
+
+async def read_range(broker: str, tp: TopicPartition, start: int, end: int,
+                     isolation_level: str) -> list[int]:
+    """The offsets in [start, end) of tp that a reader of isolation_level is given."""
+    reader = AIOKafkaConsumer(bootstrap_servers=broker, isolation_level=isolation_level)
+    await reader.start()
+    try:
+        reader.assign([tp])
+        reader.seek(tp, start)
+        got: list[int] = []
+        deadline = time.monotonic() + 30
+        while await reader.position(tp) < end:
+            assert time.monotonic() < deadline, f"could not read {tp} to {end}"
+            batches = await reader.getmany(tp, timeout_ms=200)
+            got += [r.offset for r in batches.get(tp, []) if r.offset < end]
+        return got
+    finally:
+        await reader.stop()
+
+
+def test_a_transaction_fenced_half_way_shows_nothing_and_the_worker_recovers(
+        broker, app_id, workers, eos_env):
+    env = eos_env(STREAMKIT_COMMIT_MAX_RECORDS="200", STREAMKIT_FETCH_MAX_RECORDS="100",
+                  STREAMKIT_COMMIT_INTERVAL_MS="1000")
+    pool = eos_events(20_000)  # what is produced of it is the input
+    sent = [0]
+    topic = f"{app_id}-events"
+    w = workers(EOS, env, "w0")
+    w.wait_ready()
+    fenced = threading.Event()
+
+    def feed(more) -> None:
+        # Small steps, so that the worker commits transaction after transaction, for as
+        # long as more(events produced by this call) says.
+        n = 0
+        while sent[0] < len(pool) and more(n):
+            produce(broker, topic, pool[sent[0]:sent[0] + 50])
+            sent[0] += 50
+            n += 50
+
+    feeder = threading.Thread(target=feed, args=(lambda n: not fenced.is_set(),))
+    feeder.start()
+    try:
+        for _ in range(5):
+            tp, start, end = asyncio.run(fence_an_open_transaction(broker, app_id, w))
+            written = asyncio.run(read_range(broker, tp, start, end, "read_uncommitted"))
+            visible = asyncio.run(read_range(broker, tp, start, end, "read_committed"))
+            if not visible:
+                break
+            # Its commit was under way when the producer started: it counts, try again.
+    finally:
+        fenced.set()
+        feeder.join()
+    # The transaction had written its records, and they never became visible.
+    assert written == list(range(start, end)) and visible == []
+    assert wait_for(lambda: "was fenced" in w.log_tail(200_000), timeout=60, every=0.2)
+    # The worker rejoined, took the task again with a new producer, and processes on.
+    assert wait_for(lambda: len(w.tasks()) == PARTITIONS, timeout=60)
+    feed(lambda n: n < 1000)
+    evs = pool[:sent[0]]
+    finish_and_check(broker, app_id, w, evs)
+    text = metrics_text(w)
+    commits = metric(text, "streamkit_commit_seconds_count")
+    p50 = metric(text, "streamkit_commit_seconds", quantile="0.5")
+    p99 = metric(text, "streamkit_commit_seconds", quantile="0.99")
+    assert commits and commits >= len(evs) // 200 and 0 < p50 <= p99 < 10, (commits, p50, p99)
 
 
 def test_exactly_once_on_a_broker_without_transactions_fails_at_start_up(

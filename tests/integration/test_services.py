@@ -1,12 +1,16 @@
-"""The service helper under crashes: requests that arrive while a service is down, and a
-request delivered again after its reply was sent but before its offset was committed."""
+"""The service helper under crashes: requests that arrive while a service is down, a
+request delivered again after its reply was sent but before its offset was committed, and
+orders through the gateway to an exactly-once service SIGKILLed twice."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
-from streamkit.testing.kafka import committed_and_end
+import orjson
 
-from .test_gateway import Deployment, call, expected_echo, session
+from streamkit.testing.kafka import committed_and_end, read_topic
+
+from .test_gateway import ORDERS, Deployment, call, expected_echo, session
 from .test_tables import wait_for
 
 
@@ -84,3 +88,92 @@ def test_a_request_delivered_again_after_a_crash_is_answered_from_its_recorded_r
     assert (status, other) == (201, {"calls": 1, "body": {"n": 2}})
     stats = again.get("/services/stats")[1]
     assert (stats["replayed"], stats["handled"]) == (2, 1), stats
+
+
+def test_orders_through_the_gateway_each_exist_once_after_two_sigkills_of_an_exactly_once_service(
+        broker, app_id, workers, tmp_path):
+    """The orders service (the service helper writes the order as CREATED and a validation
+    command, the processing path writes VALIDATED or FAILED) with exactly-once, SIGKILLed
+    twice while orders arrive through the gateway with ?wait_for=: every order is answered
+    with its final state, a retry with the same Idempotency-Key gets the same answer, and,
+    read committed, each order's events, its command, its reply and the record of its reply
+    exist exactly once."""
+    d = Deployment(broker, app_id, workers, tmp_path)
+    orders_app = f"{app_id}-orders"
+    d.services = {"orders": f"{orders_app}-requests"}
+    asyncio.run(d._topics())
+
+    def start(name):
+        w = workers(ORDERS, d.env(name, ORDERS_APP_ID=orders_app,
+                                  STREAMKIT_PROCESSING_GUARANTEE="exactly_once"), name)
+        w.wait_ready()
+        wait_for(lambda: w.get("/services/stats")[1]["assigned"])
+        return w
+
+    service = [start("orders-0")]
+    g = d.start_gateway("gw", STREAMKIT_REGISTRY_TOPIC="streamkit-registry")
+    wait_for(lambda: g.get(f"/apps/{orders_app}")[0] == 200)
+    n, rate = 1000, 60
+    url = f"{g.url}/api/orders?wait_for=state:VALIDATED,FAILED"
+
+    def amount(i: int) -> int:
+        return i % 150 + 1  # over 100: FAILED (apps/gateway_orders.py)
+
+    def handled_some(w) -> bool:
+        stats = w.get("/services/stats")[1]
+        return bool(stats) and stats["handled"] >= 30
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        sent = asyncio.Event()
+
+        async def crash_twice():
+            # First while orders arrive, then once the restarted worker is answering.
+            await sent.wait()
+            for name in ("orders-1", "orders-2"):
+                service[0].kill()
+                service[0] = await loop.run_in_executor(None, start, name)
+                if name == "orders-1":
+                    await loop.run_in_executor(None, wait_for, lambda: handled_some(service[0]))
+
+        crasher = asyncio.create_task(crash_twice())
+        async with session(180) as s:
+            tasks = []
+            for i in range(n):
+                if i == n // 4:
+                    sent.set()
+                tasks.append(asyncio.create_task(order(s, i)))
+                await asyncio.sleep(1 / rate)  # pacing: orders keep arriving while it dies
+            results = await asyncio.gather(*tasks)
+            await crasher
+            # Retries after the crashes: answered from the record of the first reply.
+            retried = await asyncio.gather(*(order(s, i) for i in range(0, n, 50)))
+        return results, retried
+
+    def order(s, i: int):
+        return call(s, url, body={"id": f"o-{i}", "amount": amount(i)},
+                    headers={"X-Timeout-Ms": "60000", "Idempotency-Key": f"o-{i}"})
+
+    results, retried = asyncio.run(run())
+    final = {f"o-{i}": "VALIDATED" if amount(i) <= 100 else "FAILED" for i in range(n)}
+    answers = list(enumerate(results)) + list(zip(range(0, n, 50), retried))
+    for i, (status, body, _) in answers:
+        assert status == 200, (i, status, body)
+        assert (body["key"], body["value"]["state"], body["reply"]) == (
+            f"o-{i}", final[f"o-{i}"], {"order_id": f"o-{i}"}), body
+    assert service[0].get("/services/stats")[1]["replayed"] == len(retried)
+    events: dict[str, list[str]] = {}
+    for rec in read_topic(broker, f"{orders_app}-orders", isolation_level="read_committed"):
+        events.setdefault(rec.key.decode(), []).append(orjson.loads(rec.value)["state"])
+    assert events == {key: ["CREATED", state] for key, state in final.items()}
+    commands = Counter(rec.key.decode() for rec in read_topic(
+        broker, f"{orders_app}-validate", isolation_level="read_committed"))
+    assert commands == Counter(list(final))
+    replies = Counter(orjson.loads(rec.value)["id"] for rec in read_topic(
+        broker, d.responses, isolation_level="read_committed"))
+    assert replies == Counter(h["X-Correlation-Id"] for _, _, h in results + retried)
+    recorded = Counter(rec.key for rec in read_topic(
+        broker, f"{orders_app}-{d.services['orders']}-replies", isolation_level="read_committed")
+        if rec.key.startswith(b"k"))
+    assert recorded == Counter([f"kid:{h['X-Correlation-Id']}".encode() for _, _, h in results]
+                               + [f"krq:{d.services['orders']}:o-{i}".encode() for i in range(n)])

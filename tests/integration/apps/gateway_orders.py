@@ -2,7 +2,9 @@
 order, writes it as CREATED to the orders topic (the `orders` table) and sends a validation
 command; the processing path validates it and writes VALIDATED or FAILED to the same table.
 The reply names the order, so `?wait_for=state:VALIDATED,FAILED` waits on that table entry.
-An order sent with "hold": true is put on HELD instead, until a test writes its final state."""
+An order sent with "hold": true is put on HELD instead, until a test writes its final state.
+Replies are recorded per request id (the client's Idempotency-Key): a retry gets the first
+reply."""
 import os
 
 import streamkit
@@ -25,7 +27,8 @@ def validate(order: dict) -> dict:
 app.source(COMMANDS).map_values(validate).to(ORDERS)
 
 
-@streamkit.service(app, os.environ.get("ORDERS_REQUESTS", f"{APP_ID}-requests"), table="orders")
+@streamkit.service(app, os.environ.get("ORDERS_REQUESTS", f"{APP_ID}-requests"), table="orders",
+                   request_id=lambda req: req.request_id)
 async def handle(req: streamkit.ServiceRequest):
     if req.method != "POST" or not isinstance(req.body, dict) or "id" not in req.body:
         raise streamkit.ServiceError(400, "bad_order", "POST an order with an id")
