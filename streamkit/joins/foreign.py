@@ -7,13 +7,20 @@ through two internal topics:
         subscribed to fk, answers with the right value
     right change (rk, rv) --> every left key subscribed to rk gets the new right value
     answer --response topic, key lk--> left side: result[lk] = joiner(left[lk], rv),
-        unless left[lk] has moved to another foreign key since (a stale answer)
+        unless left[lk] has changed since it asked (a stale answer: the answer to its
+        latest value is on its way)
+
+Each subscription carries a digest of the left value that made it, the right side keeps
+it and sends it back with every answer, and the left side drops an answer whose digest
+is not its current value's (as Kafka Streams does): an answer to an older value would
+repeat the result of the newer one.
 
 A change of the foreign key unsubscribes the old one, so the old right value can no longer
 reach the result. Everything is in changelogged stores, so the join survives restarts.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable
 
 import orjson
@@ -21,8 +28,12 @@ import orjson
 from ..processing.builder import Position
 from ..processing.nodes import Node, SinkNode, SourceNode
 from ..processing.topology import InternalTopic, TableSpec
-from ..serde import resolve
+from ..serde import dumps, resolve
 from .nodes import check_how
+
+
+def _digest(left_value: Any) -> str:
+    return hashlib.blake2b(dumps(left_value), digest_size=8).hexdigest()
 
 
 def _sub_key(fk: Any, lk: Any) -> tuple:
@@ -62,7 +73,7 @@ class SubscribeNode(_WritesAside):
         if old_fk is not None and old_fk != new_fk:
             self.sink.process(old_fk, {"lk": key, "op": "unsub"}, ts)
         if new_fk is not None:
-            self.sink.process(new_fk, {"lk": key, "op": "sub"}, ts)
+            self.sink.process(new_fk, {"lk": key, "op": "sub", "h": _digest(value)}, ts)
         stores[self.fks].put(key, new_fk)
         if value is None or new_fk is None:
             # No foreign key: nothing will answer, so the result is settled here.
@@ -86,8 +97,10 @@ class SubscriptionNode(_WritesAside):
         if value["op"] == "unsub":
             stores[self.subs].delete(_sub_key(key, lk))
             return
-        stores[self.subs].put(_sub_key(key, lk), 1)
-        self.sink.process(lk, {"fk": key, "value": stores[self.right].get(key)}, ts)
+        digest = value.get("h")
+        # The subscription holds its value's digest (1 where an older version wrote none).
+        stores[self.subs].put(_sub_key(key, lk), 1 if digest is None else digest)
+        self.sink.process(lk, {"fk": key, "value": stores[self.right].get(key), "h": digest}, ts)
 
 
 class RightChangeNode(_WritesAside):
@@ -102,18 +115,20 @@ class RightChangeNode(_WritesAside):
     def process(self, key, value, ts):
         store = self.ctx.task.stores[self.subs]
         prefix = _sub_prefix(key)
-        for _fk, lk in _subscriptions(store, prefix):
-            self.sink.process(lk, {"fk": key, "value": value}, ts)
+        for sub, digest in _subscriptions(store, prefix):
+            self.sink.process(sub[1], {"fk": key, "value": value,
+                                       "h": digest if isinstance(digest, str) else None}, ts)
 
 
 def _subscriptions(store, prefix: bytes):
-    """The left keys subscribed under prefix: those committed and those since (the
-    write-back cache decides whether a key is still subscribed)."""
+    """The (fk, left key) subscriptions under prefix with their digests: those committed
+    and those since (the write-back cache decides whether a key is still subscribed)."""
     keys = {tuple(orjson.loads(kb)) for kb, _ in store.raw_items(prefix=prefix)}
     keys |= {k for k in store.dirty if orjson.dumps(k).startswith(prefix)}
     for k in keys:
-        if store.get(k) is not None:
-            yield k
+        digest = store.get(k)
+        if digest is not None:
+            yield k, digest
 
 
 class ResponseNode(Node):
@@ -132,6 +147,8 @@ class ResponseNode(Node):
         lv = stores[self.left].get(key)
         if lv is None or self.fk(lv) != value["fk"]:
             return  # stale: the left key has changed its foreign key since it asked
+        if value.get("h") is not None and value["h"] != _digest(lv):
+            return  # stale: the left value changed since; its own answer follows
         rv = value["value"]
         joined = self.joiner(lv, rv) if rv is not None or self.left_outer else None
         stores[self.result].put(key, joined)

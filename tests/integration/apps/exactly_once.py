@@ -3,8 +3,9 @@
 window's sum emitted once when it closes (to `<id>-windows`), and a stream-stream join
 (to `<id>-joined`): each event of amount at most 4 with each event of the same key of
 amount at least 5 whose time is at most 100 ms before or after its own, as the pair of
-their ids. Its id comes from the environment, its guarantee from
-STREAMKIT_PROCESSING_GUARANTEE."""
+their ids, and a foreign-key join (every change to `<id>-labelled`): each key's latest
+event with the label its "group" names in the table `<id>-labels`. Its id comes from the
+environment, its guarantee from STREAMKIT_PROCESSING_GUARANTEE."""
 import os
 
 import streamkit
@@ -24,3 +25,9 @@ large = events.filter(lambda e: e["amount"] >= 5)
 small.join_window(large, JoinWindows(before_ms=100, after_ms=100, grace_ms=500),
                   lambda s, big: {"l": s["id"], "r": big["id"]}, name="pairs"
                   ).to(f"{APP_ID}-joined")
+latest = events.filter(lambda e: "group" in e).group_by_key().reduce(
+    "latest", lambda _old, e: e)
+labels = app.table("labels", topic=f"{APP_ID}-labels")
+latest.join_foreign(labels, "labelled", fk=lambda e: e["group"],
+                    joiner=lambda e, lab: {"id": e["id"], "label": lab["label"]}
+                    ).changes().to(f"{APP_ID}-labelled")
