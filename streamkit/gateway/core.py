@@ -221,7 +221,8 @@ class Gateway(Service):
                                            "entity to wait on", reply=reply.body), headers)
         remaining = timeout_ms / 1000 - (time.monotonic() - started)
         status, state = await wait_for_state(self.registry, self.http, self.counters,
-                                             reply.entity, wait_for, remaining)
+                                             reply.entity, wait_for, remaining,
+                                             self.settings.max_wait_ms / 1000)
         if status != 200:
             return Outcome(status, state, headers)
         return Outcome(200, {"key": reply.entity["key"], "value": state.get("value"),

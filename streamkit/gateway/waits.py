@@ -57,9 +57,11 @@ def _error(code: str, message: str) -> dict:
 
 async def wait_for_state(registry: Registry, session: aiohttp.ClientSession,
                          counters: dict[str, int], entity: Mapping[str, Any], cond: WaitFor,
-                         timeout_s: float) -> tuple[int, Any]:
+                         timeout_s: float, max_ask_s: float) -> tuple[int, Any]:
     """(200, {"key", "value", "partition"}) once the entity matches; (504, error) at the
-    deadline; (404, error) for an unknown app or table."""
+    deadline; (404, error) for an unknown app or table. Each ask of a worker waits at most
+    max_ask_s (the workers' STREAMKIT_MAX_WAIT_MS: a longer one is refused with 400), and
+    a wait longer than that is asked again."""
     app, table, key = entity.get("app"), entity.get("table"), entity.get("key")
     if not app or not table:
         return 502, _error("no_entity", "the reply names no app and table to wait on")
@@ -84,7 +86,7 @@ async def wait_for_state(registry: Registry, session: aiohttp.ClientSession,
             if remaining <= 0:
                 break
             counters["wait_requests"] += 1
-            status, body = await _ask(session, host, path, cond, remaining)
+            status, body = await _ask(session, host, path, cond, min(remaining, max_ask_s))
             if status == 200 and isinstance(body, dict) and cond.matches(body.get("value")):
                 return 200, body
             if status == 200:

@@ -28,12 +28,13 @@ import orjson
 from ..processing.builder import Position
 from ..processing.nodes import Node, SinkNode, SourceNode
 from ..processing.topology import InternalTopic, TableSpec
-from ..serde import dumps, resolve
+from ..serde import resolve
 from .nodes import check_how
 
 
-def _digest(left_value: Any) -> str:
-    return hashlib.blake2b(dumps(left_value), digest_size=8).hexdigest()
+def _digest(encode: Callable[[Any], bytes], left_value: Any) -> str:
+    """A digest of the left value as its table stores it (its serde's bytes)."""
+    return hashlib.blake2b(encode(left_value), digest_size=8).hexdigest()
 
 
 def _sub_key(fk: Any, lk: Any) -> tuple:
@@ -58,13 +59,15 @@ class _WritesAside(Node):
 class SubscribeNode(_WritesAside):
     """Left side: a left change becomes (un)subscriptions keyed by the foreign key."""
 
-    __slots__ = ("fk", "fks", "sink", "result", "joiner", "left_outer")
+    __slots__ = ("fk", "fks", "sink", "result", "joiner", "left_outer", "encode")
 
     def __init__(self, name: str, fk: Callable[[Any], Any], sink: SinkNode, result: str,
-                 joiner: Callable[[Any, Any], Any], left_outer: bool) -> None:
+                 joiner: Callable[[Any, Any], Any], left_outer: bool,
+                 encode: Callable[[Any], bytes]) -> None:
         super().__init__(f"fk-subscribe:{name}")
         self.fk, self.fks, self.sink = fk, f"{name}-fk", sink
         self.result, self.joiner, self.left_outer = result, joiner, left_outer
+        self.encode = encode  # the left table's values
 
     def process(self, key, value, ts):
         stores = self.ctx.task.stores
@@ -73,7 +76,7 @@ class SubscribeNode(_WritesAside):
         if old_fk is not None and old_fk != new_fk:
             self.sink.process(old_fk, {"lk": key, "op": "unsub"}, ts)
         if new_fk is not None:
-            self.sink.process(new_fk, {"lk": key, "op": "sub", "h": _digest(value)}, ts)
+            self.sink.process(new_fk, {"lk": key, "op": "sub", "h": _digest(self.encode, value)}, ts)
         stores[self.fks].put(key, new_fk)
         if value is None or new_fk is None:
             # No foreign key: nothing will answer, so the result is settled here.
@@ -134,20 +137,21 @@ def _subscriptions(store, prefix: bytes):
 class ResponseNode(Node):
     """Left side: an answer becomes the result, unless the left key moved on meanwhile."""
 
-    __slots__ = ("left", "fk", "result", "joiner", "left_outer")
+    __slots__ = ("left", "fk", "result", "joiner", "left_outer", "encode")
 
     def __init__(self, name: str, left: str, fk: Callable[[Any], Any], result: str,
-                 joiner: Callable[[Any, Any], Any], left_outer: bool) -> None:
+                 joiner: Callable[[Any, Any], Any], left_outer: bool,
+                 encode: Callable[[Any], bytes]) -> None:
         super().__init__(f"fk-response:{name}")
         self.left, self.fk, self.result = left, fk, result
-        self.joiner, self.left_outer = joiner, left_outer
+        self.joiner, self.left_outer, self.encode = joiner, left_outer, encode
 
     def process(self, key, value, ts):
         stores = self.ctx.task.stores
         lv = stores[self.left].get(key)
         if lv is None or self.fk(lv) != value["fk"]:
             return  # stale: the left key has changed its foreign key since it asked
-        if value.get("h") is not None and value["h"] != _digest(lv):
+        if value.get("h") is not None and value["h"] != _digest(self.encode, lv):
             return  # stale: the left value changed since; its own answer follows
         rv = value["value"]
         joined = self.joiner(lv, rv) if rv is not None or self.left_outer else None
@@ -180,7 +184,7 @@ def foreign_key_join(left: Position, left_spec: TableSpec, right: Position,
     topo.add_table(f"{name}-subscriptions", json, resolve("json"), rgroup, exposed=False)
 
     merged = Node(f"fk-join:{name}")
-    subscribe = SubscribeNode(name, fk, sub_sink, name, joiner, outer)
+    subscribe = SubscribeNode(name, fk, sub_sink, name, joiner, outer, left_spec.values.encode)
     subscribe.children.append(merged)
     left.then(subscribe)
     right.then(RightChangeNode(name, resp_sink))
@@ -192,7 +196,8 @@ def foreign_key_join(left: Position, left_spec: TableSpec, right: Position,
 
     resp_source = SourceNode(resp_topic, left_spec.keys, json, None, None)
     resp_source.group = lgroup
-    response = ResponseNode(name, left_spec.name, fk, name, joiner, outer)
+    response = ResponseNode(name, left_spec.name, fk, name, joiner, outer,
+                            left_spec.values.encode)
     response.children.append(merged)
     resp_source.children.append(response)
     topo.sources[resp_topic] = resp_source

@@ -43,6 +43,16 @@ class Outbox:
         self.pending[(topic, partition)].append((key, value, timestamp_ms, headers))
         self.count += 1
 
+    def queued(self) -> dict[tuple[str, int], list[_Pending]]:
+        """A copy of what is queued, to queue again after an aborted transaction."""
+        return {tp: list(recs) for tp, recs in self.pending.items() if recs}
+
+    def requeue(self, queued: dict[tuple[str, int], list[_Pending]]) -> None:
+        """Queue exactly `queued` (a copy from queued()): the records of an aborted
+        transaction, whatever a failed flush put back meanwhile."""
+        self.pending = defaultdict(list, {tp: list(recs) for tp, recs in queued.items()})
+        self.count = sum(len(recs) for recs in queued.values())
+
     def discard(self) -> None:
         """Drop every queued record (their input records will be processed again)."""
         self.pending, self.count = defaultdict(list), 0

@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from ..clients import Clients
-from ..errors import ConfigError
+from ..errors import ConfigError, ProductionFailed
 from .commit import Commit, CommitListener
 from .context import Header, ProcessorContext
 from .outbox import Outbox
@@ -124,6 +124,7 @@ class Transactions:
         if not (commit.changelogs or outbox.count or offsets):
             return
         producer = self.producers[task.id]
+        queued = outbox.queued()  # what goes into the next transaction if this one aborts
         try:
             await producer.begin_transaction()
             last = await outbox.flush(commit.changelogs)
@@ -141,6 +142,11 @@ class Transactions:
                 # replacing the producer here could fence the task's new owner and commit
                 # this worker's stale work over its.
                 raise ProducerFenced() from exc
+            # The aborted transaction took the queued records with it, also when they had
+            # all been sent: queue them again, or the next commit would leave them out.
+            outbox.requeue(queued)
+            if isinstance(exc, ProductionFailed):
+                raise  # the production-error policy decides, not another try
             if isinstance(exc, Exception) and not isinstance(exc, KafkaError):
                 # Aborted: the commit is tried again, like one a broker failed.
                 raise KafkaError(f"the transaction of task {task.id} failed: {exc!r}") from exc

@@ -59,6 +59,7 @@ class UncaughtErrors:
     _shutdown_deadline: float | None
     _reassign: Callable[..., Awaitable[None]]
     _notify_revoked: Callable[[set[TaskId]], None]
+    _forget_positions: Callable[[set[TaskId]], None]
     crash: Any  # mode.Service.crash
 
     async def _uncaught(self, exc: Exception, reopen: set[TaskId] | None,
@@ -102,6 +103,8 @@ class UncaughtErrors:
             task.close()  # drops the updates not yet committed
         self.tasks.clear()
         self._task_of_tp = {}
+        # Where their inputs stood belongs to the state just dropped.
+        self._forget_positions(held)
         self._notify_revoked(held)
         self.outbox.discard()
         if self.txn is not None:

@@ -67,6 +67,29 @@ def test_a_refused_record_is_dead_lettered_under_continue_and_stops_the_worker_u
     assert len(read_topic(broker, dead)) == 1
 
 
+def test_a_refused_record_under_exactly_once_stops_the_worker_and_commits_nothing_of_it(
+        broker, app_id, workers, tmp_path):
+    # Its transaction aborts and the policy (fail) stops the worker: no output of the
+    # transaction becomes visible and the input offsets stay before the refused record.
+    labels, strict, group = f"{app_id}-labels", f"{app_id}-strict", f"{app_id}-processors"
+    asyncio.run(create_small_topics(broker, f"{app_id}-kept", strict))
+    produce(broker, labels, [("a", {"sink": "strict", "text": "a"}),
+                             ("d", {"sink": "strict", "text": "y" * 3000}),
+                             ("e", {"sink": "strict", "text": "e"})], partitions=1)
+    w = workers(ERRORS, worker_env(broker, tmp_path / "data", ERRORS_APP_ID=app_id,
+                                   STREAMKIT_PARTITIONS="1", ERRORS_KEPT_POLICY="fail",
+                                   STREAMKIT_PROCESSING_GUARANTEE="exactly_once"))
+    wait_for(lambda: not w.alive(), timeout=60)
+    assert w.returncode != 0
+    log = w.log_tail(200_000)
+    assert "ProductionFailed" in log and f"{strict}[0] refused" in log
+    committed, ends = asyncio.run(committed_and_end(broker, group, labels))
+    done = committed.get(0) or 0
+    assert ends == {0: 3} and done <= 1  # never past the refused record, at offset 1
+    visible = read_topic(broker, strict, isolation_level="read_committed")
+    assert [(r.key, r.value) for r in visible] == [(b"a", b'"a"')][:done]
+
+
 def total(worker, key: str):
     """key's value in the totals table, read through worker (None while it is not
     served: the worker answers 503 while its tasks start again)."""

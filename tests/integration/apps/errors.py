@@ -2,7 +2,7 @@
 are named after it.
 
 - `<id>-labels`: each record's text goes to `<id>-kept` (production-error policy
-  `continue`) or to `<id>-strict` (`fail`), as its "sink" field says;
+  `continue`, or ERRORS_KEPT_POLICY) or to `<id>-strict` (`fail`), as its "sink" field says;
 - `<id>-events`: a count and sum per key, whose adder fails the first time this process
   sees a record marked "fail" (a source with on_error="stop": the error escapes
   processing, and STREAMKIT_ON_UNCAUGHT_ERROR says what follows).
@@ -16,7 +16,7 @@ app = streamkit.App(app_id)
 
 labels = app.source(f"{app_id}-labels")
 labels.filter(lambda v: v["sink"] == "kept").map_values(lambda v: v["text"]).to(
-    f"{app_id}-kept", on_error="continue")
+    f"{app_id}-kept", on_error=os.environ.get("ERRORS_KEPT_POLICY", "continue"))
 labels.filter(lambda v: v["sink"] == "strict").map_values(lambda v: v["text"]).to(
     f"{app_id}-strict", on_error="fail")
 
