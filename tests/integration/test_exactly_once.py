@@ -227,11 +227,14 @@ def test_a_paused_worker_that_comes_back_after_its_tasks_moved_commits_nothing(
     evs = eos_events(total)
     # The worker to be paused commits only when its partitions are taken from it: it
     # holds uncommitted results when it stops, and tries to commit them when it wakes.
+    # With a standby of every task on the other worker: what it applies of the zombie's
+    # changelogs must be committed transactions only, or the takeover starts from them.
     zombie = workers(EOS, eos_env("z", STREAMKIT_COMMIT_INTERVAL_MS="600000",
-                                  STREAMKIT_COMMIT_MAX_RECORDS="1000000"), "zombie")
+                                  STREAMKIT_COMMIT_MAX_RECORDS="1000000",
+                                  STREAMKIT_STANDBY_REPLICAS="1"), "zombie")
     zombie.wait_ready()
     n_tasks = len(zombie.tasks())  # alone, it runs every task of the app
-    other = workers(EOS, eos_env("o"), "other")
+    other = workers(EOS, eos_env("o", STREAMKIT_STANDBY_REPLICAS="1"), "other")
     other.wait_ready()
     wait_for(lambda: zombie.tasks() and other.tasks(), timeout=60)
     done = threading.Event()
