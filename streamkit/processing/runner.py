@@ -501,13 +501,10 @@ class Runner(UncaughtErrors, Service):
         if self.txn is not None:
             # Every transaction carries its input offsets: a state made durable without
             # them would be applied again by the records a crash replays.
-            by_task = {t.id: dict(t.offsets) for t in self.tasks.values()}
-            fenced = await self.txn.commit(self.tasks.values(), self.commit_listeners)
+            fenced, committed = await self.txn.commit(self.tasks.values(), self.commit_listeners)
             if fenced:
                 await self._drop_fenced(fenced)
-            for tid, committed in by_task.items():
-                if tid not in fenced:
-                    self.purger.committed(committed)
+            self.purger.committed(committed)
         else:
             commit = Commit(self.topology, self.tasks.values())
             commit.written(await self.outbox.flush(commit.changelogs), self.commit_listeners)

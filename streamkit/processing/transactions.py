@@ -25,7 +25,7 @@ import logging
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from ..clients import Clients
@@ -98,31 +98,35 @@ class Transactions:
         return self.clients.producer(transactional_id=self.transactional_id(tid), **self.options)
 
     async def commit(self, tasks: Iterable[Any], listeners: Sequence[CommitListener]
-                     ) -> list[TaskId]:
+                     ) -> tuple[list[TaskId], dict[TopicPartition, int]]:
         """Commit every task in a transaction of its own; return the tasks whose producer
-        was fenced (another worker runs them now: their uncommitted work is void). Any other
-        failure is raised after every task has tried (those that failed were aborted, and
-        commit again next time)."""
+        was fenced (another worker runs them now: their uncommitted work is void) and the
+        input offsets the transactions committed. Any other failure is raised after every
+        task has tried (those that failed were aborted, and commit again next time)."""
         tasks = list(tasks)
         results = await asyncio.gather(*(self._commit_task(t, listeners) for t in tasks),
                                        return_exceptions=True)
-        fenced, error = [], None
+        fenced, error, committed = [], None, {}
         for task, result in zip(tasks, results):
             if isinstance(result, ProducerFenced):
                 fenced.append(task.id)
-            elif isinstance(result, BaseException) and error is None:
-                error = result
+            elif isinstance(result, BaseException):
+                error = error or result
+            else:
+                committed.update(result)
         self.counters["fenced"] += len(fenced)
         if error is not None:
             raise error
-        return fenced
+        return fenced, committed
 
-    async def _commit_task(self, task: Any, listeners: Sequence[CommitListener]) -> None:
+    async def _commit_task(self, task: Any, listeners: Sequence[CommitListener]
+                           ) -> dict[TopicPartition, int]:
+        """The task's transaction; returns the input offsets it committed."""
         commit = Commit(self.topology, [task])
         outbox = self.outboxes[task.id]
         offsets = commit.offsets
         if not (commit.changelogs or outbox.count or offsets):
-            return
+            return {}
         producer = self.producers[task.id]
         queued = outbox.queued()  # what goes into the next transaction if this one aborts
         try:
@@ -154,6 +158,7 @@ class Transactions:
         self.counters["transactions"] += 1
         commit.written(last, listeners)
         commit.done()
+        return offsets
 
     async def _abort(self, tid: TaskId) -> bool:
         """Abort the task's open transaction; False if its producer cannot."""

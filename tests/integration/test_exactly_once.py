@@ -66,8 +66,8 @@ def labelled_results_differ(broker, app_id, evs) -> dict:
     want = labelled(evs)
     got: dict[str, list[tuple[int, str]]] = {}
     for rec in read_topic(broker, f"{app_id}-labelled", isolation_level="read_committed"):
-        if rec.value is not None and orjson.loads(rec.value) is not None:
-            v = orjson.loads(rec.value)
+        v = None if rec.value is None else orjson.loads(rec.value)
+        if v is not None:
             got.setdefault(rec.key.decode(), []).append((v["id"], v["label"]))
     bad = {}
     for key in want.keys() | got.keys():
