@@ -11,7 +11,7 @@
     devbroker. Results: bench/results/devbroker.json.
 --broker HOST:PORT: a broker that is already running (STREAMKIT_PROFILE from the
     environment, else dev). Results: bench/results/external.json.
---only w1,windows,join,queries,gateway,wait_for,startup,recovery: run these only and merge
+--only w1,windows,join,scaling,queries,gateway,wait_for,startup,recovery: run these only and merge
     their keys into the existing results file (the other keys are kept; meta records what
     was rerun and when). Without --only, the file is written anew.
 --quick: tiny sizes, to check that everything works end to end; the figures mean nothing.
@@ -94,6 +94,11 @@ BENCHMARKS = [
               ("--records", "2000", "--reps", "1"),
               ("join streamkit", "join kafka-streams", "join kafka-streams-1s",
                "join kafka-streams-1s-2t"), 4 * 3600, "streamkit"),
+    Benchmark("scaling", "scaling.py", ("--events", "3000000", "--reps", "1"),
+              ("--events", "4000", "--reps", "1"),
+              ("scaling streamkit-1p", "scaling streamkit-2p", "scaling streamkit-4p",
+               "scaling kafka-streams-1t", "scaling kafka-streams-2t", "scaling kafka-streams-4t"),
+              2 * 3600, "streamkit"),
     Benchmark("queries", "queries.py", ("--seconds", "8", "--rounds", "3"),
               ("--seconds", "2", "--rounds", "1", "--keys", "1000"),
               ("queries streamkit", "queries bare-aiohttp"), 1800),
@@ -123,6 +128,7 @@ SUMMARY_FIELDS = {
                  "ratio_to_kafka_streams_final_1s"),
     "join ": ("pairs_per_s", "input_eps", "rss_mb", "ratio_to_kafka_streams",
               "ratio_to_kafka_streams_1s"),
+    "scaling ": ("eps", "eps_per_process", "steady_eps", "speedup", "rss_mb"),
     "queries ": ("rps", "p50_ms", "p99_ms", "ratio_to_bare", "forwarded_p99_ms"),
     "gateway streamkit 3x2": ("p50_ms_500", "p99_ms_500", "p50_ms_1000", "p99_ms_1000"),
     "gateway ": ("p50_ms_500", "p99_ms_500", "p99_ms_1000", "p99_crosses_100ms_at_rps"),

@@ -18,7 +18,7 @@ starts a dev broker.
   streamkit creates it) is filled directly, with what the worker itself would have written:
   key "key<i>" as UTF-8 (the table's string keys), value orjson {"count": 1, "sum": i % 10}
   (the JSON value serde), in the partition Kafka's default partitioner (murmur2) gives the
-  key, as for the source topic; aiokafka batches, not timed. Then, --reps times, a worker of
+  key, as for the source topic; confluent-kafka batches, not timed. Then, --reps times, a worker of
   that app starts with an empty data directory and restores the table. restore_s is the
   time the worker logs for it ("restored N tasks (M changelog records) in X s": reading each
   changelog partition from the beginning to its high watermark and writing RocksDB); ready_s

@@ -10,7 +10,7 @@ Without --broker it starts a dev broker. Results: "join <case>" ({"pairs_per_s",
 and "meta".
 
 The workload: two fresh 4-partition topics ("left" and "right") of --records records each
-(keys "k<i>" over --keys keys, seeded, partitioned by aiokafka's default murmur2
+(keys "k<i>" over --keys keys, seeded, partitioned by Kafka's default murmur2
 partitioner; values orjson {"n": i, "amount": 1..9}). Record i of each side has the event
 time base + i ms, up to 200 ms earlier (out of order within each partition, never past
 grace), as its record timestamp; so each key has a record every --keys ms on average
@@ -57,7 +57,7 @@ from _common import (fail, records_done, report, run_worker, stop_self,  # noqa:
                      streamkit_settings, when_started)
 from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args,  # noqa: E402
                     add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
-                    install_sigterm_as_interrupt, kafka_streams_command, produce,
+                    install_sigterm_as_interrupt, json_bytes, kafka_streams_command, produce,
                     run_json_case, verify_commits, write_results)
 
 JITTER_MS = 200
@@ -81,7 +81,7 @@ def side(records: int, keys: int, seed: int, base: int):
     out = []
     for i in range(records):
         key = f"k{rng.randrange(keys)}"
-        out.append((key.encode(), orjson.dumps({"n": i, "amount": rng.randint(1, 9)}),
+        out.append((key.encode(), json_bytes({"n": i, "amount": rng.randint(1, 9)}),
                     base + i - rng.randrange(JITTER_MS)))
     return out
 

@@ -5,7 +5,7 @@
 
 Uses the broker --broker names (bench/run.py passes it), else starts one dev broker for the
 whole run, and for each repetition and each case: creates a fresh 4-partition topic,
-produces the W1 events into it (keys "k<i>" as UTF-8 bytes, partitioned by aiokafka's
+produces the W1 events into it (keys "k<i>" as UTF-8 bytes, partitioned by Kafka's
 default murmur2 partitioner, values orjson {"key": ..., "amount": 1..9}), writes the
 expected final sums to <workdir>/expected.json and runs the case as a subprocess, one at a
 time:
@@ -40,7 +40,7 @@ import orjson
 
 from common import (KAFKA_STREAMS_HEAP, PARTITIONS, TOPIC_CONFIGS, BenchFailed, add_common_args,
                     add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
-                    install_sigterm_as_interrupt, kafka_streams_command, produce, run_json_case,
+                    install_sigterm_as_interrupt, json_bytes, kafka_streams_command, produce, run_json_case,
                     summarize_runs, verify_commits, write_results)
 
 BENCH = Path(__file__).resolve().parent
@@ -80,7 +80,7 @@ def make_workload(events: int, keys: int, seed: int):
     rng = random.Random(seed)
     records = []
     expected: dict[str, int] = {}
-    dumps = orjson.dumps
+    dumps = json_bytes
     for _ in range(events):
         key = f"k{rng.randrange(keys)}"
         amount = rng.randint(1, 9)
@@ -217,7 +217,7 @@ def main() -> int:
         workload="W1: sum of amount per key, RocksDB state with changelog (ceiling: none)",
         events=args.events, keys=args.keys, partitions=PARTITIONS, reps=args.reps,
         seed=args.seed, cases=cases,
-        input_producer="aiokafka, linger_ms=5, max_batch_size=256 KiB, acks=1, "
+        input_producer="confluent-kafka, linger.ms=5, batch.size=256 KiB, acks=1, "
                        "default (murmur2) partitioner",
         input_topic_configs=TOPIC_CONFIGS,
         eps="events / seconds; seconds = from the case's first record to the end of its "
@@ -226,11 +226,7 @@ def main() -> int:
         kafka_streams=f"bench/kafka_streams (Kafka Streams 4.4.0), JVM heap -Xmx{KAFKA_STREAMS_HEAP}; "
                       "kafka-streams: default 30 s commit interval, -1s: 1 s, -2t: 2 stream threads",
         failed={f"W1 {c}": why for c, why in failed.items()})
-    write_results(args.out, results, meta)
-    if failed:
-        print(f"FAILED cases: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    return write_results(args.out, results, meta, failed)
 
 
 if __name__ == "__main__":

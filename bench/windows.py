@@ -61,7 +61,7 @@ from _common import (faust_app, faust_commit_through, finish, peak_rss_mb,  # no
                      when_started)
 from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args,  # noqa: E402
                     add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
-                    install_sigterm_as_interrupt, kafka_streams_command, produce,
+                    install_sigterm_as_interrupt, json_bytes, kafka_streams_command, produce,
                     run_json_case, summarize_runs, verify_commits, write_results)
 
 SIZE_MS, GRACE_MS, SPAN_MS = 60_000, 5_000, 600_000
@@ -91,7 +91,7 @@ def workload(events: int, keys: int, seed: int, end_ms: int):
         ts = base + i * SPAN_MS // events
         value = orjson.loads(vb)
         value["ts"] = ts
-        out.append((kb, orjson.dumps(value), ts))
+        out.append((kb, json_bytes(value), ts))
         w = f"{value['key']}|{ts - ts % SIZE_MS}"
         expected[w] = expected.get(w, 0) + value["amount"]
     return out, expected
