@@ -82,7 +82,8 @@ BENCHMARKS = [
               ("--events", "3000", "--reps", "1"),
               ("W1 streamkit", "W1 streamkit-agent", "W1 streamkit-eos", "W1 quix", "W1 faust",
                "W1 ceiling",
-               "W1 kafka-streams", "W1 kafka-streams-1s", "W1 kafka-streams-1s-2t"),
+               "W1 kafka-streams", "W1 kafka-streams-1s", "W1 kafka-streams-1s-2t",
+               "W1 kafka-streams-eos", "W1 kafka-streams-eos-1s"),
               8 * 3600, "ceiling,faust,quix,streamkit,streamkit-agent"),
     Benchmark("windows", "windows.py", ("--events", "3000000", "--reps", "3"),
               ("--events", "3000", "--reps", "1"),
@@ -123,7 +124,7 @@ BY_NAME = {b.name: b for b in BENCHMARKS}
 # What the summary table shows of each key.
 SUMMARY_FIELDS = {
     "W1 ": ("eps", "rss_mb", "ratio_to_quix", "ratio_to_faust", "ratio_to_kafka_streams",
-            "ratio_to_kafka_streams_1s", "ratio_to_streamkit"),
+            "ratio_to_kafka_streams_1s", "ratio_to_kafka_streams_eos_1s", "ratio_to_streamkit"),
     "windows ": ("eps", "rss_mb", "ratio_to_faust", "ratio_to_kafka_streams_final",
                  "ratio_to_kafka_streams_final_1s"),
     "join ": ("pairs_per_s", "input_eps", "rss_mb", "ratio_to_kafka_streams",

@@ -65,11 +65,16 @@ KAFKA_STREAMS_CASES = {
     "kafka-streams": (),
     "kafka-streams-1s": ("--commit-interval-ms", "1000"),
     "kafka-streams-1s-2t": ("--commit-interval-ms", "1000", "--threads", "2"),
+    # exactly_once_v2 beside streamkit-eos: Kafka Streams' default commit interval under
+    # exactly-once (100 ms), and streamkit's 1 s.
+    "kafka-streams-eos": ("--guarantee", "exactly_once_v2"),
+    "kafka-streams-eos-1s": ("--guarantee", "exactly_once_v2", "--commit-interval-ms", "1000"),
 }
 KNOWN_CASES = [*CASE_FILES, *KAFKA_STREAMS_CASES]
 DEFAULT_CASES = ",".join(KNOWN_CASES)
 # Every case gets ratio_to_<base> for these.
-RATIO_BASES = ("quix", "faust", "kafka-streams", "kafka-streams-1s", "streamkit")
+RATIO_BASES = ("quix", "faust", "kafka-streams", "kafka-streams-1s", "kafka-streams-eos-1s",
+               "streamkit")
 CaseFailed = BenchFailed  # the name bench/windows.py and bench/stream_join.py used
 
 
@@ -102,7 +107,8 @@ def print_table(summary: dict[str, dict], failed: dict[str, str], order: list[st
         return "-" if x is None else f"{x:.2f}"
 
     heads = {"quix": "x quix", "faust": "x faust", "kafka-streams": "x KS",
-             "kafka-streams-1s": "x KS-1s", "streamkit": "x sk"}
+             "kafka-streams-1s": "x KS-1s", "kafka-streams-eos-1s": "x KSe-1s",
+             "streamkit": "x sk"}
     print()
     print(f"{'case':<20} {'events/s (median)':>18} "
           + " ".join(f"{heads[b]:>8}" for b in RATIO_BASES) + f" {'peak RSS MB':>12}")

@@ -100,7 +100,8 @@ final class Case {
 
     private static IllegalArgumentException usage(String message) {
         return new IllegalArgumentException(message + "; usage: --bootstrap HOST:PORT --topic T "
-                + "--events N --workdir DIR [--commit-interval-ms MS] [--threads N]");
+                + "--events N --workdir DIR [--commit-interval-ms MS] [--threads N] "
+                + "[--guarantee at_least_once|exactly_once_v2]");
     }
 
     Integer commitIntervalMs() {
@@ -112,15 +113,29 @@ final class Case {
         return Integer.parseInt(options.getOrDefault("threads", "1"));
     }
 
+    String guarantee() {
+        return options.getOrDefault("guarantee", StreamsConfig.AT_LEAST_ONCE);
+    }
+
+    /** The commit interval in effect: the given one, else Kafka Streams' default for the
+     * guarantee (30 s at-least-once, 100 ms exactly-once). */
+    int effectiveCommitIntervalMs() {
+        if (commitIntervalMs() != null) {
+            return commitIntervalMs();
+        }
+        return StreamsConfig.EXACTLY_ONCE_V2.equals(guarantee()) ? 100 : 30000;
+    }
+
     /** The application's configuration: Kafka Streams' defaults (RocksDB stores with
      * changelogs, record caches, at-least-once, 30 s commit interval) but for the thread
-     * count and, when given, the commit interval. */
+     * count and, when given, the commit interval and the processing guarantee. */
     Properties config() {
         Properties p = new Properties();
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, applicationId);
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(StreamsConfig.STATE_DIR_CONFIG, workdir.resolve("kafka-streams-state").toString());
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, threads());
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee());
         if (commitIntervalMs() != null) {
             p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, commitIntervalMs());
         }
@@ -313,7 +328,8 @@ final class Case {
         r.put("group", applicationId);
         r.put("processed_seconds", processedSeconds);
         r.put("threads", threads());
-        r.put("commit_interval_ms", commitIntervalMs() == null ? 30000 : commitIntervalMs());
+        r.put("commit_interval_ms", effectiveCommitIntervalMs());
+        r.put("guarantee", guarantee());
         r.put("jvm", System.getProperty("java.vm.name") + " " + System.getProperty("java.version")
                 + " " + String.join(" ", ManagementFactory.getRuntimeMXBean().getInputArguments()));
         r.put("max_heap_mb", Runtime.getRuntime().maxMemory() / (1024 * 1024));
