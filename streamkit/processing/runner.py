@@ -171,8 +171,9 @@ class Runner(UncaughtErrors, Service):
             self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir,
                                         self.read_cache)
             self._global_readers = self.topology.groups_reading_globals()
-        for client in self._clients:
-            await client.start()
+        # Started side by side: each one's bootstrap (a connection and the cluster's
+        # metadata) is a few round trips of its own.
+        await asyncio.gather(*(client.start() for client in self._clients))
         if self.txn is None:
             self.outbox = ctx.writer = Outbox(self.producer, errors=self.production_errors)
         else:
