@@ -1,4 +1,6 @@
 """streamkit: stateful stream processing in the Kafka Streams style, on Faust."""
+from typing import TYPE_CHECKING, Any
+
 from .app import App
 from .config import Settings
 from .dsl import (
@@ -26,11 +28,9 @@ from .errors import (
                      SuppressBufferFull,
                      TopologyError,
 )
-from .gateway import GatewayApp, create_gateway
 from .joins.windowed import JoinWindows
 from .plugins import Plugin, plugin
 from .processing.context import RecordContext
-from .services import Reply, ServiceRequest, service
 from .state.global_tables import GlobalTable
 from .windows import Hopping, Session, Sliding, Tumbling, WindowedKey
 
@@ -47,3 +47,22 @@ __all__ = [
     "JoinWindows",
 ]
 __version__ = "0.1.0"
+
+# The gateway and the service helper are imported when first named: a worker that uses
+# neither starts without importing them.
+_LAZY = {"create_gateway": ".gateway", "GatewayApp": ".gateway", "service": ".services",
+         "ServiceRequest": ".services", "Reply": ".services"}
+
+if TYPE_CHECKING:
+    from .gateway import GatewayApp, create_gateway
+    from .services import Reply, ServiceRequest, service
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,6 +24,7 @@ from ..envelope import ReplyEnvelope, RequestEnvelope
 from ..errors import GatewayTimeout, ParkedFull
 from ..httpclient import peer_session
 from ..topics import TopicAdmin, TopicSpec
+from .batching import BatchedSender
 from .correlation import CorrelationIds
 from .handoff import HandOff
 from .metrics import RequestMetrics
@@ -75,6 +76,7 @@ class Gateway(Service):
         self.accepting = False
         # Made when the gateway starts.
         self.producer = cast(AIOKafkaProducer, None)
+        self.sender = cast(BatchedSender, None)
         self.http = cast(aiohttp.ClientSession, None)
 
     # lifecycle -------------------------------------------------------------------
@@ -89,6 +91,7 @@ class Gateway(Service):
         self.ids = CorrelationIds(counts[gs.responses])
         self.producer = Clients(s).producer()
         await self.producer.start()
+        self.sender = BatchedSender(self.producer, gs.linger_ms)
         # Waits are asked of the apps' workers, which check the deployment's token.
         self.http = peer_session(s.api_token)
         await self.responses.start()
@@ -106,6 +109,8 @@ class Gateway(Service):
         await self.registry.stop()
         await self.responses.stop()
         await self.handoff.close()
+        if self.sender is not None:
+            await self.sender.close()
         if self.producer is not None:
             await self.producer.stop()
         if self.http is not None:
@@ -121,7 +126,8 @@ class Gateway(Service):
                 "response_topic": self.gs.responses, "partitions": sorted(self.responses.owned),
                 "assignments": self.responses.generations, "id_misses": self.ids.misses,
                 **self.parked.stats(), **self.counters, **self.responses.counters,
-                **self.handoff.counters, "handoffs_pending": self.handoff.pending}
+                **self.handoff.counters, "handoffs_pending": self.handoff.pending,
+                "produce_batches": self.sender.batches if self.sender is not None else 0}
 
     # replies ----------------------------------------------------------------------
     def _deliver(self, reply: ReplyEnvelope, handed_off: bool) -> bool:
@@ -156,7 +162,9 @@ class Gateway(Service):
                               path=path, query=query, body=body, deadline_ms=sent + timeout_ms,
                               trace_id=trace_id, request_id=request_id, sent_ms=sent)
         try:
-            await asyncio.wait_for(self.producer.send_and_wait(topic, env.encode(), key=env.key()),
+            # Sent with the requests that arrive with it; answered only once the broker has
+            # acknowledged its own record.
+            await asyncio.wait_for(self.sender.send(topic, env.encode(), env.key()),
                                    timeout_ms / 1000)
         except (KafkaError, asyncio.TimeoutError):
             self.parked.purge(cid)

@@ -30,6 +30,7 @@ class GatewaySettings:
     max_websockets: int = 1_000
     fetch_wait_ms: int = 500
     handoff_timeout_ms: int = 2_000
+    linger_ms: int = 2
     registry_topic: str = REGISTRY_TOPIC
     static_apps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -38,6 +39,8 @@ class GatewaySettings:
                      "max_parked", "fetch_wait_ms", "handoff_timeout_ms", "max_websockets"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.linger_ms < 0:
+            raise ConfigError(f"linger_ms must be 0 or more, got {self.linger_ms}")
         if self.timeout_ms > self.max_timeout_ms:
             raise ConfigError("STREAMKIT_GATEWAY_TIMEOUT_MS must not exceed "
                               "STREAMKIT_GATEWAY_MAX_TIMEOUT_MS")
@@ -114,6 +117,8 @@ GATEWAY_VARS: tuple[Var, ...] = (
         "parked requests per instance before `503`"),
     Var("STREAMKIT_GATEWAY_HANDOFF_TIMEOUT_MS", "handoff_timeout_ms", whole, 2_000,
         "one hand-off POST"),
+    Var("STREAMKIT_GATEWAY_LINGER_MS", "linger_ms", whole, 2,
+        "requests that arrive within this window go to the broker in one produce request"),
     Var("STREAMKIT_REGISTRY_TOPIC", "registry_topic", text, REGISTRY_TOPIC,
         "where workers say where their tables live"),
     Var("STREAMKIT_GATEWAY_MAX_WEBSOCKETS", "max_websockets", whole, 1_000,

@@ -108,6 +108,8 @@ class Runner(UncaughtErrors, Service):
         # Exactly-once: each task's transactional producer and outbox (transactions.py).
         self.txn: Transactions | None = None
         self._global_readers: set[int] = set()
+        self._durable_soon: asyncio.Task | None = None
+        self._deferred_error: BaseException | None = None
         self._loops: list[asyncio.Task] = []
         self._clients: list[Any] = []
         # STREAMKIT_ON_UNCAUGHT_ERROR=shutdown_app: when this worker stops alone if the
@@ -169,8 +171,9 @@ class Runner(UncaughtErrors, Service):
             self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir,
                                         self.read_cache)
             self._global_readers = self.topology.groups_reading_globals()
-        for client in self._clients:
-            await client.start()
+        # Started side by side: each one's bootstrap (a connection and the cluster's
+        # metadata) is a few round trips of its own.
+        await asyncio.gather(*(client.start() for client in self._clients))
         if self.txn is None:
             self.outbox = ctx.writer = Outbox(self.producer, errors=self.production_errors)
         else:
@@ -408,6 +411,9 @@ class Runner(UncaughtErrors, Service):
         generation = self._generation
         batches = await self.consumer.getmany(timeout_ms=100, max_records=s.fetch_max_records)
         async with self._lock:
+            if self._deferred_error is not None:
+                exc, self._deferred_error = self._deferred_error, None
+                raise exc
             # A batch fetched before a rebalance may belong to partitions that moved.
             # Put them back: the next fetch starts from the first unprocessed record.
             if generation != self._generation or self._stopping or self.failed is not None:
@@ -430,6 +436,22 @@ class Runner(UncaughtErrors, Service):
                 # Someone waits for a state: make it durable now (changelog, outputs,
                 # RocksDB); the input offsets follow at the commit interval.
                 await self._commit_or_retry(offsets=False)
+
+    def make_durable_soon(self) -> None:
+        """Someone has just started to wait for a state (a ?wait_for= read): make what was
+        processed durable now, rather than after the fetch in progress returns (up to its
+        timeout when no record comes), since that state may be the one awaited."""
+        if self._unflushed and (self._durable_soon is None or self._durable_soon.done()):
+            self._durable_soon = asyncio.create_task(self._make_durable())
+
+    async def _make_durable(self) -> None:
+        async with self._lock:
+            if not self._unflushed or self._stopping or self.failed is not None:
+                return
+            try:
+                await self._commit_or_retry(offsets=False)
+            except Exception as exc:  # the processing loop deals with it, as with its own
+                self._deferred_error = exc
 
     def _resume_at(self, tp: TopicPartition, fetched_from: int) -> int:
         """Where to read a partition again whose fetched records were put back. With

@@ -47,7 +47,8 @@ class TableRoutes(Part):
         self.committed_reads = settings.exactly_once
         topo = runner.topology
         self.waiters = Waiters(lambda t, vb: topo.tables[t].values.decode(vb),
-                               lambda t: topo.tables[t].group.root().id if t in topo.tables else -1)
+                               lambda t: topo.tables[t].group.root().id if t in topo.tables else -1,
+                               runner.make_durable_soon)
         runner.commit_listeners.append(self.waiters.on_commit)
         runner.revoke_listeners.append(self.waiters.on_revoke)
         # A waiter is answered from committed state: commit at once while any waits.

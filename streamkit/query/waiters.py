@@ -3,7 +3,8 @@
 A waiter is registered on the worker that owns the key and answered from committed
 state: after each commit, the keys that changed are checked against their waiters. While
 any request waits, the worker makes its state durable (changelog, outputs, RocksDB) after
-every fetch it processes, not once a commit interval, so an answer follows the state within
+every fetch it processes, not once a commit interval, and at once when a waiter arrives
+while processed state is not durable yet, so an answer follows the state within
 milliseconds of processing, and a state that was answered is in the changelog: it survives
 a crash. (Input offsets are still committed at the interval.)
 """
@@ -25,9 +26,11 @@ class _Waiter:
 
 
 class Waiters:
-    def __init__(self, decode_value: Callable[[str, bytes], Any], group_of: Callable[[str], int]):
+    def __init__(self, decode_value: Callable[[str, bytes], Any], group_of: Callable[[str], int],
+                 on_wait: Callable[[], None] = lambda: None):
         self._decode = decode_value
         self._group_of = group_of
+        self._on_wait = on_wait  # a new waiter: the worker makes its processed state durable
         self._by_key: dict[tuple[str, int, bytes], list[_Waiter]] = defaultdict(list)
 
     def __len__(self) -> int:
@@ -44,6 +47,7 @@ class Waiters:
         waiter = _Waiter(predicate)
         slot = (table, partition, key_bytes)
         self._by_key[slot].append(waiter)
+        self._on_wait()
         try:
             return await asyncio.wait_for(asyncio.shield(waiter.future), timeout_s)
         finally:

@@ -6,16 +6,20 @@ a service that consumes its request topic and replies on the topic each request 
     async def orders(req: streamkit.ServiceRequest):
         if req.method == "POST":
             order = {...}
-            await req.send("orders", order["id"], order)
+            await req.send("orders", order["id"], order)     # acknowledged before the reply
             return streamkit.Reply(201, {"order_id": order["id"]}, entity=order["id"])
         raise streamkit.ServiceError(405, "method_not_allowed", req.method)
 
 The handler returns a Reply, or any JSON value (200), or None (204); raising ServiceError
-gives its status and code, any other exception 500. Requests of one partition are handled
-one after another (so one entity's requests stay in order); partitions run concurrently.
+gives its status and code, any other exception 500. The records a handler sends go out
+together: each send() hands its record to the producer without waiting for the broker, and
+the reply is sent once all of them are acknowledged (one that is refused makes it a 500).
+Requests of one partition are handled one after another (so one entity's requests stay in
+order); partitions run concurrently.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,7 +34,8 @@ class Sender(Protocol):
     """What a request's send() goes through: its partition's producer (with exactly-once,
     in the transaction that carries the request's reply)."""
 
-    async def send(self, topic: str, key: str | bytes | None, value: Any) -> None: ...
+    async def send(self, topic: str, key: str | bytes | None, value: Any) -> asyncio.Future:
+        """Hand one record to the producer; the future is its acknowledgement."""
 
 _ID_NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-4c61-9a53-3b7a3e2f6c10")
 Handler = Callable[["ServiceRequest"], Awaitable[Any]]
@@ -53,13 +58,14 @@ class Reply:
 class ServiceRequest:
     """One request as a handler sees it."""
 
-    __slots__ = ("envelope", "topic", "partition", "offset", "_runner", "_ids")
+    __slots__ = ("envelope", "topic", "partition", "offset", "_runner", "_ids", "_acks")
 
     def __init__(self, envelope: RequestEnvelope, topic: str, partition: int, offset: int,
                  runner: Sender | None = None) -> None:
         self.envelope, self.topic, self.partition, self.offset = envelope, topic, partition, offset
         self._runner = runner
         self._ids = 0
+        self._acks: list[asyncio.Future] = []
 
     id = property(lambda self: self.envelope.id, doc="the correlation id")
     method = property(lambda self: self.envelope.method)
@@ -94,12 +100,21 @@ class ServiceRequest:
         return self.envelope.deadline_ms - int(time.time() * 1000)
 
     async def send(self, topic: str, key: str | bytes | None, value: Any) -> None:
-        """Produce one record (UTF-8 key, JSON value) and wait for its acknowledgement
-        (with exactly-once, readers see it once the request's transaction commits, with
-        the reply)."""
+        """Produce one record (UTF-8 key, JSON value). It returns once the producer holds
+        the record, without waiting for the broker: the records of one request go out
+        together, and its reply is sent only after every one of them is acknowledged
+        (flush() waits for them sooner). With exactly-once, readers see them once the
+        request's transaction commits, with the reply."""
         if self._runner is None:
             raise RuntimeError("this request is not attached to a running service")
-        await self._runner.send(topic, key, value)
+        self._acks.append(await self._runner.send(topic, key, value))
+
+    async def flush(self) -> None:
+        """Wait until every record sent so far is acknowledged; raises the error of the
+        first one the broker refused."""
+        acks, self._acks = self._acks, []
+        if acks:
+            await asyncio.gather(*acks)
 
     def __repr__(self) -> str:
         return f"<ServiceRequest {self.method} {self.topic}/{self.path!r} id={self.id}>"

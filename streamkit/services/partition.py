@@ -76,10 +76,11 @@ class PartitionWorker:
         self._last_expiry = time.monotonic()
         self.task = asyncio.create_task(self._work())
 
-    async def send(self, topic: str, key: str | bytes | None, value: Any) -> None:
-        """A handler's record (ServiceRequest.send), through this partition's producer."""
-        await self.producer.send_and_wait(topic, dumps(value),
-                                          key=key.encode() if isinstance(key, str) else key)
+    async def send(self, topic: str, key: str | bytes | None, value: Any) -> asyncio.Future:
+        """A handler's record (ServiceRequest.send), handed to this partition's producer;
+        the future is its acknowledgement, awaited before the request's reply."""
+        return await self.producer.send(topic, dumps(value),
+                                        key=key.encode() if isinstance(key, str) else key)
 
     def stop(self) -> None:
         """Finish the request in hand (and send its reply), drop the queued ones."""
@@ -278,8 +279,11 @@ class PartitionWorker:
         keeps its place in the partition's order."""
         while True:
             try:
-                return await self.spec.handler(req)
+                outcome = await self.spec.handler(req)
+                await req.flush()
+                return outcome
             except ServiceError as exc:
+                await self._settle(req)
                 return exc
             except StoreUnavailable as exc:
                 if self.stopping:
@@ -290,7 +294,17 @@ class PartitionWorker:
                 await asyncio.sleep(UNAVAILABLE_RETRY_S)
             except Exception as exc:
                 log.exception("handler for %s failed on %r", self.spec.topic, req)
+                await self._settle(req)
                 return exc
+
+    @staticmethod
+    async def _settle(req: ServiceRequest) -> None:
+        """A failed handler's records are acknowledged (or refused) before its error reply,
+        as they would be after a successful one."""
+        try:
+            await req.flush()
+        except Exception as exc:
+            log.warning("a record sent by a failed handler of %r was refused too: %r", req, exc)
 
     async def _bad_request(self, exc: EnvelopeError, rec: ConsumerRecord) -> Outgoing | None:
         """A request that is not a valid envelope goes to the app's dead letters (and gets a

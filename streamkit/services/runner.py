@@ -109,8 +109,8 @@ class ServiceRunner(Service, Part):
         self.producer = clients.producer()
         self.restorer = clients.reader(READ_TO_END_WAIT_MS, reset="none")
         self.consumer = clients.member(self.group_id, s.request_fetch_wait_ms)
-        for client in (self.producer, self.restorer, self.consumer):
-            await client.start()
+        await asyncio.gather(*(client.start() for client in
+                               (self.producer, self.restorer, self.consumer)))
         self._rebalance = Rebalance(self._on_revoked, self._on_assigned)
         self.consumer.subscribe(sorted(self.specs), listener=self._rebalance)
         self._task = asyncio.create_task(self._run())

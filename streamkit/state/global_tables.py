@@ -19,6 +19,9 @@ from .store import PartitionStore, ReadCache
 log = logging.getLogger(__name__)
 # aiokafka logs every assignment at INFO; the probe is assigned again on each catch-up.
 _ASSIGNMENT_LOG = logging.getLogger("aiokafka.consumer.subscription_state")
+# The probe's fetches wait 1 ms at the broker: its answer (with the high watermark) comes
+# about a round trip later.
+CATCH_UP_POLL_MS = 1
 
 
 @dataclass
@@ -145,7 +148,10 @@ class GlobalTables:
         while pending:
             # A short wait: a partition with nothing to read has its high watermark as soon
             # as the broker answers its fetch, but getmany returns early only for records.
-            batches = await probe.getmany(*pending, timeout_ms=10, max_records=20000)
+            # Each record that looks a global table up waits for this loop, so it checks
+            # every CATCH_UP_POLL_MS rather than waiting out a longer fixed step.
+            batches = await probe.getmany(*pending, timeout_ms=CATCH_UP_POLL_MS,
+                                          max_records=20000)
             self.apply(batches)
             applied += sum(len(r) for r in batches.values())
             for tp in list(pending):

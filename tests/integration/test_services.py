@@ -1,14 +1,16 @@
 """The service helper under crashes: requests that arrive while a service is down, a
 request delivered again after its reply was sent but before its offset was committed, and
-orders through the gateway to an exactly-once service SIGKILLed twice."""
+orders through the gateway to an exactly-once service SIGKILLed twice; and the records a
+handler sends, all acknowledged before its reply."""
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
 
 import orjson
+from aiokafka.admin import NewTopic
 
-from streamkit.testing.kafka import committed_and_end, read_topic
+from streamkit.testing.kafka import admin_client, committed_and_end, read_topic
 
 from .test_gateway import ORDERS, Deployment, call, expected_echo, session
 from .test_tables import wait_for
@@ -56,6 +58,50 @@ def test_requests_sent_while_the_only_service_worker_is_down_are_each_answered_o
     offsets = wait_for(lambda: (lambda c, e: (c, e) if c == e else None)(
         *asyncio.run(committed_and_end(broker, group, topic))))
     assert len(offsets[1]) == 4 and sum(offsets[1].values()) == n + 1
+
+
+def test_replies_wait_for_every_record_the_handler_and_the_gateway_sent_to_be_acknowledged(
+        broker, app_id, workers, tmp_path):
+    # Both topics refuse record batches over 20,000 bytes (max.message.bytes), so a request
+    # can be made whose records the broker refuses after the producer took them.
+    fanout, out, limit = f"{app_id}-fanout", f"{app_id}-fanout-out", 20_000
+
+    async def topics():
+        async with admin_client(broker) as admin:
+            await admin.create_topics([NewTopic(t, 4, 1, topic_configs={
+                "max.message.bytes": str(limit)}) for t in (fanout, out)])
+
+    asyncio.run(topics())
+    d = Deployment(broker, app_id, workers, tmp_path)
+    d.services["fanout"] = fanout
+    d.start_echo(FANOUT_TOPIC=fanout, FANOUT_OUT=out)
+    gw = d.start_gateway("gw0")
+    wait_for(d.settled)
+    n, per = 40, 3
+
+    async def run(requests):
+        async with session() as s:
+            return await asyncio.gather(*(call(s, f"{gw.url}/api/fanout/{path}", "POST", body)
+                                          for path, body in requests))
+
+    # Concurrent requests, sent by the gateway in shared produce requests, each handler
+    # sending several records without awaiting them: all answered, every record there.
+    answers = asyncio.run(run([(f"r{i}", {"n": per}) for i in range(n)]))
+    keys = {f"r{i}-{j}" for i in range(n) for j in range(per)}
+    for i, (status, body, _) in enumerate(answers):
+        assert (status, body) == (200, {"sent": [f"r{i}-{j}" for j in range(per)]}), i
+    assert sorted(rec.key.decode() for rec in read_topic(broker, out)) == sorted(keys)
+    # A handler's record refused by the broker: the reply is a 500, not the handler's 200.
+    ((status, body, _),) = asyncio.run(run([("big", {"n": 2, "pad": 2 * limit})]))
+    assert status == 500 and body["error"]["code"] == "internal_error", body
+    # A request the broker refuses never reaches the service: answered 503 at once (its
+    # acknowledgement failed), not 504 at its deadline; a small one sent with it is answered.
+    answers = asyncio.run(run([("huge", {"n": 1, "pad": 0, "x": "y" * 2 * limit}),
+                               ("small", {"n": 1})]))
+    (huge_status, huge, _), (small_status, small, _) = answers
+    assert huge_status == 503 and huge["error"]["code"] == "broker_unavailable", huge
+    assert (small_status, small) == (200, {"sent": ["small-0"]})
+    assert sorted(rec.key.decode() for rec in read_topic(broker, out)) == sorted(keys | {"small-0"})
 
 
 def test_a_request_delivered_again_after_a_crash_is_answered_from_its_recorded_reply(

@@ -21,6 +21,8 @@ def test_defaults_and_services_from_the_environment():
     assert (gs.timeout_ms, gs.max_body_bytes, gs.max_parked) == (10_000, 1024 * 1024, 10_000)
     assert gs.fetch_wait_ms == 500  # the default; a worker passes its profile's fetch wait
     assert GatewaySettings.from_env({}, fetch_wait_ms=10).fetch_wait_ms == 10
+    assert gs.linger_ms == 2
+    assert GatewaySettings.from_env({"STREAMKIT_GATEWAY_LINGER_MS": "0"}).linger_ms == 0
 
 
 def test_arguments_win_over_the_environment():
@@ -35,6 +37,7 @@ def test_arguments_win_over_the_environment():
     ({"STREAMKIT_GATEWAY_MAX_PARKED": "0"}, "max_parked"),
     ({"STREAMKIT_GATEWAY_TIMEOUT_MS": "90000"}, "MAX_TIMEOUT"),
     ({"STREAMKIT_GATEWAY_APPS": "orders="}, "STREAMKIT_GATEWAY_APPS"),
+    ({"STREAMKIT_GATEWAY_LINGER_MS": "-1"}, "linger_ms"),
 ])
 def test_bad_values_name_the_variable(env, fragment):
     with pytest.raises(ConfigError, match=fragment):

@@ -4,6 +4,8 @@ echo:    answers with what it was sent; path "<id>/sleep/<ms>" answers after ms,
          "fail" raises ServiceError(409), "crash" raises RuntimeError.
 counted: answers with how many times its handler has run, deduplicated by the client's
          Idempotency-Key, so a retried request is answered from the reply cache.
+fanout:  POST {"n": N, "pad": P} to "<id>" sends N records keyed "<id>-<i>" with P bytes of
+         padding each to FANOUT_OUT, and answers with the keys, without awaiting anything.
 """
 import asyncio
 import os
@@ -34,3 +36,13 @@ async def echo(req: streamkit.ServiceRequest):
 async def counted(req: streamkit.ServiceRequest):
     calls["counted"] += 1
     return streamkit.Reply(201, {"calls": calls["counted"], "body": req.body})
+
+
+@streamkit.service(app, os.environ.get("FANOUT_TOPIC", f"{APP_ID}-fanout"))
+async def fanout(req: streamkit.ServiceRequest):
+    n, pad = req.body["n"], req.body.get("pad", 0)
+    keys = [f"{req.path}-{i}" for i in range(n)]
+    for key in keys:
+        await req.send(os.environ.get("FANOUT_OUT", f"{APP_ID}-fanout-out"), key,
+                       {"key": key, "pad": "x" * pad})
+    return {"sent": keys}
