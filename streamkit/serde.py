@@ -27,15 +27,18 @@ def _default(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    """orjson with faust.Record support."""
-    return orjson.dumps(obj, default=_default)
+    """orjson with faust.Record support, right-sized: orjson's result keeps the buffer it
+    was written into (about 4 KB for a small value since orjson 3.12), and encoded values
+    are held until their commit (the changelog batch, the outbox), 20,000 of them 80 MB.
+    The copy is as long as the JSON."""
+    return bytes(memoryview(orjson.dumps(obj, default=_default)))
 
 
 class JsonSerde:
     name = "json"
 
     def encode(self, obj: Any) -> bytes:
-        return orjson.dumps(obj, default=_default)
+        return dumps(obj)
 
     def decode(self, data: bytes) -> Any:
         try:
@@ -94,7 +97,7 @@ class ModelSerde:
         self.name = f"model:{model.__name__}"
 
     def encode(self, obj: Any) -> bytes:
-        return orjson.dumps(obj, default=_default)
+        return dumps(obj)
 
     def decode(self, data: bytes) -> Any:
         try:

@@ -42,3 +42,25 @@ def test_named_serdes():
         resolve("str").decode(b"\xff")
     with pytest.raises(ValueError, match="unknown serde"):
         resolve("yaml")
+
+
+def test_encoded_values_are_held_at_their_own_size():
+    """Encoded values wait for their commit (changelog batches, the outbox): each must take
+    about its own length, not the buffer the encoder wrote it into (orjson keeps about
+    4 KB per small result)."""
+    import tracemalloc
+
+    from streamkit.serde import JsonSerde, dumps
+
+    values = [{"key": f"k{i}", "amount": i % 9 + 1} for i in range(2_000)]
+    for encode in (JsonSerde().encode, dumps):
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            held = [encode(v) for v in values]
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert held[7] == b'{"key":"k7","amount":8}'
+        # the JSON is about 25 bytes, a bytes object adds 33 and the list 8 per item
+        assert grown / len(held) < 100, f"{grown / len(held):.0f} bytes per encoded value"
