@@ -243,15 +243,8 @@ def test_a_paused_worker_that_comes_back_after_its_tasks_moved_commits_nothing(
         wait_for(lambda: records_in(zombie) > 200, timeout=60, every=0.05)
         # Reads show committed state only: the zombie's keys as its transactions left them
         # (nothing yet: its commit interval is long), not the sums it has computed since.
-        mine = {p for _, p in zombie.tasks()}
-        keys = [k for k in KEYS if kafka_partition(k.encode(), PARTITIONS) in mine]
-        read = {k: zombie.get(f"/tables/sums/keys/{k}") for k in keys}
-        committed = {}
-        for rec in read_topic(broker, f"{app_id}-sums-changelog", isolation_level="read_committed"):
-            committed[rec.key.decode()] = orjson.loads(rec.value)
-        assert {k: (200, committed[k]) if k in committed else 404 for k in keys} == \
-            {k: (status, body["value"]) if status == 200 else status
-             for k, (status, body) in read.items()}
+        wait_for(lambda: reads_show_committed_state_only(broker, app_id, zombie), timeout=60,
+                 every=0.2)
         os.kill(zombie.pid, signal.SIGSTOP)
         try:
             # The group drops the silent member; the other worker takes every task and
@@ -271,6 +264,30 @@ def test_a_paused_worker_that_comes_back_after_its_tasks_moved_commits_nothing(
     # long), and the other worker finishes.
     assert zombie.stop() == 0
     finish_and_check(broker, app_id, other, evs)
+
+
+def reads_show_committed_state_only(broker: str, app_id: str, worker) -> bool:
+    """Read every key of the worker's tasks between two reads of the committed changelog:
+    each answer must be a committed value (404 for none). False, to read again, when a
+    rebalance is under way (a 503, or its tasks changed meanwhile): the worker commits
+    when its tasks are taken, so what is committed moves while it answers."""
+    def committed() -> dict[str, int]:
+        return {rec.key.decode(): orjson.loads(rec.value) for rec in read_topic(
+            broker, f"{app_id}-sums-changelog", isolation_level="read_committed")}
+
+    mine = {p for _, p in worker.tasks()}
+    keys = [k for k in KEYS if kafka_partition(k.encode(), PARTITIONS) in mine]
+    before = committed()
+    read = {k: worker.get(f"/tables/sums/keys/{k}") for k in keys}
+    after = committed()
+    if not keys or any(status == 503 for status, _ in read.values()) or \
+            {p for _, p in worker.tasks()} != mine:
+        return False
+    for k, (status, body) in read.items():
+        assert status in (200, 404), (k, status, body)
+        shown = body["value"] if status == 200 else None
+        assert shown in (before.get(k), after.get(k)), (k, shown, before.get(k), after.get(k))
+    return True
 
 
 async def fence_an_open_transaction(broker: str, app_id: str, worker, timeout: float = 60.0
