@@ -13,7 +13,7 @@ import struct
 from pathlib import Path
 from typing import Any, Iterable, Iterator, cast
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch
 
 from ..serde import Serde
 from .keys import KeyCodec
@@ -54,6 +54,21 @@ def _options() -> Options:
 def scan_start(start: bytes | None, prefix: bytes | None) -> bytes | None:
     """The first key a scan from start, of keys with prefix, may return."""
     return start if prefix is None else max(start or b"", prefix)
+
+
+def scan_end(end: bytes | None, prefix: bytes | None) -> bytes | None:
+    """The first key past a scan to end, of keys with prefix (None: the end of the store)."""
+    past = prefix_end(prefix) if prefix is not None else None
+    if end is None or past is None:
+        return end if past is None else past
+    return min(end, past)
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The first key greater than every key that starts with prefix (None when there is
+    none: prefix is all 0xff)."""
+    stripped = prefix.rstrip(b"\xff")
+    return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else None
 
 
 def key_range(items: Iterable[tuple[bytes, bytes]], lower: bytes | None, end: bytes | None,
@@ -172,8 +187,18 @@ class PartitionStore:
 
     def raw_items(self, start: bytes | None = None, end: bytes | None = None,
                   prefix: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        lower = scan_start(start, prefix)
-        it = self._db.items(from_key=lower) if lower else self._db.items()
+        lower, upper = scan_start(start, prefix), scan_end(end, prefix)
+        # RocksDB stops at the upper bound. Without one, the step past the last entry in
+        # range walks over every deleted entry that follows it until the next live one:
+        # window and join stores delete their expired entries, and a scan of one key's
+        # records crossed all the deleted records of the next key (a join slowed to a
+        # halt after a million records).
+        opts = None
+        if upper is not None:
+            opts = ReadOptions()
+            opts.set_iterate_upper_bound(upper)
+        it = self._db.items(from_key=lower, read_opt=opts) if lower else \
+            self._db.items(read_opt=opts)
         return key_range(cast(Iterator[tuple[bytes, bytes]], it), lower, end, prefix)
 
     def count(self) -> int:

@@ -31,7 +31,8 @@ def fetch_windows(store: PartitionStore, key: Any, time_from: int = _NO_TIME,
     prefix = keys.window_prefix(key)
     n = len(prefix)
     found: dict[tuple, Any] = {}
-    for kb, vb in store.raw_items(start=prefix + time_bytes(time_from), prefix=prefix):
+    end = prefix + time_bytes(time_to + 1) if time_to < _NEVER else None
+    for kb, vb in store.raw_items(start=prefix + time_bytes(time_from), end=end, prefix=prefix):
         start = _time(kb, n)
         if start > time_to:
             break

@@ -206,7 +206,7 @@ class WindowState:
         prefix = self.keys.window_prefix(key)
         n = len(prefix)
         out = {}
-        for kb, vb in self._rows(prefix, start_from):
+        for kb, vb in self._rows(prefix, start_from, start_to):
             start = self._time(kb, n)
             if start > start_to:
                 break
@@ -226,7 +226,7 @@ class WindowState:
         value), in timestamp then offset order."""
         prefix = self.keys.record_prefix(key)
         seen: dict[tuple, Any] = {}
-        for kb, vb in self._rows(prefix, ts_from):
+        for kb, vb in self._rows(prefix, ts_from, ts_to):
             rk = self.keys.decode(kb)
             if rk[2] > ts_to:
                 break
@@ -242,9 +242,11 @@ class WindowState:
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
         return rows
 
-    def _rows(self, prefix: bytes, t_from: int) -> Iterator[tuple[bytes, bytes]]:
+    def _rows(self, prefix: bytes, t_from: int, t_to: int) -> Iterator[tuple[bytes, bytes]]:
+        """The key's entries (under prefix) whose time is in [t_from, t_to]."""
         start = prefix + time_bytes(t_from) if t_from > NO_TIME else prefix
-        return self.store.raw_items(start=start, prefix=prefix)
+        end = prefix + time_bytes(t_to + 1) if t_to < NEVER else None
+        return self.store.raw_items(start=start, end=end, prefix=prefix)
 
     def _current(self, k: tuple, vb: bytes) -> Any:
         v = self.store.dirty.get(k, vb)

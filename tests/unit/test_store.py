@@ -1,7 +1,7 @@
 import pytest
 
 from streamkit.serde import resolve
-from streamkit.state.keys import StrKeys
+from streamkit.state.keys import SerdeKeys, StrKeys
 from streamkit.state.store import PartitionStore, ReadCache
 
 
@@ -81,3 +81,47 @@ def test_stores_share_their_workers_read_cache_figures_and_zero_entries_caches_n
     assert (cache.hits, cache.misses) == (0, 6)
     with pytest.raises(ValueError):
         ReadCache(-1)
+
+
+def test_a_scan_ends_at_its_bound_without_walking_the_deleted_entries_after_it(
+        tmp_path, monkeypatch):
+    """A window or join store deletes its expired entries; a scan of one key's entries
+    must stop at its range, not step over every deleted entry of the keys after it.
+    RocksDB counts the internal entries its iterators skip (rocksdb.number.iter.skip)."""
+    from streamkit.state import store as store_module
+
+    with_statistics = store_module._options()
+    with_statistics.enable_statistics()
+    monkeypatch.setattr(store_module, "_options", lambda: with_statistics)
+
+    def skipped() -> int:
+        line = next(ln for ln in with_statistics.get_statistics().splitlines()
+                    if ln.startswith("rocksdb.number.iter.skip "))
+        return int(line.rsplit(":", 1)[1])
+
+    store = PartitionStore(tmp_path / "s", SerdeKeys(resolve("raw")), resolve("raw")).open()
+    try:
+        store.write([(b"a\x01", b"1"), (b"a\x02", b"2")], None)
+        deleted = [b"b" + i.to_bytes(4, "big") for i in range(20_000)]
+        store.write([(kb, b"x") for kb in deleted], None)
+        store.write([(kb, None) for kb in deleted], None)
+        store.write([(b"c", b"3")], None)
+        before = skipped()
+        assert list(store.raw_items(prefix=b"a")) == [(b"a\x01", b"1"), (b"a\x02", b"2")]
+        assert list(store.raw_items(start=b"a", end=b"a\x02")) == [(b"a\x01", b"1")]
+        assert list(store.raw_items(start=b"a\x02", end=b"b")) == [(b"a\x02", b"2")]
+        assert skipped() - before < 10  # unbounded: 40,000 (each put and delete of b...)
+        assert list(store.raw_items(start=b"b")) == [(b"c", b"3")]
+    finally:
+        store.close()
+
+
+def test_prefix_end_is_the_first_key_past_the_prefix():
+    from streamkit.state.store import prefix_end, scan_end
+
+    assert prefix_end(b"ab") == b"ac"
+    assert prefix_end(b"a\xff") == b"b"
+    assert prefix_end(b"\xff\xff") is None
+    assert scan_end(None, None) is None
+    assert scan_end(b"az", b"a") == b"az" and scan_end(b"c", b"a") == b"b"
+    assert scan_end(None, b"\xff") is None and scan_end(b"q", None) == b"q"
