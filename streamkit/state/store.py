@@ -71,6 +71,13 @@ def prefix_end(prefix: bytes) -> bytes | None:
     return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else None
 
 
+def _holding(items: Iterator[tuple[bytes, bytes]], options: Any) -> Iterator[tuple[bytes, bytes]]:
+    """items, with `options` kept alive until they are read: a rocksdict iterator reads its
+    bounds from the ReadOptions it was made with (freed, the bound is garbage and the scan
+    ends early)."""
+    yield from items
+
+
 def key_range(items: Iterable[tuple[bytes, bytes]], lower: bytes | None, end: bytes | None,
               prefix: bytes | None) -> Iterator[tuple[bytes, bytes]]:
     """The entries of key-ordered items from lower (inclusive) to end (exclusive) whose
@@ -199,7 +206,8 @@ class PartitionStore:
             opts.set_iterate_upper_bound(upper)
         it = self._db.items(from_key=lower, read_opt=opts) if lower else \
             self._db.items(read_opt=opts)
-        return key_range(cast(Iterator[tuple[bytes, bytes]], it), lower, end, prefix)
+        return key_range(_holding(cast(Iterator[tuple[bytes, bytes]], it), opts), lower, end,
+                         prefix)
 
     def count(self) -> int:
         return sum(1 for _ in cast(Iterator[bytes], self._db.keys()))

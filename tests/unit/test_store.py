@@ -1,3 +1,5 @@
+import gc
+
 import pytest
 
 from streamkit.serde import resolve
@@ -111,6 +113,10 @@ def test_a_scan_ends_at_its_bound_without_walking_the_deleted_entries_after_it(
         assert list(store.raw_items(start=b"a", end=b"a\x02")) == [(b"a\x01", b"1")]
         assert list(store.raw_items(start=b"a\x02", end=b"b")) == [(b"a\x02", b"2")]
         assert skipped() - before < 10  # unbounded: 40,000 (each put and delete of b...)
+        # The bound lives as long as the scan (not only while raw_items runs).
+        scan = store.raw_items(prefix=b"a")
+        gc.collect()
+        assert list(scan) == [(b"a\x01", b"1"), (b"a\x02", b"2")]
         assert list(store.raw_items(start=b"b")) == [(b"c", b"3")]
     finally:
         store.close()
