@@ -144,7 +144,7 @@ class Workers:
         return {"STREAMKIT_BROKER": self.broker.url, "STREAMKIT_PROFILE": self.broker.profile,
                 "STREAMKIT_DATA_DIR": str(self.tmp / name),
                 "STREAMKIT_WEB_PORT": str(free_port()),
-                "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p),
+                "PYTHONPATH": with_repo_on_path(dict(os.environ))["PYTHONPATH"],
                 **extra}
 
     def start(self, module: str, name: str, wait: bool = True, timeout: float = 180.0,
@@ -296,14 +296,20 @@ def verify_commits(bootstrap: str, topic: str, result: dict, ends: dict[int, int
 
 # --------------------------------------------------------------------------- case subprocesses
 
+def with_repo_on_path(env: dict[str, str]) -> dict[str, str]:
+    """env with the repository first on PYTHONPATH (the apps, the test apps and, when it
+    runs from a checkout, streamkit itself)."""
+    return {**env, "PYTHONPATH": os.pathsep.join(
+        p for p in [str(REPO), env.get("PYTHONPATH", "")] if p)}
+
+
 def run_json_case(cmd: list[str], workdir: Path, timeout: float,
                   env: dict[str, str] | None = None) -> dict:
     """Run a case process (cwd workdir, stderr to workdir/stderr.log, the repository on
     PYTHONPATH, `env` added to this process's environment) and return the JSON object of its
     last stdout line (bench/cases/_common.py's contract: numeric eps, seconds, rss_mb and
     checked=true). wall_seconds is added."""
-    env = {**os.environ, **(env or {})}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO), env.get("PYTHONPATH", "")] if p)
+    env = with_repo_on_path({**os.environ, **(env or {})})
     env.setdefault("PYTHONUNBUFFERED", "1")
     stderr_path = workdir / "stderr.log"
     t0 = time.perf_counter()

@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (BENCH, BROKER_DESC_ENV, REPO, RESULTS, base_meta,  # noqa: E402
-                    dev_broker_description, needs_apache_kafka, now_iso)
+                    dev_broker_description, needs_apache_kafka, now_iso, with_repo_on_path)
 
 KAFKA_HEAP_MB = 1024
 FORMAT = "streamkit-bench/1"
@@ -203,9 +203,8 @@ def run_one(bench: Benchmark, broker: RunBroker, run_dir: Path, quick: bool) -> 
     bootstrap, stop_broker = broker.for_benchmark(bench.name)
     cmd = [sys.executable, str(BENCH / bench.script), *(bench.quick if quick else bench.args),
            *bench.cases_on(broker.kind), "--broker", bootstrap, "--out", str(out)]
-    env = {**os.environ, "STREAMKIT_PROFILE": broker.profile, BROKER_DESC_ENV: broker.description,
-           "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p)}
+    env = with_repo_on_path({**os.environ, "STREAMKIT_PROFILE": broker.profile,
+                             BROKER_DESC_ENV: broker.description, "PYTHONUNBUFFERED": "1"})
     timeout = 600.0 if quick else bench.timeout_s
     shown = " ".join(["python", f"bench/{bench.script}", *cmd[2:]])
     print(f"\n=== {bench.name}: {shown}", flush=True)

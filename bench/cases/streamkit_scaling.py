@@ -21,7 +21,7 @@ import resource
 import time
 from pathlib import Path
 
-from _common import (commit_quantiles_ms, load_expected, report, run_worker, stop_self,
+from _common import (commit_quantiles_ms, fail, load_expected, report, run_worker, stop_self,
                      streamkit_settings, when_started)
 from streamkit import App
 
@@ -79,7 +79,6 @@ def main() -> None:
     run_worker(app)
     res = state["result"]
     if state["error"] or res is None or res["problem"]:
-        from _common import fail
         fail(state["error"] or (res and res["problem"]) or "stopped before the result")
     first = res["first_record_at"]
     seconds = (res["last_commit_at"] - first) if first is not None else 0.0

@@ -206,8 +206,12 @@ class PartitionStore:
             opts.set_iterate_upper_bound(upper)
         it = self._db.items(from_key=lower, read_opt=opts) if lower else \
             self._db.items(read_opt=opts)
-        return key_range(_holding(cast(Iterator[tuple[bytes, bytes]], it), opts), lower, end,
-                         prefix)
+        items = _holding(cast(Iterator[tuple[bytes, bytes]], it), opts)
+        if upper is None and prefix is not None:
+            # A prefix of 0xff bytes only: no key bounds it, so the scan checks it.
+            return key_range(items, lower, end, prefix)
+        # The seek starts it at lower and the bound ends it at end and past the prefix.
+        return items
 
     def count(self) -> int:
         return sum(1 for _ in cast(Iterator[bytes], self._db.keys()))

@@ -34,8 +34,6 @@ def fetch_windows(store: PartitionStore, key: Any, time_from: int = _NO_TIME,
     end = prefix + time_bytes(time_to + 1) if time_to < _NEVER else None
     for kb, vb in store.raw_items(start=prefix + time_bytes(time_from), end=end, prefix=prefix):
         start = _time(kb, n)
-        if start > time_to:
-            break
         found[(key, start, _time(kb, n + 8))] = vb
     decode = store.values.decode
     rows = {dk: decode(vb) for dk, vb in found.items()}

@@ -208,8 +208,6 @@ class WindowState:
         out = {}
         for kb, vb in self._rows(prefix, start_from, start_to):
             start = self._time(kb, n)
-            if start > start_to:
-                break
             dk = (key, start, self._time(kb, n + 8))
             v = self._current(dk, vb)
             if v is not None:
@@ -228,8 +226,6 @@ class WindowState:
         seen: dict[tuple, Any] = {}
         for kb, vb in self._rows(prefix, ts_from, ts_to):
             rk = self.keys.decode(kb)
-            if rk[2] > ts_to:
-                break
             v = self._current(rk, vb)
             if v is not None:
                 seen[rk] = v

@@ -118,6 +118,10 @@ def test_a_scan_ends_at_its_bound_without_walking_the_deleted_entries_after_it(
         gc.collect()
         assert list(scan) == [(b"a\x01", b"1"), (b"a\x02", b"2")]
         assert list(store.raw_items(start=b"b")) == [(b"c", b"3")]
+        # A prefix of 0xff bytes only has no key past it: the scan checks the prefix.
+        store.write([(b"\xfe", b"4"), (b"\xff\x01", b"5")], None)
+        assert list(store.raw_items(prefix=b"\xff")) == [(b"\xff\x01", b"5")]
+        assert list(store.raw_items(start=b"\xfe", end=b"\xff")) == [(b"\xfe", b"4")]
     finally:
         store.close()
 
