@@ -21,6 +21,10 @@ from .config import Settings
 log = logging.getLogger(__name__)
 
 _ALREADY_EXISTS = TopicAlreadyExistsError.errno
+# Pauses between metadata reads while topics just created are not yet visible: doubled
+# from the first to the last.
+VISIBLE_FIRST_PAUSE_S = 0.005
+VISIBLE_MAX_PAUSE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -82,12 +86,17 @@ class TopicAdmin:
                 out[desc["topic"]] = len(desc["partitions"])
         return out
 
-    async def ensure(self, specs: list[TopicSpec]) -> dict[str, int]:
-        """Create the topics that do not exist; return every topic's partition count."""
+    async def ensure(self, specs: list[TopicSpec], existing: dict[str, int] | None = None
+                     ) -> dict[str, int]:
+        """Create the topics that do not exist; return every topic's partition count.
+        `existing`: the counts of the topics that exist, when the caller has just read
+        them (partition_counts of every name in specs)."""
         # A topic may be named twice (a source that is also a sink); a broker refuses a
         # request that creates one topic twice.
         specs = list({s.name: s for s in reversed(specs)}.values())
-        counts = await self.partition_counts([s.name for s in specs])
+        if existing is None:
+            existing = await self.partition_counts([s.name for s in specs])
+        counts = {s.name: existing[s.name] for s in specs if s.name in existing}
         missing = [s for s in specs if s.name not in counts]
         if missing:
             new = [NewTopic(s.name, s.partitions, self.settings.replication_factor,
@@ -105,9 +114,11 @@ class TopicAdmin:
     async def _until_visible(self, names: list[str], timeout_s: float = 30.0) -> dict[str, int]:
         """Partition counts of topics just created (or created meanwhile by another worker),
         once the broker's metadata shows them: a broker answers CreateTopics before every
-        part of it knows the topic."""
+        part of it knows the topic. Usually they show within milliseconds, so the first
+        pauses are short (a worker's start waits on this)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        pause = VISIBLE_FIRST_PAUSE_S
         while True:
             counts = await self.partition_counts(names)
             if len(counts) == len(names):
@@ -116,7 +127,8 @@ class TopicAdmin:
                 missing = sorted(set(names) - set(counts))
                 raise RuntimeError(f"topics {missing} were created but are not visible after "
                                    f"{timeout_s:.0f}s")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, VISIBLE_MAX_PAUSE_S)
 
 
 def _errors(response) -> list[tuple[str, int, str | None]]:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -56,6 +56,16 @@ COMMIT_RETRY_S = 0.5  # pause before a commit that a broker failed is tried agai
 # Reads to the end on demand (restores, global catch-ups) must not wait for records that
 # are not there: 1 ms (a wait of 0 is never answered by some Kafka-protocol brokers).
 READ_TO_END_WAIT_MS = 1
+
+
+async def _side_by_side(*steps: Awaitable[Any]) -> list[Any]:
+    """The steps' results, once every step has ended; the first error raised, if any
+    (none is left running behind it)."""
+    done = await asyncio.gather(*steps, return_exceptions=True)
+    for result in done:
+        if isinstance(result, BaseException):
+            raise result
+    return done
 
 
 class Runner(UncaughtErrors, Service):
@@ -140,7 +150,7 @@ class Runner(UncaughtErrors, Service):
             return
         self.topology.finalize()
         s, clients, ctx = self.settings, self.clients, self.topology.context
-        self.partitions = ctx.partitions = await self._create_topics()
+        ctx.partitions = self.partitions  # filled in once the topics exist
         self.production_errors = ProductionErrors(
             s.on_production_error, self.topology.production_errors, self.dead_letter_topic,
             self.partitions)
@@ -152,7 +162,6 @@ class Runner(UncaughtErrors, Service):
         if s.exactly_once:
             self.txn = Transactions(clients, self.app_id, self.group_id, self.topology,
                                     linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES)
-            await self.txn.check_broker()
         self.producer = clients.producer(linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES)
         self.restorer = clients.reader(READ_TO_END_WAIT_MS, reset="none")
         standby_consumer = clients.reader(200)
@@ -171,9 +180,14 @@ class Runner(UncaughtErrors, Service):
             self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir,
                                         self.read_cache)
             self._global_readers = self.topology.groups_reading_globals()
-        # Started side by side: each one's bootstrap (a connection and the cluster's
-        # metadata) is a few round trips of its own.
-        await asyncio.gather(*(client.start() for client in self._clients))
+        # Started side by side, and beside the creation of the topics, which they do not
+        # need: each one's bootstrap (a connection and the cluster's metadata) is a few
+        # round trips of its own, and so is the check that the broker has transactions.
+        steps = [client.start() for client in self._clients]
+        if self.txn is not None:
+            steps.append(self.txn.check_broker())
+        counts, *_ = await _side_by_side(self._create_topics(), *steps)
+        self.partitions.update(counts)
         if self.txn is None:
             self.outbox = ctx.writer = Outbox(self.producer, errors=self.production_errors)
         else:
@@ -222,10 +236,13 @@ class Runner(UncaughtErrors, Service):
 
     async def _create_topics(self) -> dict[str, int]:
         topo, s = self.topology, self.settings
+        external = external_topics(topo, s.partitions)
         async with TopicAdmin(s) as admin:
-            counts = await admin.ensure(external_topics(topo, s.partitions))
-            existing = await admin.partition_counts(list(topo.internal))
-            counts.update(await admin.ensure(internal_topics(topo, {**counts, **existing})))
+            existing = await admin.partition_counts([t.name for t in external] + list(topo.internal))
+            # Internal topics are sized from the external ones as they are or, if missing,
+            # as they are about to be created: every missing topic in one request.
+            planned = {**{t.name: t.partitions for t in external}, **existing}
+            counts = await admin.ensure(external + internal_topics(topo, planned), existing)
         check_copartitioned(topo, counts)
         return counts
 
