@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ..state.restore import seek_to_checkpoint
+from ..state.restore import seek_to_checkpoints
 from ..state.store import PartitionStore, ReadCache
 from .assignor import TaskId
 from .topology import Topology
@@ -47,17 +47,20 @@ class Standbys:
                     self.read_cache).open()
                 for spec in self.topology.tables_of_group(g)}
             self._by_changelog.update(self.stores[(g, p)])
-        self.consumer.assign([tp for stores in self.stores.values() for tp in stores])
-        for stores in self.stores.values():
-            for tp, store in stores.items():
-                await seek_to_checkpoint(self.consumer, tp, store)
+        # Assigning what the consumer holds already would read again what it has read;
+        # assigning nothing (no standbys, as at a worker's first start) would also make its
+        # next metadata request ask for every topic of the cluster.
+        if set(self._by_changelog) == self.consumer.assignment():
+            return
+        self.consumer.assign(list(self._by_changelog))
+        await seek_to_checkpoints(self.consumer, self._by_changelog)
 
     def close(self, ids: set[TaskId]) -> None:
         for tid in ids:
             for tp, store in self.stores.pop(tid, {}).items():
                 self._by_changelog.pop(tp, None)
                 store.close()
-        if not self.stores:
+        if not self.stores and self.consumer.assignment():
             self.consumer.assign([])
 
     async def poll(self) -> dict[TopicPartition, list]:

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from ..partitioner import partition_for
 from ..serde import Serde
 from .keys import codec_for
-from .restore import readable_end, seek_to_checkpoint
+from .restore import readable_end, seek_to_checkpoints
 from .store import PartitionStore, ReadCache
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,7 @@ class GlobalTables:
                 self.by_tp[tp] = (table, store)
         applied = await self._read_to_end(probe)
         tail.assign(list(self.by_tp))
-        for tp, (_, store) in self.by_tp.items():
-            await seek_to_checkpoint(tail, tp, store)
+        await seek_to_checkpoints(tail, self._stores())
         return applied
 
     async def catch_up(self, probe: AIOKafkaConsumer, tail: AIOKafkaConsumer,
@@ -142,8 +141,7 @@ class GlobalTables:
             probe.assign(list(self.by_tp))
         finally:
             _ASSIGNMENT_LOG.disabled = quiet
-        for tp, (_, store) in self.by_tp.items():
-            await seek_to_checkpoint(probe, tp, store)
+        await seek_to_checkpoints(probe, self._stores())
         pending, applied = set(self.by_tp), 0
         while pending:
             # A short wait: a partition with nothing to read has its high watermark as soon
@@ -164,6 +162,9 @@ class GlobalTables:
         # the cluster: on each batch that looks a global table up.
         probe.pause(*self.by_tp)
         return applied
+
+    def _stores(self) -> dict[TopicPartition, PartitionStore]:
+        return {tp: store for tp, (_, store) in self.by_tp.items()}
 
     def apply(self, batches) -> None:
         for tp, records in batches.items():
