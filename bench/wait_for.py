@@ -16,18 +16,22 @@ the new order is validated, `POST /api/basket/{customer}/checkout?wait_for=state
    Every answer must be 200 with the order in state VALIDATED, its customer and total right;
    anything else fails the benchmark.
 
-Results: "wait_for streamkit" ({"p50_ms", "p99_ms", "max_ms", "count", "rate", ...}) and
-"meta".
+Results: "wait_for streamkit" ({"p50_ms", "p99_ms", "max_ms", "count", "rate", ...,
+"work": per process, over the measured checkouts (warm-up included): "cpu_ms_per_checkout"
+(its CPU time from /proc) and "commits" (streamkit_commit_seconds_count: commits of its
+processing path, the prompt ones that make an awaited state durable included)}) and "meta".
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
+import os
 import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -119,6 +123,21 @@ def checkouts(base: str, ids: list[str]):
     return fire
 
 
+def work(workers: Workers) -> dict[str, tuple[float, int]]:
+    """Per worker: (CPU seconds so far, commits of its processing path so far)."""
+    out = {}
+    for w in workers.procs:
+        with open(f"/proc/{w.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        with urllib.request.urlopen(w.url + "/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        commits = sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+                      if line.startswith("streamkit_commit_seconds_count"))
+        out[w.name] = (cpu_s, commits)
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rate", type=float, default=100, help="checkouts per second")
@@ -150,7 +169,9 @@ def main() -> int:
                     gc.freeze()
                     return await open_loop(args.rate, args.seconds, checkouts(gw.url, ids[warm_n:]))
 
+                before = work(workers)
                 out = asyncio.run(measure())
+                after = work(workers)
                 print(f"wait_for: {out['ok']}/{out['requests']} checkouts VALIDATED at "
                       f"{args.rate:g}/s; p50 {out['p50_ms']} ms  p99 {out['p99_ms']} ms  "
                       f"max {out['max_ms']} ms  errors {out['errors']}", flush=True)
@@ -163,7 +184,12 @@ def main() -> int:
                     "p90_ms": out["p90_ms"], "mean_ms": out["mean_ms"], "count": out["ok"],
                     "rate": int(args.rate) if float(args.rate).is_integer() else args.rate,
                     "seconds": args.seconds,
-                    "answered_rps": out["answered_rps"]}
+                    "answered_rps": out["answered_rps"],
+                    "work": {name: {"cpu_ms_per_checkout":
+                                    round((after[name][0] - before[name][0]) * 1000
+                                          / (warm_n + n), 2),
+                                    "commits": after[name][1] - before[name][1]}
+                             for name in after}}
             except (BenchFailed, TimeoutError, RuntimeError) as exc:
                 failed["wait_for"] = f"{type(exc).__name__}: {exc}"[-2000:]
                 print(f"FAILED: {failed['wait_for']}", flush=True)

@@ -85,6 +85,11 @@ class ProcessingCollector(Collector):
         commits = CounterMetricFamily("streamkit_commits", "Commits of the processing path", labels=["app"])
         commits.add_metric([app_id], runner.counters["commits"])
         yield commits
+        failures = CounterMetricFamily("streamkit_commit_failures",
+                                       "Commits the broker failed (state, outputs and offsets "
+                                       "wait for the next try)", labels=["app"])
+        failures.add_metric([app_id], runner.counters["commit_failures"])
+        yield failures
         replaced = CounterMetricFamily("streamkit_task_replacements",
                                        "Times the tasks were given up and started again after "
                                        "an uncaught error", labels=["app"])

@@ -56,6 +56,7 @@ def test_token_guards_every_route_but_health_and_ready_and_metrics_match_the_wor
     assert metric(text, "streamkit_dead_letters_total", topic=topic) == 1
     assert metric(text, "streamkit_records_out_total", topic=f"{app_id}-dead-letters") == 1
     assert metric(text, "streamkit_ready", app=app_id) == 1
+    assert metric(text, "streamkit_commit_failures_total", app=app_id) == 0
     lags = [metric(text, "streamkit_consumer_lag", topic=topic, partition=str(p)) for p in range(4)]
     assert all(lag == 0 for lag in lags if lag is not None) and any(lag is not None for lag in lags)
     assert metric(text, "streamkit_http_limit_breaches_total", limit="auth") == 3
