@@ -36,10 +36,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson  # noqa: E402
-
-from common import (BenchFailed, Workers, add_common_args, base_meta, bench_broker,  # noqa: E402
-                    install_sigterm_as_interrupt, latency_stats, open_loop, wait_until,
-                    write_results)
+from common import (  # noqa: E402
+    BenchFailed,
+    Workers,
+    add_common_args,
+    base_meta,
+    bench_broker,
+    install_sigterm_as_interrupt,
+    latency_stats,
+    open_loop,
+    wait_until,
+    write_results,
+)
 from gateway import echo_requests  # noqa: E402
 
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "gateway_stages.json"
