@@ -42,13 +42,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson  # noqa: E402
+from common import (  # noqa: E402
+    BenchFailed,
+    Workers,
+    add_common_args,
+    base_meta,
+    bench_broker,
+    free_port,
+    install_sigterm_as_interrupt,
+    open_loop,
+    wait_until,
+    write_results,
+)
 
-from common import (BenchFailed, Workers, add_common_args, base_meta, bench_broker,  # noqa: E402
-                    free_port, install_sigterm_as_interrupt, open_loop, wait_until,
-                    write_results)
 from streamkit.config import Settings  # noqa: E402
 
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "gateway.json"
+REQUEST_PARTITIONS, RESPONSE_PARTITIONS = 4, 12
 ALWAYS = (500, 1000)  # rates measured even after a crossing (the fixed points of the results)
 
 
@@ -71,6 +81,30 @@ def serve_direct(port: int) -> None:
     app = web.Application()
     app.router.add_route("*", "/api/echo/{path:.*}", handle)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def start_echo_deployment(broker, workers: Workers, run: str) -> tuple:
+    """The topics of run, one echo service (assigned) and one gateway instance in front of
+    it: (service, gateway, the service's environment, the gateway's), the environments
+    for more instances of either."""
+    from streamkit.topics import TopicAdmin, TopicSpec
+
+    async def create_topics() -> None:
+        async with TopicAdmin(Settings(broker=broker.url)) as admin:
+            await admin.ensure([TopicSpec(f"{run}-echo", REQUEST_PARTITIONS),
+                                TopicSpec(f"{run}-counted", REQUEST_PARTITIONS),
+                                TopicSpec(f"{run}-gw-responses", RESPONSE_PARTITIONS)])
+
+    asyncio.run(create_topics())
+    svc_env = {"ECHO_APP_ID": f"{run}-svc", "ECHO_TOPIC": f"{run}-echo",
+               "COUNTED_TOPIC": f"{run}-counted"}
+    gw_env = {"STREAMKIT_GATEWAY_ID": f"{run}-gw",
+              "STREAMKIT_GATEWAY_SERVICES": f"echo={run}-echo"}
+    svc = workers.start("tests.integration.apps.gateway_echo", "svc0", **svc_env)
+    wait_until(lambda: svc.get("/services/stats")[1]["assigned"], 60,
+               "the echo service's assignment")
+    gw = workers.start("tests.integration.apps.gateway_front", "gw0", **gw_env)
+    return svc, gw, svc_env, gw_env
 
 
 def echo_requests(bases: list[str], tag: str):
@@ -170,22 +204,7 @@ def main() -> int:
     try:
         with bench_broker(args, tmp) as broker, Workers(broker, tmp) as workers:
             try:
-                from streamkit.topics import TopicAdmin, TopicSpec
-
-                async def create_topics() -> None:
-                    async with TopicAdmin(Settings(broker=broker.url)) as admin:
-                        await admin.ensure([TopicSpec(f"{run}-echo", 4), TopicSpec(f"{run}-counted", 4),
-                                            TopicSpec(f"{run}-gw-responses", 12)])
-
-                asyncio.run(create_topics())
-                svc_env = {"ECHO_APP_ID": f"{run}-svc", "ECHO_TOPIC": f"{run}-echo",
-                           "COUNTED_TOPIC": f"{run}-counted"}
-                gw_env = {"STREAMKIT_GATEWAY_ID": f"{run}-gw",
-                          "STREAMKIT_GATEWAY_SERVICES": f"echo={run}-echo"}
-                svc = workers.start("tests.integration.apps.gateway_echo", "svc0", **svc_env)
-                wait_until(lambda: svc.get("/services/stats")[1]["assigned"], 60,
-                           "the echo service's assignment")
-                gw = workers.start("tests.integration.apps.gateway_front", "gw0", **gw_env)
+                svc, gw, svc_env, gw_env = start_echo_deployment(broker, workers, run)
                 port = free_port()
                 workers.popen([sys.executable, __file__, "--serve-direct", str(port)])
                 from streamkit.devbroker import port_in_use
@@ -224,6 +243,9 @@ def main() -> int:
 def cluster(args, workers: Workers, gw, svc, svc_env: dict, gw_env: dict, rates: list[int],
             stats: dict) -> dict:
     """Three gateway instances and two echo workers; requests round-robin over the gateways."""
+    # Every request partition of the echo app (each of its services' topics), all on svc
+    # until the second worker joins.
+    requests = len(svc.get("/services/stats")[1]["partitions"])
     svc1 = workers.start("tests.integration.apps.gateway_echo", "svc1", **svc_env)
     gws = [gw] + [workers.start("tests.integration.apps.gateway_front", f"gw{i}", **gw_env)
                   for i in (1, 2)]
@@ -235,8 +257,8 @@ def cluster(args, workers: Workers, gw, svc, svc_env: dict, gw_env: dict, rates:
             return False
         owned = [len(body["partitions"]) for _, body in g]
         served = [len(body["partitions"]) for _, body in s]
-        return (all(body["ready"] for _, body in g) and all(owned) and sum(owned) == 12
-                and all(served) and sum(served) == 8)
+        return (all(body["ready"] for _, body in g) and all(owned)
+                and sum(owned) == RESPONSE_PARTITIONS and all(served) and sum(served) == requests)
 
     wait_until(settled, 120, "three gateways and two services sharing the partitions", 0.2)
     out = asyncio.run(sweep({"gateway streamkit 3x2": [w.url for w in gws]}, rates,

@@ -45,13 +45,11 @@ from common import (  # noqa: E402
     install_sigterm_as_interrupt,
     latency_stats,
     open_loop,
-    wait_until,
     write_results,
 )
-from gateway import echo_requests  # noqa: E402
+from gateway import REQUEST_PARTITIONS, RESPONSE_PARTITIONS, echo_requests, start_echo_deployment  # noqa: E402
 
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "gateway_stages.json"
-REQUEST_PARTITIONS, RESPONSE_PARTITIONS = 4, 12
 
 
 async def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
@@ -129,28 +127,14 @@ def main() -> int:
     rates = [int(r) for r in args.rates.split(",") if r]
     tmp = Path(tempfile.mkdtemp(prefix="streamkit-bench-gwstages-"))
     run = f"bench-gws-{uuid.uuid4().hex[:6]}"
+    # The topics start_echo_deployment makes.
     requests_topic, responses_topic = f"{run}-echo", f"{run}-gw-responses"
     results: dict = {}
     failed: dict[str, str] = {}
     try:
         with bench_broker(args, tmp) as broker, Workers(broker, tmp) as workers:
             try:
-                from streamkit.config import Settings
-                from streamkit.topics import TopicAdmin, TopicSpec
-
-                async def create_topics() -> None:
-                    async with TopicAdmin(Settings(broker=broker.url)) as admin:
-                        await admin.ensure([TopicSpec(requests_topic, REQUEST_PARTITIONS),
-                                            TopicSpec(responses_topic, RESPONSE_PARTITIONS)])
-
-                asyncio.run(create_topics())
-                svc = workers.start("tests.integration.apps.gateway_echo", "svc0",
-                                    ECHO_APP_ID=f"{run}-svc", ECHO_TOPIC=requests_topic)
-                wait_until(lambda: svc.get("/services/stats")[1]["assigned"], 60,
-                           "the echo service's assignment")
-                gw = workers.start("tests.integration.apps.gateway_front", "gw0",
-                                   STREAMKIT_GATEWAY_ID=f"{run}-gw",
-                                   STREAMKIT_GATEWAY_SERVICES=f"echo={requests_topic}")
+                _svc, gw, _svc_env, _gw_env = start_echo_deployment(broker, workers, run)
                 measured: dict[int, tuple[str, dict]] = {}
                 for rate in rates:
                     if args.warmup > 0:

@@ -47,10 +47,13 @@ class Standbys:
                     self.read_cache).open()
                 for spec in self.topology.tables_of_group(g)}
             self._by_changelog.update(self.stores[(g, p)])
-        # Assigning what the consumer holds already would read again what it has read;
-        # assigning nothing (no standbys, as at a worker's first start) would also make its
-        # next metadata request ask for every topic of the cluster.
-        if set(self._by_changelog) == self.consumer.assignment():
+        # Nothing opened, nothing to move: assigning again would read again what was read,
+        # and assigning nothing (no standbys, as at a worker's first start) would make the
+        # consumer's next metadata request ask for every topic of the cluster. A store
+        # opened again for a changelog the consumer still holds (its task ran here as an
+        # active task meanwhile, while what was fetched for it was dropped) must be
+        # sought to its checkpoint, so any opening assigns and seeks every store.
+        if not new:
             return
         self.consumer.assign(list(self._by_changelog))
         await seek_to_checkpoints(self.consumer, self._by_changelog)
