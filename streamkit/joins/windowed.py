@@ -10,8 +10,9 @@ joiner(left value, right value), keyed by the common key, at the later of the tw
 
 State. Each input's records are buffered in a window store of their own (a changelog table
 of the topology, `<name>-left` and `<name>-right`, the layout of streamkit.windows.codec:
-buffered-record entries and their expiry index), with the stream time that closes their
-windows: the other input's.
+buffered-record entries and, for an input whose records may have null results, their
+expiry index; the other inputs' buffers are swept, see ClockedBuffer), with the stream
+time that closes their windows: the other input's.
 
 Stream time, per input. Each input has its own stream time (per partition): the largest
 event time of its records that reached the join. A record more than grace_ms behind its
@@ -55,10 +56,10 @@ from ..processing.topology import TableSpec
 from ..serde import Serde
 from ..state.keys import KeyCodec, codec_for
 from ..state.store import PartitionStore
-from ..windows.codec import STREAM_TIME, Buffered, WindowKeys
+from ..windows.codec import RECORD, STREAM_TIME, Buffered, WindowKeys
 from ..windows.late import report_late
 from ..windows.specs import _check_int, _non_negative
-from ..windows.state import WindowState
+from ..windows.state import NEVER, NO_TIME, WindowState
 
 Joiner = Callable[[Any, Any], Any]
 
@@ -123,6 +124,11 @@ class JoinBufferSpec(TableSpec):
         return WindowKeys(codec_for(self.keys))
 
 
+# A swept buffer is swept once its oldest record has been closed for this long (or its
+# close_after, if longer): each sweep reads about twice the records it deletes.
+MIN_SWEEP_MS = 1_000
+
+
 class ClockedBuffer(WindowState):
     """A join buffer's WindowState whose stream time (the other input's; with Kafka
     Streams' semantics, its own input's) is settled only once that input's first record
@@ -130,16 +136,61 @@ class ClockedBuffer(WindowState):
 
     Until then `stream_time` is a lower bound (the start of the stored clock's commit
     period), used only to tell whether a record's window is already closed, and the stored
-    clock is left as it is: writing the lower bound would lose the real stream time."""
+    clock is left as it is: writing the lower bound would lose the real stream time.
 
-    __slots__ = ("loaded", "resolved")
+    Swept buffers. The records of an input whose non-matched results nobody asked for
+    (both inputs of an inner join, the right input of a left join) need not leave at the
+    moment their window closes: a closed record can join no record that is not late (the
+    module docstring). Such a buffer (close_after given: the distance from a record's time
+    to its window's close) keeps no expiry index; at the start of a commit period it
+    deletes, in one pass over its records, those whose window had closed when the period
+    began, once the oldest has been closed for a while (MIN_SWEEP_MS). A record costs one
+    changelog entry and one deletion, where an indexed record costs four."""
 
-    def __init__(self, store: PartitionStore) -> None:
+    __slots__ = ("loaded", "resolved", "close_after", "sweep_at")
+
+    def __init__(self, store: PartitionStore, close_after: int | None = None) -> None:
         super().__init__(store, True, {}, None)
         self.loaded = store.get(STREAM_TIME)
         self.resolved = self.loaded is None
         if self.loaded is not None:
             self.stream_time = self.period_stream_time = self.loaded.period_stream_time
+        self.close_after = close_after
+        # A restored buffer's oldest record is not known: the first new period sweeps.
+        self.sweep_at = NO_TIME
+
+    def sync(self) -> bool:
+        if not super().sync():
+            return False
+        if self.close_after is not None and self.period_stream_time >= self.sweep_at:
+            self._sweep()
+        return True
+
+    def buffer(self, rk: tuple, value: Buffered, key: Any) -> None:
+        """Buffer a record of a swept buffer."""
+        self.put(rk, value, key)
+        assert self.close_after is not None
+        due = rk[2] + self.close_after + max(self.close_after, MIN_SWEEP_MS)
+        if due < self.sweep_at:
+            self.sweep_at = due
+
+    def _sweep(self) -> None:
+        """Delete the records whose window closed before this commit period began: no
+        record from now on can join them, nor one replayed after a crash (its input's stream
+        time restarts at the start of this period), and none of them has a result to wait
+        for. The deletions reach the changelog with this period's commit."""
+        assert self.close_after is not None
+        limit = self.period_stream_time - self.close_after  # a record at ts <= limit closed
+        oldest = NEVER
+        record_time, decode, delete = self.keys.record_time, self.keys.decode, self.store.delete
+        for kb, _ in self.store.raw_items(prefix=RECORD):
+            ts = record_time(kb)
+            if ts <= limit:
+                delete(decode(kb))
+            elif ts < oldest:
+                oldest = ts
+        self.sweep_at = NEVER if oldest == NEVER else (
+            oldest + self.close_after + max(self.close_after, MIN_SWEEP_MS))
 
     def resolve(self, topic: str, resumed_at: dict[str, int]) -> None:
         """Settle the stream time at the first record of its input (from `topic`)."""
@@ -170,7 +221,7 @@ class WindowedJoin:
     """What both inputs' nodes share: the buffers are `<name>-left` and `<name>-right`,
     and, with Kafka Streams' semantics, `<name>-outer` for the null results that wait."""
 
-    __slots__ = ("name", "windows", "joiner", "how", "late_topic", "stores", "outer")
+    __slots__ = ("name", "windows", "joiner", "how", "late_topic", "stores", "outer", "swept")
 
     def __init__(self, name: str, windows: JoinWindows, joiner: Joiner, how: str,
                  late_topic: str, semantics: str) -> None:
@@ -178,6 +229,21 @@ class WindowedJoin:
         self.late_topic = late_topic
         self.stores = (f"{name}-left", f"{name}-right")
         self.outer = f"{name}-outer" if semantics == "kafka" and how != "inner" else None
+        # The swept buffers (ClockedBuffer) and their records' close_after: with this
+        # semantics, those of the inputs without non-matched results.
+        self.swept: dict[str, int] = {}
+        if semantics != "kafka":
+            left, right = self.stores
+            if how not in ("left", "outer"):
+                self.swept[left] = close_after(windows, True)
+            if how != "outer":
+                self.swept[right] = close_after(windows, False)
+
+
+def close_after(windows: JoinWindows, left: bool) -> int:
+    """How far past a record's time the other input's stream time must be for the
+    record's window to have closed (left: a left record's window)."""
+    return (windows.after_ms if left else windows.before_ms) + windows.grace_ms + 1
 
 
 def check_join_record(name: str, key: Any, value: Any) -> None:
@@ -237,7 +303,8 @@ class JoinInput(Node):
     def _state(self, task: Any, name: str) -> ClockedBuffer:
         ws = task.operator_state.get(name)
         if ws is None:
-            ws = task.operator_state[name] = ClockedBuffer(task.stores[name])
+            ws = task.operator_state[name] = ClockedBuffer(task.stores[name],
+                                                           self.join.swept.get(name))
         return ws
 
 
@@ -249,7 +316,7 @@ class WindowedJoinNode(JoinInput):
     def __init__(self, join: WindowedJoin, is_left: bool) -> None:
         super().__init__(join, is_left)
         # A record's window closes when the other input's stream time reaches this.
-        self.close_after = self.hi + self.grace + 1
+        self.close_after = close_after(join.windows, is_left)
 
     def process(self, key, value, ts):
         check_join_record(self.join.name, key, value)
@@ -303,6 +370,8 @@ class WindowedJoinNode(JoinInput):
                 rk = ("r", key, ts, topic, offset)
                 if mine.get(rk) is not None:  # buffered before a crash: it has joined
                     mine.put(rk, Buffered((True, value)), key)
+        elif mine.close_after is not None:
+            mine.buffer(("r", key, ts, topic, offset), Buffered((bool(matches), value)), key)
         else:
             # Index before data: a changelog cut short between them leaves an index entry
             # that points at nothing (skipped), never a record that would not expire.

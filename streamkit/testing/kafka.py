@@ -140,3 +140,15 @@ def caught_up(bootstrap: str, group: str, topic: str) -> bool:
     """Whether the group has committed the end of every partition of topic."""
     committed, ends = asyncio.run(committed_and_end(bootstrap, group, topic))
     return all(committed.get(p) == end for p, end in ends.items())
+
+
+async def group_members_async(bootstrap: str, group: str) -> int:
+    """How many members the broker counts in a consumer group now."""
+    async with admin_client(bootstrap) as admin:
+        (response,) = await admin.describe_consumer_groups([group])
+    (described,) = response.groups
+    return len(described[5])  # error, group id, state, protocol type, protocol, members
+
+
+def group_members(bootstrap: str, group: str) -> int:
+    return asyncio.run(group_members_async(bootstrap, group))

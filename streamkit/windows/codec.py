@@ -166,6 +166,11 @@ class WindowKeys:
             return STREAM_TIME
         raise ValueError(f"not a window store key: {data[:16]!r}")
 
+    @staticmethod
+    def record_time(data: bytes) -> int:
+        """The event time of a buffered record's key bytes, without decoding the key."""
+        return _unts(_T1.unpack_from(data, 5 + _LEN.unpack_from(data, 1)[0])[0])
+
     def _key_at(self, data: bytes, pos: int) -> tuple[Any, int]:
         n = _LEN.unpack_from(data, pos)[0]
         pos += 4

@@ -74,9 +74,9 @@ class WindowState:
         self.next_close = min(self._rocks_next.values())
 
     # commit detection and stream time -------------------------------------------------
-    def sync(self) -> None:
+    def sync(self) -> bool:
         """Call before each record: after a commit, start a new commit period and purge
-        the windows the last one closed."""
+        the windows the last one closed. Returns whether a new period started."""
         if self.written and not self.store.dirty:
             self.written = False
             self.period_stream_time = self.stream_time
@@ -102,6 +102,8 @@ class WindowState:
             heapq.heapify(behind)
             self.heap = behind
             self.touched.clear()
+            return True
+        return False
 
     def finish(self) -> None:
         """Call after each record: stream time goes last in the changelog order, so that

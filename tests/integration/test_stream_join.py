@@ -1,18 +1,20 @@
-"""The stream-stream windowed join on the real dev broker: the joined records across a
-SIGKILL and a restart (exact after de-duplication by the input offsets of each pair), and
-a record past grace in the late-events topic."""
+"""The stream-stream windowed join on a real broker: the joined records across a SIGKILL and
+a restart, and across a freeze past the session timeout (exact after de-duplication by the
+input offsets of each pair), and a record past grace in the late-events topic."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import threading
 import time
 
 import orjson
 import pytest
 
+from streamkit.testing.kafka import ensure_topic, group_members, produce, read_topic
 from tests.oracles import kafka_partition
-from streamkit.testing.kafka import ensure_topic, produce, read_topic
 
 from .conftest import worker_env
 from .test_tables import wait_for
@@ -81,28 +83,57 @@ def joined(broker: str, topic: str) -> list[tuple]:
     return out
 
 
-def test_joined_records_survive_a_sigkill_and_restart_exactly_after_deduplication(
-        broker, app_id, workers, join_env):
-    env = join_env(STREAMKIT_COMMIT_MAX_RECORDS="400", STREAMKIT_FETCH_MAX_RECORDS="100",
-                   STREAMKIT_COMMIT_INTERVAL_MS="60000")
-    total, chunk = 6000, 300
-    lefts, rights = events("l", total, 11), events("r", total, 12)
-    left_topic, right_topic, out = (f"{app_id}-left", f"{app_id}-right", f"{app_id}-joined")
-    w = workers(STREAM_JOIN, env)
-    w.wait_ready()
+JOIN_UNDER_FAILURE = dict(STREAMKIT_COMMIT_MAX_RECORDS="400", STREAMKIT_FETCH_MAX_RECORDS="100",
+                          STREAMKIT_COMMIT_INTERVAL_MS="60000")
+
+
+def trickle(broker: str, app_id: str, lefts, rights, chunk: int = 300
+            ) -> tuple[threading.Thread, threading.Event]:
+    """Produce both sides chunk by chunk in a thread (started), paced so that a worker is
+    still taking them when the test strikes; the event is set once all are produced."""
     done = threading.Event()
 
-    def trickle():
-        for start in range(0, total, chunk):
-            produce(broker, left_topic, lefts[start:start + chunk])
-            produce(broker, right_topic, rights[start:start + chunk])
-            time.sleep(0.05)
+    def run():
+        for start in range(0, len(lefts), chunk):
+            produce(broker, f"{app_id}-left", lefts[start:start + chunk])
+            produce(broker, f"{app_id}-right", rights[start:start + chunk])
+            time.sleep(0.05)  # pacing, not waiting for anything
         done.set()
 
-    t = threading.Thread(target=trickle)
+    t = threading.Thread(target=run)
     t.start()
+    return t, done
+
+
+def joined_exactly(broker: str, app_id: str, lefts, rights) -> list[tuple]:
+    """Close every window, wait for the results and check them: every pair of input
+    records once after de-duplication by their offsets, none judged late. Returns them."""
+    produce(broker, f"{app_id}-right", closers(BASE + 10 * len(lefts) + 60_000))
+    want = expected(lefts, rights)
+    at_l, at_r = positions(broker, f"{app_id}-left"), positions(broker, f"{app_id}-right")
+
+    def by_offsets(results):
+        return {(at_l[lid], at_r[rid] if rid is not None else None) for lid, rid in results}
+
+    want_offsets = by_offsets(want)
+    got = wait_for(lambda: (lambda r: r if len(by_offsets(r)) >= len(want_offsets) else None)(
+        joined(broker, f"{app_id}-joined")), timeout=120, every=0.5)
+    assert by_offsets(got) == want_offsets
+    assert set(got) == want
+    assert read_topic(broker, f"{app_id}-late-events") == []
+    return got
+
+
+def test_joined_records_survive_a_sigkill_and_restart_exactly_after_deduplication(
+        broker, app_id, workers, join_env):
+    env = join_env(**JOIN_UNDER_FAILURE)
+    lefts, rights = events("l", 6000, 11), events("r", 6000, 12)
+    w = workers(STREAM_JOIN, env)
+    w.wait_ready()
+    t, done = trickle(broker, app_id, lefts, rights)
     try:
-        wait_for(lambda: len(read_topic(broker, out)) > 300, timeout=60, every=0.3)
+        wait_for(lambda: len(read_topic(broker, f"{app_id}-joined")) > 300, timeout=60,
+                 every=0.3)
         w.kill()
         assert not done.is_set(), "the worker must die while events are still arriving"
     finally:
@@ -110,23 +141,35 @@ def test_joined_records_survive_a_sigkill_and_restart_exactly_after_deduplicatio
     # Outputs leave at commit time: the restarted worker commits on time as well.
     w2 = workers(STREAM_JOIN, {**env, "STREAMKIT_COMMIT_INTERVAL_MS": "500"}, "w0-again")
     w2.wait_ready()
-    produce(broker, right_topic, closers(BASE + 10 * total + 60_000))
-    want = expected(lefts, rights)
-    at_l, at_r = positions(broker, left_topic), positions(broker, right_topic)
-
-    def by_offsets(results):
-        return {(at_l[lid], at_r[rid] if rid is not None else None) for lid, rid in results}
-
-    want_offsets = by_offsets(want)
-    got = wait_for(lambda: (lambda r: r if len(by_offsets(r)) >= len(want_offsets) else None)(
-        joined(broker, out)), timeout=120, every=0.5)
-    assert by_offsets(got) == want_offsets
-    assert set(got) == want
+    got = joined_exactly(broker, app_id, lefts, rights)
     # At least once: a crash repeats at most the results of the records since the last
     # commit (and the null results of the records it closed).
     duplicated = len(got) - len(set(got))
     assert duplicated <= 2 * (400 + 100), duplicated
-    assert read_topic(broker, f"{app_id}-late-events") == []
+
+
+def test_a_worker_frozen_past_its_session_timeout_loses_no_result_and_judges_none_late(
+        broker, app_id, workers, join_env):
+    # Frozen (SIGSTOP) mid-stream until the broker drops it from its group, then woken: it
+    # rejoins, commits and goes on, with every pair once (after de-duplication by the
+    # input offsets) and no record judged late.
+    lefts, rights = events("l", 6000, 21), events("r", 6000, 22)
+    w = workers(STREAM_JOIN, join_env(**JOIN_UNDER_FAILURE))
+    w.wait_ready()
+    t, _done = trickle(broker, app_id, lefts, rights)
+    try:
+        wait_for(lambda: len(read_topic(broker, f"{app_id}-joined")) > 300, timeout=60,
+                 every=0.3)
+        os.kill(w.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: group_members(broker, f"{app_id}-processors") == 0, timeout=60,
+                     every=0.5)
+        finally:
+            os.kill(w.pid, signal.SIGCONT)
+    finally:
+        t.join()
+    joined_exactly(broker, app_id, lefts, rights)
+    assert w.alive()
 
 
 def test_record_past_grace_goes_to_late_events_and_joins_nothing(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 
 import orjson
 import pytest
@@ -15,6 +16,7 @@ import streamkit
 from streamkit import JoinWindows, Settings
 from streamkit.dsl import source_stream
 from streamkit.errors import TopologyError
+from streamkit.joins import windowed
 from streamkit.processing.topology import Topology
 from streamkit.testing import TopologyTestDriver
 from tests.oracles import kafka_partition
@@ -204,8 +206,8 @@ def test_a_record_whose_window_closed_before_it_arrived_is_settled_at_once():
 
 # --------------------------------------------------------------------------- retention
 
-def test_buffered_records_are_dropped_once_the_other_stream_time_passes_their_window():
-    with TopologyTestDriver(join_app()) as d:
+def test_records_with_null_results_leave_once_the_other_stream_time_passes_their_window():
+    with TopologyTestDriver(join_app("outer")) as d:
         send(d, "left", "a", 100, "l1")       # needed until the right stream time > 115
         send(d, "right", "a", 100, "r1")      # needed until the left stream time > 115
         assert buffered(d, "left") == [("a", 100)]
@@ -219,6 +221,53 @@ def test_buffered_records_are_dropped_once_the_other_stream_time_passes_their_wi
         send(d, "left", "d", 117, "ld")
         assert buffered(d, "right") == [("b", 115), ("c", 116)]
         assert [v for _k, v, _t in joined(d)] == [("l1", "r1"), ("lb", "rb"), ("lc", "rc")]
+
+
+def test_records_without_null_results_leave_in_sweeps_one_changelog_entry_and_one_deletion_each():
+    # Inner join: neither input has non-matched results, so neither buffer keeps an expiry
+    # index. A record (closed 16 ms past its time, as above) goes in the first sweep at
+    # the start of a commit period once the oldest buffered record has been closed for
+    # 1 s of stream time: both buffers' oldest record is at 100, so until 100 + 16 + 1000.
+    with TopologyTestDriver(join_app()) as d:
+        send(d, "left", "a", 100, "l1")
+        send(d, "right", "a", 100, "r1")
+        send(d, "right", "b", 200, "rb")      # closes l1, which stays until the sweep
+        send(d, "left", "b", 200, "lb")       # closes r1
+        assert buffered(d, "left") == [("a", 100), ("b", 200)]
+        assert buffered(d, "right") == [("a", 100), ("b", 200)]
+        send(d, "right", "c", 1_115, "rc")    # the right stream time one short
+        send(d, "left", "c", 1_115, "lc")     # a period starts for the left buffer: no sweep
+        assert buffered(d, "left") == [("a", 100), ("b", 200), ("c", 1_115)]
+        send(d, "right", "d", 1_116, "rd")
+        send(d, "left", "d", 1_116, "ld")     # its period starts at 1116: l1 and lb go
+        assert buffered(d, "left") == [("c", 1_115), ("d", 1_116)]
+        assert buffered(d, "right") == [("a", 100), ("b", 200), ("c", 1_115), ("d", 1_116)]
+        send(d, "right", "e", 1_117, "re")    # the right buffer's period starts at 1116
+        assert buffered(d, "right") == [("c", 1_115), ("d", 1_116), ("e", 1_117)]
+        assert [v for _k, v, _t in joined(d)] == [
+            ("l1", "r1"), ("lb", "rb"), ("lc", "rc"), ("ld", "rd")]
+        # Each left record reached the changelog once, and l1 and lb once more as
+        # deletions; nothing else but the stream time.
+        codec = next(iter(d.tasks.values())).stores["j-left"].keys
+        entries = [codec.decode(r.key) for r in d.output("sj-j-left-changelog")]
+        records = [e[1:3] for e in entries if e[0] == "r"]
+        assert sorted(records) == [("a", 100), ("a", 100), ("b", 200), ("b", 200),
+                                   ("c", 1_115), ("d", 1_116)]
+        assert {e[0] for e in entries} == {"r", "t"}
+
+
+def test_a_sweep_deletes_exactly_the_records_whose_window_has_closed():
+    # Without the extra delay (MIN_SWEEP_MS 0) the left buffer sweeps once its oldest
+    # record (100) has been closed for its close_after (16): at right stream time 132.
+    with sweeping_after(0), TopologyTestDriver(join_app()) as d:
+        send(d, "left", "a", 100, "la")
+        send(d, "left", "b", 116, "lb")       # closes at 132
+        send(d, "left", "c", 117, "lc")       # closes at 133
+        send(d, "right", "x", 132, "rx")
+        send(d, "left", "d", 132, "ld")       # the left buffer's period starts at 132
+        assert buffered(d, "left") == [("c", 117), ("d", 132)]
+        send(d, "right", "c", 127, "rc")      # 5 ms behind, not late: joins lc
+        assert [v for _k, v, _t in joined(d)] == [("lc", "rc")]
 
 
 def test_the_buffers_are_internal_tables_of_one_sub_topology():
@@ -411,6 +460,22 @@ def oracle(w: JoinWindows, how: str, evs):
     return out, late
 
 
+# How long swept buffers (inputs without non-matched results) keep closed records: 0
+# sweeps at every commit period that can (the most deletions, the earliest), 1000 ms (the
+# default) never within these inputs' times.
+sweeps = st.sampled_from([0, 3, windowed.MIN_SWEEP_MS])
+
+
+@contextmanager
+def sweeping_after(ms: int):
+    default = windowed.MIN_SWEEP_MS
+    windowed.MIN_SWEEP_MS = ms
+    try:
+        yield
+    finally:
+        windowed.MIN_SWEEP_MS = default
+
+
 def late_ids(driver) -> set:
     """Ids reported late, de-duplicated by their source topic and offset."""
     seen = {}
@@ -425,11 +490,12 @@ def _real(result) -> bool:
 
 
 @SETTINGS
-@given(w=windows(), how=st.sampled_from(["inner", "left", "outer"]), evs=inputs())
-def test_results_match_the_oracle_once_each_and_when_they_are_due(w, how, evs):
+@given(w=windows(), how=st.sampled_from(["inner", "left", "outer"]), evs=inputs(),
+       sweep=sweeps)
+def test_results_match_the_oracle_once_each_and_when_they_are_due(w, how, evs, sweep):
     want, late = oracle(w, how, evs)
     got = {}
-    with TopologyTestDriver(join_topology(how, w)) as d:
+    with sweeping_after(sweep), TopologyTestDriver(join_topology(how, w)) as d:
         for i, (side, key, ts, ident) in enumerate(evs):
             send(d, side, key, ts, ident)
             for _k, v, t in joined(d):
@@ -447,8 +513,8 @@ def test_results_match_the_oracle_once_each_and_when_they_are_due(w, how, evs):
 
 @SETTINGS
 @given(w=windows(), how=st.sampled_from(["inner", "left", "outer"]), evs=inputs(),
-       seed=st.integers(0, 2 ** 32))
-def test_results_do_not_depend_on_how_the_two_inputs_interleave(w, how, evs, seed):
+       seed=st.integers(0, 2 ** 32), sweep=sweeps)
+def test_results_do_not_depend_on_how_the_two_inputs_interleave(w, how, evs, seed, sweep):
     # A worker reads each topic partition in order, but the two topics in whatever
     # batches it fetched (and differently after a restart).
     sides = {s: [e for e in evs if e[0] == s] for s in ("left", "right")}
@@ -456,7 +522,7 @@ def test_results_do_not_depend_on_how_the_two_inputs_interleave(w, how, evs, see
     random.Random(seed).shuffle(order)
     shuffled = [sides[s].pop(0) for s in order]
     want, late = oracle(w, how, evs)
-    with TopologyTestDriver(join_topology(how, w)) as d:
+    with sweeping_after(sweep), TopologyTestDriver(join_topology(how, w)) as d:
         for side, key, ts, ident in shuffled + CLOSERS:
             send(d, side, key, ts, ident)
         got = {v for _k, v, _t in joined(d) if _real(v)}
@@ -470,13 +536,14 @@ crash = st.one_of(st.none(), st.none(), st.none(),
 
 
 @settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples * 3 // 5))  # restarts cost
-@given(w=windows(), how=st.sampled_from(["inner", "left", "outer"]), data=st.data())
-def test_crashes_lose_nothing_and_invent_nothing_after_deduplication(w, how, data):
+@given(w=windows(), how=st.sampled_from(["inner", "left", "outer"]), data=st.data(),
+       sweep=sweeps)
+def test_crashes_lose_nothing_and_invent_nothing_after_deduplication(w, how, data, sweep):
     evs = data.draw(inputs(max_size=25))
     plan = data.draw(st.lists(st.tuples(st.booleans(), crash), min_size=len(evs),
                               max_size=len(evs)))
     want, late = oracle(w, how, evs)
-    with TopologyTestDriver(join_topology(how, w), auto_commit=False) as d:
+    with sweeping_after(sweep), TopologyTestDriver(join_topology(how, w), auto_commit=False) as d:
         for (side, key, ts, ident), (commit, crashed) in zip(evs, plan):
             send(d, side, key, ts, ident)
             if commit:
