@@ -232,8 +232,13 @@ async def produce(bootstrap: str, topic: str, records: Iterable[tuple]) -> dict[
     partition's end offset (last offset + 1) from the delivery reports, not from ListOffsets
     (wrong on the dev broker for batches). The input is not what is measured, so it is
     written as fast as the broker takes it: confluent-kafka (librdkafka, a benchmark
-    dependency), linger 5 ms, 256 KiB batches, acks=1, Kafka's murmur2 partitioner. Runs in
-    a thread, the event loop stays free."""
+    dependency), linger 5 ms, 256 KiB batches, idempotent (acks=all), Kafka's murmur2
+    partitioner. Runs in a thread, the event loop stays free.
+
+    Idempotence keeps each partition in the order produced: without it librdkafka retries a
+    batch whose request timed out behind the batches sent after it, and a windowed or join
+    case then sees a whole batch seconds behind its stream time: late records, a wrong
+    result."""
     return await asyncio.to_thread(_produce, bootstrap, topic, records)
 
 
@@ -241,7 +246,7 @@ def _produce(bootstrap: str, topic: str, records: Iterable[tuple]) -> dict[int, 
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.size": 256 * 1024,
-                         "acks": 1, "enable.idempotence": False,
+                         "enable.idempotence": True,
                          # Kafka's default for keyed records (librdkafka's is CRC32).
                          "partitioner": "murmur2_random"})
     ends: dict[int, int] = {}

@@ -223,7 +223,7 @@ def main() -> int:
         workload="W1: sum of amount per key, RocksDB state with changelog (ceiling: none)",
         events=args.events, keys=args.keys, partitions=PARTITIONS, reps=args.reps,
         seed=args.seed, cases=cases,
-        input_producer="confluent-kafka, linger.ms=5, batch.size=256 KiB, acks=1, "
+        input_producer="confluent-kafka, linger.ms=5, batch.size=256 KiB, idempotent, "
                        "default (murmur2) partitioner",
         input_topic_configs=TOPIC_CONFIGS,
         eps="events / seconds; seconds = from the case's first record to the end of its "
