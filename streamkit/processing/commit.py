@@ -35,6 +35,7 @@ class Commit:
         self.changelogs: dict[tuple[str, int], list[Pending]] = {}
         self._stores: list[tuple[str, int, PartitionStore, list[Item], tuple[str, int]]] = []
         for task in self.tasks:
+            task.before_commit()
             for name, store in task.stores.items():
                 if store.dirty:
                     items = store.encode_dirty()

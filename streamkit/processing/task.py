@@ -85,5 +85,13 @@ class Task:
         self.offsets[tp] = records[-1].offset + 1
         self.processed += len(records)
 
+    def before_commit(self) -> None:
+        """What operators write last in a commit (a window store's stream time): called by
+        every commit before it encodes the stores' write-back caches."""
+        for state in self.operator_state.values():
+            hook = getattr(state, "before_commit", None)
+            if hook is not None:
+                hook()
+
     def dirty_count(self) -> int:
         return sum(len(s.dirty) for s in self.stores.values())

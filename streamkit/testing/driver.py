@@ -233,6 +233,7 @@ class TopologyTestDriver:
             self.commit()
         elif torn is not None:
             for task in self.tasks.values():
+                task.before_commit()  # the cut-short commit's changelog, in its order
                 for store in task.stores.values():
                     items = store.encode_dirty()
                     store.write(items[:int(len(items) * torn)], None)

@@ -44,8 +44,8 @@ _T = slice(1, 9)  # the close time in an index key's bytes
 
 class WindowState:
     __slots__ = ("store", "keys", "values", "stream_time", "period_stream_time", "period_from",
-                 "next_close", "heap", "pending", "touched", "track", "written", "_cursor",
-                 "_rocks_next", "_seq")
+                 "next_close", "heap", "pending", "touched", "track", "written", "clocked",
+                 "_cursor", "_rocks_next", "_seq")
 
     def __init__(self, store: PartitionStore, track: bool, resumed_at: dict[str, int],
                  topic: str | None) -> None:
@@ -64,6 +64,7 @@ class WindowState:
         self.period_stream_time = self.stream_time
         self.period_from: dict[str, int] = {}
         self.written = False
+        self.clocked = False  # the stream time is in the write-back cache (finish)
         self.heap: list[tuple[int, int, tuple]] = []
         self.pending: dict[tuple, tuple] = {}  # closed window -> its index key
         self.touched: dict[Any, set[tuple]] = {}
@@ -78,7 +79,7 @@ class WindowState:
         """Call before each record: after a commit, start a new commit period and purge
         the windows the last one closed. Returns whether a new period started."""
         if self.written and not self.store.dirty:
-            self.written = False
+            self.written = self.clocked = False
             self.period_stream_time = self.stream_time
             self.period_from = {}
             for dk, ik in self.pending.items():
@@ -106,13 +107,27 @@ class WindowState:
         return False
 
     def finish(self) -> None:
-        """Call after each record: stream time goes last in the changelog order, so that
-        a crash that cut a commit's changelog short restores the stream time the
-        surviving entries were written under, and replay judges lateness as before."""
-        dirty = self.store.dirty
-        dirty.pop(STREAM_TIME, None)
-        dirty[STREAM_TIME] = Clock(self.stream_time, self.period_stream_time, self.period_from)
+        """Call after each record. The stream time enters the write-back cache with the
+        first record of a commit period (so that the cache is empty only once a commit has
+        taken it) and goes to its end at the commit (before_commit)."""
+        if not self.clocked:
+            self.store.dirty[STREAM_TIME] = self._clock()
+            self.clocked = True
         self.written = True
+
+    def before_commit(self) -> None:
+        """Called by the commit (Task.before_commit) before it encodes the write-back
+        cache: stream time goes last in the changelog order, with its final value, so that
+        a crash that cut a commit's changelog short restores the stream time the surviving
+        entries were written under, and replay judges lateness as before. (Once per commit,
+        not per record: moving an entry to the end of a large dict costs a slot each time.)"""
+        if self.clocked:
+            dirty = self.store.dirty
+            dirty.pop(STREAM_TIME, None)
+            dirty[STREAM_TIME] = self._clock()
+
+    def _clock(self) -> Clock:
+        return Clock(self.stream_time, self.period_stream_time, self.period_from)
 
     # reads and writes -----------------------------------------------------------------
     def get(self, k: tuple) -> Any:

@@ -255,3 +255,18 @@ def test_closed_hopping_windows_are_deleted_from_the_store_with_their_index_entr
         assert stored(driver, "per-minute") == sorted(
             [("t",)] + [("x", end, u, s, end) for u, s, end in open_windows] + open_windows,
             key=repr)
+
+
+def test_the_stream_time_is_the_last_changelog_entry_of_each_commit():
+    # A changelog cut short keeps a prefix of a commit's entries: with the stream time last,
+    # a stream time that survives was written with every entry before it.
+    with TopologyTestDriver(clicks_app(), auto_commit=False) as d:
+        codec = next(iter(d.tasks.values())).stores["per-minute"].keys
+        for batch in ([("u1", 1_000), ("u2", 2_000), ("u3", 3_000)],
+                      [("u4", 61_000), ("u1", 62_000), ("u5", 75_000)]):
+            for user, ts in batch:
+                click(d, user, ts)
+            d.commit()
+            entries = [codec.decode(r.key) for r in d.read_output("clicks-per-minute-changelog")]
+            assert entries[-1] == ("t",) and ("t",) not in entries[:-1], entries
+            assert len(entries) > 3
