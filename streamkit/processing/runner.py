@@ -113,6 +113,15 @@ class Runner(UncaughtErrors, Service):
         self._unflushed = 0  # records processed since the state was last made durable
         self._last_commit = self.last_commit_at = time.monotonic()
         self._pending: tuple[set[TaskId], set[TaskId]] = (set(), set())
+        # At least once, after a commit of the input offsets failed because the group is
+        # re-forming: nothing is processed until it assigns tasks again (_rejoining), so
+        # that the commit on revocation covers everything processed. If that commit fails
+        # too (_lost: the group went on without this worker), the consumer resumes at the
+        # committed offsets, behind what the tasks have processed, so they are opened again
+        # from their changelogs (uncaught.py, `_drop_tasks`): a task kept would take those
+        # records again on top of its state, and judge them against its later stream time.
+        self._rejoining = False
+        self._lost = False
         self._stopping = False
         self.globals: GlobalTables | None = None
         # Exactly-once: each task's transactional producer and outbox (transactions.py).
@@ -265,6 +274,7 @@ class Runner(UncaughtErrors, Service):
                     await self._commit()
                 except (CommitFailedError, KafkaError) as exc:
                     log.warning("commit on revocation failed, records will be reprocessed: %r", exc)
+                    self._lost = self.txn is None
                 except Exception as exc:  # aiokafka swallows listener errors
                     await self._uncaught(exc, reopen=None)
 
@@ -279,7 +289,15 @@ class Runner(UncaughtErrors, Service):
             if self.failed is not None:
                 return  # this worker waits for the shutdown it asked the group for
             try:
-                await self._reassign(active, standby - active)
+                self._rejoining = False
+                if self._lost:
+                    log.warning("the group went on without this worker: its tasks start again "
+                                "from their changelogs and committed offsets")
+                    self._lost = False
+                    await self._drop_tasks()
+                    await self._reassign(active, standby - active, rewind=True)
+                else:
+                    await self._reassign(active, standby - active)
             except Exception as exc:  # aiokafka swallows listener errors
                 if not await self._uncaught(exc, reopen=active) or self.failed is not None:
                     return
@@ -433,7 +451,8 @@ class Runner(UncaughtErrors, Service):
                 raise exc
             # A batch fetched before a rebalance may belong to partitions that moved.
             # Put them back: the next fetch starts from the first unprocessed record.
-            if generation != self._generation or self._stopping or self.failed is not None:
+            if (generation != self._generation or self._stopping or self.failed is not None
+                    or self._rejoining):
                 assigned = self.consumer.assignment()
                 for tp, records in batches.items():
                     if records and tp in assigned:
@@ -519,6 +538,7 @@ class Runner(UncaughtErrors, Service):
             # again, once it has rejoined) processes the records since the last commit again.
             log.warning("input offsets not committed, the group has rebalanced: %r", exc)
             self._last_commit = time.monotonic()
+            self._rejoining = self.txn is None
         except KafkaError as exc:
             # Nothing was marked written: the state and the outputs wait for the next try.
             self.counters["commit_failures"] += 1

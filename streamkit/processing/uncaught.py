@@ -58,6 +58,7 @@ class UncaughtErrors:
     _unflushed: int
     _shutdown_deadline: float | None
     _reassign: Callable[..., Awaitable[None]]
+    _pending: tuple[set[TaskId], set[TaskId]]
     _notify_revoked: Callable[[set[TaskId]], None]
     _forget_positions: Callable[[set[TaskId]], None]
     crash: Any  # mode.Service.crash
@@ -94,10 +95,19 @@ class UncaughtErrors:
 
     async def _replace(self, reopen: set[TaskId] | None) -> None:
         """Give up every task, dropping what it did since its last commit, and open those
-        in reopen again from their changelog, their inputs at their committed offsets."""
+        in reopen again from their changelog, their inputs at their committed offsets,
+        with the standbys of the last assignment."""
         self.ready = False
-        held = set(self.tasks)
         self.counters["replacements"] += 1
+        await self._drop_tasks()
+        if reopen is not None:
+            await self._reassign(reopen, self._pending[1] - reopen, rewind=True)
+            self.ready = True
+
+    async def _drop_tasks(self) -> None:
+        """Close every task, dropping what it did since its last commit (state, outputs,
+        where its inputs stood)."""
+        held = set(self.tasks)
         for task in self.tasks.values():
             self.counters["late_records_retired"] += task.late_records
             task.close()  # drops the updates not yet committed
@@ -110,10 +120,6 @@ class UncaughtErrors:
         if self.txn is not None:
             await self.txn.close(held)
         self._uncommitted = self._unflushed = 0
-        if reopen is not None:
-            assert self.standbys is not None
-            await self._reassign(reopen, set(self.standbys), rewind=True)
-            self.ready = True
 
     def _request_app_shutdown(self, exc: Exception) -> None:
         """Ask every worker of the app to stop, as Kafka Streams' SHUTDOWN_APPLICATION

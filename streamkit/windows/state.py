@@ -57,9 +57,11 @@ class WindowState:
         if clock is not None and topic is not None and (
                 clock.period_from.get(topic) == resumed_at.get(topic) is not None):
             # The commit that wrote this clock did not complete: its records are replayed
-            # from the start of its period, so stream time starts there again. (Should a
-            # task resume further back still, after an offset commit failed and the task
-            # went on, lateness near the grace boundary may be judged anew.)
+            # from the start of its period, so stream time starts there again. (A task
+            # resumes further back only after its state was made durable without its input
+            # offsets, for a ?wait_for= read, and a crash came before the next commit: the
+            # records since are judged against a later stream time. After a failed commit
+            # of the offsets nothing is processed until the group re-forms: runner.py.)
             self.stream_time = clock.period_stream_time
         self.period_stream_time = self.stream_time
         self.period_from: dict[str, int] = {}

@@ -62,3 +62,13 @@ def metrics_text(worker) -> str:
     """A worker's /metrics (without a token)."""
     with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
         return resp.read().decode()
+
+
+def records_in(worker) -> int:
+    """Records this worker has processed (its /metrics), 0 while it does not answer."""
+    try:
+        text = metrics_text(worker)
+    except OSError:
+        return 0
+    return sum(int(float(v)) for v in re.findall(r"^streamkit_records_in_total\{[^}]*\} (\S+)$",
+                                                    text, re.M))

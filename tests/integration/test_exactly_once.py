@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
 import signal
 import threading
 import time
-import urllib.request
 
 import orjson
 import pytest
@@ -22,7 +20,7 @@ from streamkit.testing.kafka import caught_up, produce, read_topic
 
 from tests.oracles import kafka_partition
 
-from .conftest import metric, metrics_text, table_values, worker_env
+from .conftest import metric, metrics_text, records_in, table_values, worker_env
 from .test_tables import wait_for
 from .test_windows import BASE, KEYS, PARTITIONS, closers, events, expected
 
@@ -132,17 +130,6 @@ def committed_windows(broker: str, app_id: str) -> dict[tuple, list[int]]:
 
 def table_sums(worker) -> dict[str, int]:
     return table_values(worker, "sums", KEYS)
-
-
-def records_in(worker) -> int:
-    """Records this worker has processed (its /metrics), 0 while it does not answer."""
-    try:
-        with urllib.request.urlopen(worker.url + "/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return 0
-    return sum(int(float(v)) for v in re.findall(r"^streamkit_records_in_total\{[^}]*\} (\S+)$",
-                                                    text, re.M))
 
 
 def finish_and_check(broker, app_id, worker, evs, groups: bool = False) -> None:
