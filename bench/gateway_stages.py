@@ -47,32 +47,11 @@ from common import (  # noqa: E402
     open_loop,
     write_results,
 )
-from gateway import REQUEST_PARTITIONS, RESPONSE_PARTITIONS, echo_requests, start_echo_deployment  # noqa: E402
+from gateway import echo_requests, start_echo_deployment  # noqa: E402
+
+from streamkit.testing.kafka import read_topic  # noqa: E402
 
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "gateway_stages.json"
-
-
-async def read_topic(bootstrap: str, topic: str, partitions: int) -> list:
-    """Every record of topic, from the beginning to the end offsets read first."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        records: list = []
-        left = {tp for tp in tps if ends[tp] > 0}
-        while left:
-            for tp, recs in (await consumer.getmany(*left, timeout_ms=1000)).items():
-                records.extend(recs)
-                if recs and recs[-1].offset + 1 >= ends[tp]:
-                    left.discard(tp)
-        return records
-    finally:
-        await consumer.stop()
 
 
 async def timed_load(base: str, rate: int, seconds: float, tag: str) -> tuple[dict, dict]:
@@ -146,8 +125,8 @@ def main() -> int:
                                           f"{out['error_examples']}")
                     measured[rate] = (tag, times)
                 bootstrap = broker.url.split("://")[-1]
-                requests = asyncio.run(read_topic(bootstrap, requests_topic, REQUEST_PARTITIONS))
-                replies = asyncio.run(read_topic(bootstrap, responses_topic, RESPONSE_PARTITIONS))
+                requests = read_topic(bootstrap, requests_topic, timeout=120)
+                replies = read_topic(bootstrap, responses_topic, timeout=120)
                 by_rate = {}
                 for rate, (tag, times) in measured.items():
                     by_rate[str(rate)] = st = stages(tag, times, requests, replies)

@@ -147,7 +147,7 @@ class ClockedBuffer(WindowState):
     began, once the oldest has been closed for a while (MIN_SWEEP_MS). A record costs one
     changelog entry and one deletion, where an indexed record costs four."""
 
-    __slots__ = ("loaded", "resolved", "close_after", "sweep_at")
+    __slots__ = ("loaded", "resolved", "close_after", "sweep_delay", "sweep_at")
 
     def __init__(self, store: PartitionStore, close_after: int | None = None) -> None:
         super().__init__(store, True, {}, None)
@@ -156,6 +156,9 @@ class ClockedBuffer(WindowState):
         if self.loaded is not None:
             self.stream_time = self.period_stream_time = self.loaded.period_stream_time
         self.close_after = close_after
+        # From a record's time to the sweep that deletes it, at the earliest.
+        self.sweep_delay = 0 if close_after is None else (
+            close_after + max(close_after, MIN_SWEEP_MS))
         # A restored buffer's oldest record is not known: the first new period sweeps.
         self.sweep_at = NO_TIME
 
@@ -169,8 +172,7 @@ class ClockedBuffer(WindowState):
     def buffer(self, rk: tuple, value: Buffered, key: Any) -> None:
         """Buffer a record of a swept buffer."""
         self.put(rk, value, key)
-        assert self.close_after is not None
-        due = rk[2] + self.close_after + max(self.close_after, MIN_SWEEP_MS)
+        due = rk[2] + self.sweep_delay
         if due < self.sweep_at:
             self.sweep_at = due
 
@@ -189,8 +191,7 @@ class ClockedBuffer(WindowState):
                 delete(decode(kb))
             elif ts < oldest:
                 oldest = ts
-        self.sweep_at = NEVER if oldest == NEVER else (
-            oldest + self.close_after + max(self.close_after, MIN_SWEEP_MS))
+        self.sweep_at = NEVER if oldest == NEVER else oldest + self.sweep_delay
 
     def resolve(self, topic: str, resumed_at: dict[str, int]) -> None:
         """Settle the stream time at the first record of its input (from `topic`)."""

@@ -294,8 +294,7 @@ class Runner(UncaughtErrors, Service):
                     log.warning("the group went on without this worker: its tasks start again "
                                 "from their changelogs and committed offsets")
                     self._lost = False
-                    await self._drop_tasks()
-                    await self._reassign(active, standby - active, rewind=True)
+                    await self._reopen(active)
                 else:
                     await self._reassign(active, standby - active)
             except Exception as exc:  # aiokafka swallows listener errors

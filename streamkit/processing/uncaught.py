@@ -99,10 +99,18 @@ class UncaughtErrors:
         with the standbys of the last assignment."""
         self.ready = False
         self.counters["replacements"] += 1
-        await self._drop_tasks()
-        if reopen is not None:
-            await self._reassign(reopen, self._pending[1] - reopen, rewind=True)
+        if reopen is None:
+            await self._drop_tasks()
+        else:
+            await self._reopen(reopen)
             self.ready = True
+
+    async def _reopen(self, tasks: set[TaskId]) -> None:
+        """Give up every task, dropping what it did since its last commit, and open `tasks`
+        again from their changelogs, their inputs at their committed offsets, with the
+        standbys of the last assignment."""
+        await self._drop_tasks()
+        await self._reassign(tasks, self._pending[1] - tasks, rewind=True)
 
     async def _drop_tasks(self) -> None:
         """Close every task, dropping what it did since its last commit (state, outputs,
