@@ -60,6 +60,7 @@ from ..windows.codec import RECORD, STREAM_TIME, Buffered, WindowKeys
 from ..windows.late import report_late
 from ..windows.specs import _check_int, _non_negative
 from ..windows.state import NEVER, NO_TIME, WindowState
+from .held import HeldRecords
 
 Joiner = Callable[[Any, Any], Any]
 
@@ -127,6 +128,11 @@ class JoinBufferSpec(TableSpec):
 # A swept buffer is swept once its oldest record has been closed for this long (or its
 # close_after, if longer): each sweep reads about twice the records it deletes.
 MIN_SWEEP_MS = 1_000
+# A swept buffer of one task holds its records in memory as well while it has at most this
+# many (their decoded values: about 20 MB for records of a few hundred bytes); past it,
+# its reads go to RocksDB alone. The bound leaves room for one input running ahead of the
+# other by a fetch or two (the other's stream time, which closes the records, lags then).
+HELD_RECORDS = 50_000
 
 
 class ClockedBuffer(WindowState):
@@ -145,9 +151,16 @@ class ClockedBuffer(WindowState):
     to its window's close) keeps no expiry index; at the start of a commit period it
     deletes, in one pass over its records, those whose window had closed when the period
     began, once the oldest has been closed for a while (MIN_SWEEP_MS). A record costs one
-    changelog entry and one deletion, where an indexed record costs four."""
+    changelog entry and one deletion, where an indexed record costs four.
 
-    __slots__ = ("loaded", "resolved", "close_after", "sweep_delay", "sweep_at")
+    Held records. A swept buffer is written only by buffer() (its records are never marked
+    joined: that is for inputs with non-matched results) and by its sweeps, so it can keep
+    every record in memory as well, by key (`held`), and find a key's records there instead
+    of in a RocksDB scan, and sweep there. It does while it has at most HELD_RECORDS: it
+    starts so when its store is empty, drops them past that bound, and takes them again
+    from the store at a sweep that leaves at most half of it (so after a restart too)."""
+
+    __slots__ = ("loaded", "resolved", "close_after", "sweep_delay", "sweep_at", "held")
 
     def __init__(self, store: PartitionStore, close_after: int | None = None) -> None:
         super().__init__(store, True, {}, None)
@@ -161,6 +174,9 @@ class ClockedBuffer(WindowState):
             close_after + max(close_after, MIN_SWEEP_MS))
         # A restored buffer's oldest record is not known: the first new period sweeps.
         self.sweep_at = NO_TIME
+        self.held: HeldRecords | None = None  # see the class docstring
+        if close_after is not None and next(store.raw_items(prefix=RECORD), None) is None:
+            self.held = HeldRecords()
 
     def sync(self) -> bool:
         if not super().sync():
@@ -175,6 +191,17 @@ class ClockedBuffer(WindowState):
         due = rk[2] + self.sweep_delay
         if due < self.sweep_at:
             self.sweep_at = due
+        held = self.held
+        if held is not None:
+            if held.count >= HELD_RECORDS:
+                self.held = None
+            else:
+                held.add(key, (rk[2], rk[3], rk[4]), value.value)
+
+    def records_of(self, key: Any, ts_from: int, ts_to: int) -> list[tuple[int, str, int, Any]]:
+        if self.held is None:
+            return super().records_of(key, ts_from, ts_to)
+        return self.held.between(key, ts_from, ts_to)
 
     def _sweep(self) -> None:
         """Delete the records whose window closed before this commit period began: no
@@ -183,15 +210,41 @@ class ClockedBuffer(WindowState):
         for. The deletions reach the changelog with this period's commit."""
         assert self.close_after is not None
         limit = self.period_stream_time - self.close_after  # a record at ts <= limit closed
-        oldest = NEVER
+        oldest = self._sweep_held(limit) if self.held is not None else self._sweep_store(limit)
+        self.sweep_at = NEVER if oldest == NEVER else oldest + self.sweep_delay
+
+    def _sweep_held(self, limit: int) -> int:
+        """Sweep the held records (and the store with them); the oldest left."""
+        assert self.held is not None
+        delete = self.store.delete
+        oldest = self.held.drop_until(limit, lambda key, t: delete(("r", key, *t)))
+        return NEVER if oldest is None else oldest
+
+    def _sweep_store(self, limit: int) -> int:
+        """Sweep the store; hold what is left if it is at most half of HELD_RECORDS. The
+        oldest left."""
+        oldest, keep = NEVER, HELD_RECORDS // 2
+        left: list[tuple[bytes, bytes]] | None = []
         record_time, decode, delete = self.keys.record_time, self.keys.decode, self.store.delete
-        for kb, _ in self.store.raw_items(prefix=RECORD):
+        for kb, vb in self.store.raw_items(prefix=RECORD):
             ts = record_time(kb)
             if ts <= limit:
                 delete(decode(kb))
-            elif ts < oldest:
+                continue
+            if ts < oldest:
                 oldest = ts
-        self.sweep_at = NEVER if oldest == NEVER else oldest + self.sweep_delay
+            if left is not None:
+                if len(left) < keep:
+                    left.append((kb, vb))
+                else:
+                    left = None
+        if left is not None:
+            held = HeldRecords()
+            for kb, vb in left:
+                rk = decode(kb)
+                held.add(rk[1], (rk[2], rk[3], rk[4]), self.values.decode(vb).value)
+            self.held = held
+        return oldest
 
     def resolve(self, topic: str, resumed_at: dict[str, int]) -> None:
         """Settle the stream time at the first record of its input (from `topic`)."""

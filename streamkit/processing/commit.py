@@ -49,7 +49,7 @@ class Commit:
         the offset of its last record): move the updates into RocksDB."""
         for name, partition, store, items, ctp in self._stores:
             store.write(items, last[ctp] + 1)
-            store.dirty.clear()
+            store.settle()
             for listener in listeners:
                 listener(name, partition, items)
 

@@ -57,7 +57,9 @@ class Task:
         """Push records through the graph; a failing record goes to dead letters."""
         source = self.topology.sources[tp.topic]
         kdec, vdec, ts_of = source.keys.decode, source.values.decode, source.timestamp
-        forward = source.forward
+        # A source with one successor (the usual case) hands each record straight to it.
+        children = source.children
+        forward = children[0].process if len(children) == 1 else source.forward
         ctx = self.topology.context
         ctx.task = self
         if tp.topic not in self.resumed_at and records:

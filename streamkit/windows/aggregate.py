@@ -17,6 +17,7 @@ import copy
 from typing import Any, Callable
 
 from ..processing.nodes import Node
+from ..state.store import TOMBSTONE
 from .codec import Agg, WindowedKey
 from .late import report_late
 from .specs import Hopping, Tumbling, WindowSpec
@@ -68,10 +69,12 @@ class WindowedAggregate(Node):
         if ts < 0:  # goes to dead letters: windows start at 0, as in Kafka Streams
             raise ValueError(f"{self.table}: a windowed aggregation needs an event time >= 0, "
                              f"not {ts}")
-        rec = self.ctx.record
+        ctx = self.ctx
+        rec = ctx.record
         topic, offset = rec.topic, rec.offset
-        ws = self.state(self.ctx.task, topic)
-        ws.sync()
+        ws = ctx.task.operator_state.get(self.table) or self.state(ctx.task, topic)
+        if ws.written and not ws.store.dirty:  # a commit since the last record
+            ws.sync()
         if topic not in ws.period_from:
             ws.period_from[topic] = offset
         if ts > ws.stream_time:
@@ -81,7 +84,8 @@ class WindowedAggregate(Node):
             if ws.stream_time >= ws.next_close:
                 self.expire(ws, (topic, offset))
         finally:  # a record whose add() raised goes to dead letters; keep the order
-            ws.finish()
+            if not ws.clocked:  # once per commit period (then `written` stays set)
+                ws.finish()
 
     def advance(self, task: Any, ts: int) -> None:
         """Move the stream time of task's partition to ts (if later), closing windows, as
@@ -176,9 +180,16 @@ class TimeWindowAggregate(WindowedAggregate):
             bounds = ((start, start + size),)
         else:
             bounds = self.windows_for(ts)
+        store = ws.store
+        dirty = store.dirty
         for start, end in bounds:
             dk = (key, start, end)
-            agg = ws.get(dk)
+            # Most records find their window in the write-back cache, where an update in
+            # place needs no put.
+            agg = dirty.get(dk)
+            held = agg is not None and agg is not TOMBSTONE
+            if not held:
+                agg = store.get(dk)
             if end + grace <= st or (agg is not None and agg.closed):
                 if self.replayed(agg, topic, offset):
                     self.resend(dk, agg, offset, topic)
@@ -197,7 +208,8 @@ class TimeWindowAggregate(WindowedAggregate):
                 agg.offsets[topic] = offset
                 if agg.ts is None or ts > agg.ts:
                     agg.ts = ts
-                ws.store.put(dk, agg)
+                if not held:
+                    store.put(dk, agg)
             if not self.emit_final:  # stamped with the window's largest event time
                 self.forward(WindowedKey(key, start, end), agg.value, agg.ts)
         if missed:

@@ -27,6 +27,28 @@ def test_updates_reach_disk_with_their_checkpoint_and_survive_reopen(tmp_path):
     again.close()
 
 
+def test_a_commits_values_are_read_again_without_rocksdb_until_another_write(tmp_path):
+    store = PartitionStore(tmp_path / "t", StrKeys(), resolve("json")).open()
+    total = {"n": 1}
+    store.put("a", total)
+    store.delete("gone")
+    store.write(store.encode_dirty(), checkpoint=1)
+    store.settle()
+    assert store.dirty == {}
+    assert store.get("a") is total  # the object the commit wrote, not decoded again
+    assert store.get("gone", "default") == "default"
+    # Another writer of the database (a restore, a standby) makes those values stale.
+    store.write([(b"a", b'{"n": 7}'), (b"gone", b"3")], checkpoint=2)
+    assert store.get("a") == {"n": 7} and store.get("gone") == 3
+    store.put("a", {"n": 8})
+    store.write(store.encode_dirty(), checkpoint=3)
+    store.settle()
+    store.close()
+    store.open()
+    assert store.recent == {} and store.get("a") == {"n": 8}
+    store.close()
+
+
 def test_ranges_and_prefixes_follow_key_order(tmp_path):
     store = PartitionStore(tmp_path / "t", StrKeys(), resolve("json")).open()
     store.write([(k.encode(), b"1") for k in ["b1", "a2", "b2", "c1", "a1"]], checkpoint=5)

@@ -270,6 +270,31 @@ def test_a_sweep_deletes_exactly_the_records_whose_window_has_closed():
         assert [v for _k, v, _t in joined(d)] == [("lc", "rc")]
 
 
+def held(driver, side: str) -> dict | None:
+    """The records a swept buffer holds in memory: key -> their times (None: none held)."""
+    state = next(iter(driver.tasks.values())).operator_state[f"j-{side}"]
+    if state.held is None:
+        return None
+    assert state.held.count == sum(len(tails) for tails, _ in state.held.keys.values())
+    return {k: [t[0] for t in tails] for k, (tails, _) in state.held.keys.items()}
+
+
+def test_a_buffer_holds_its_records_in_memory_up_to_a_bound_and_again_after_a_sweep():
+    with sweeping_after(0, held=2), TopologyTestDriver(join_app()) as d:
+        send(d, "left", "a", 100, "la")
+        send(d, "left", "b", 116, "lb")
+        assert held(d, "left") == {"a": [100], "b": [116]}
+        send(d, "left", "c", 117, "lc")       # a third record: past the bound
+        assert held(d, "left") is None
+        send(d, "right", "x", 132, "rx")
+        send(d, "left", "d", 132, "ld")       # the sweep leaves lc: held again
+        assert buffered(d, "left") == [("c", 117), ("d", 132)]
+        assert held(d, "left") == {"c": [117], "d": [132]}
+        send(d, "right", "c", 127, "rc")      # found among the held records
+        send(d, "right", "d", 130, "rd")
+        assert [v for _k, v, _t in joined(d)] == [("lc", "rc"), ("ld", "rd")]
+
+
 def test_the_buffers_are_internal_tables_of_one_sub_topology():
     topo = join_app().topology
     topo.finalize()
@@ -462,18 +487,21 @@ def oracle(w: JoinWindows, how: str, evs):
 
 # How long swept buffers (inputs without non-matched results) keep closed records: 0
 # sweeps at every commit period that can (the most deletions, the earliest), 1000 ms (the
-# default) never within these inputs' times.
-sweeps = st.sampled_from([0, 3, windowed.MIN_SWEEP_MS])
+# default) never within these inputs' times. And how many records such a buffer holds in
+# memory: none (RocksDB scans only), 2 (dropped and taken again from the store as the
+# buffer grows and is swept), the default (all of these inputs).
+sweeps = st.tuples(st.sampled_from([0, 3, windowed.MIN_SWEEP_MS]),
+                   st.sampled_from([0, 2, windowed.HELD_RECORDS]))
 
 
 @contextmanager
-def sweeping_after(ms: int):
-    default = windowed.MIN_SWEEP_MS
-    windowed.MIN_SWEEP_MS = ms
+def sweeping_after(ms: int, held: int = windowed.HELD_RECORDS):
+    default = windowed.MIN_SWEEP_MS, windowed.HELD_RECORDS
+    windowed.MIN_SWEEP_MS, windowed.HELD_RECORDS = ms, held
     try:
         yield
     finally:
-        windowed.MIN_SWEEP_MS = default
+        windowed.MIN_SWEEP_MS, windowed.HELD_RECORDS = default
 
 
 def late_ids(driver) -> set:
@@ -495,7 +523,7 @@ def _real(result) -> bool:
 def test_results_match_the_oracle_once_each_and_when_they_are_due(w, how, evs, sweep):
     want, late = oracle(w, how, evs)
     got = {}
-    with sweeping_after(sweep), TopologyTestDriver(join_topology(how, w)) as d:
+    with sweeping_after(*sweep), TopologyTestDriver(join_topology(how, w)) as d:
         for i, (side, key, ts, ident) in enumerate(evs):
             send(d, side, key, ts, ident)
             for _k, v, t in joined(d):
@@ -522,7 +550,7 @@ def test_results_do_not_depend_on_how_the_two_inputs_interleave(w, how, evs, see
     random.Random(seed).shuffle(order)
     shuffled = [sides[s].pop(0) for s in order]
     want, late = oracle(w, how, evs)
-    with sweeping_after(sweep), TopologyTestDriver(join_topology(how, w)) as d:
+    with sweeping_after(*sweep), TopologyTestDriver(join_topology(how, w)) as d:
         for side, key, ts, ident in shuffled + CLOSERS:
             send(d, side, key, ts, ident)
         got = {v for _k, v, _t in joined(d) if _real(v)}
@@ -543,7 +571,7 @@ def test_crashes_lose_nothing_and_invent_nothing_after_deduplication(w, how, dat
     plan = data.draw(st.lists(st.tuples(st.booleans(), crash), min_size=len(evs),
                               max_size=len(evs)))
     want, late = oracle(w, how, evs)
-    with sweeping_after(sweep), TopologyTestDriver(join_topology(how, w), auto_commit=False) as d:
+    with sweeping_after(*sweep), TopologyTestDriver(join_topology(how, w), auto_commit=False) as d:
         for (side, key, ts, ident), (commit, crashed) in zip(evs, plan):
             send(d, side, key, ts, ident)
             if commit:
