@@ -107,18 +107,25 @@ def compare(actual: dict[str, int], expected: dict[str, int]) -> str | None:
 
 # --------------------------------------------------------------------------- the cases
 
+def windowed_sum(app, topic: str, out_topic: str):
+    """The streamkit topology of this benchmark: the sums table, finals to out_topic."""
+    from streamkit import Tumbling
+
+    return (app.source(topic).group_by_key()
+               .windowed_by(Tumbling(size_ms=SIZE_MS, grace_ms=GRACE_MS))
+               .aggregate("sums", initial=0, add=lambda acc, ev: acc + ev["amount"],
+                          emit="final", to=out_topic))
+
+
 def streamkit_case(args) -> None:
-    from streamkit import App, Tumbling
+    from streamkit import App
     from streamkit.testing.kafka import read_topic_async
     from streamkit.windows.codec import Agg
 
     app = App(f"win-streamkit-{uuid.uuid4().hex[:10]}",
               settings=streamkit_settings(args.bootstrap, args.workdir))
     out_topic = f"{args.topic}-sums"
-    sums = (app.source(args.topic).group_by_key()
-               .windowed_by(Tumbling(size_ms=SIZE_MS, grace_ms=GRACE_MS))
-               .aggregate("sums", initial=0, add=lambda acc, ev: acc + ev["amount"],
-                          emit="final", to=out_topic))
+    sums = windowed_sum(app, args.topic, out_topic)
     state = {"result": None, "error": None}
 
     async def finisher():

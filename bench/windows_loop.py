@@ -6,44 +6,41 @@ profiled apart from the broker and the Kafka clients.
     python bench/windows_loop.py [--events 3000000] [--keys 10000] [--batch 500]
                                  [--commit-every 80000]
 
-The events are bench/windows.py's in shape (keys "k<i>", amount 1..9, seeded, event time
-spread evenly over ten minutes, in order), in 4 partitions, handed to the tasks in batches
-of --batch records of each partition in turn, with a commit (changelog records to the
-driver's in-memory topics, RocksDB writes) after every --commit-every records, as a worker
+The events and the topology are bench/windows.py's (`workload`, `windowed_sum`), the
+events in 4 partitions by Kafka's default partitioner, handed to the tasks in batches of
+--batch records of each partition in turn, with a commit (changelog records to the driver's
+in-memory topics, RocksDB writes) after every --commit-every records, as a worker
 committing once a second at about that rate would. Prints events/s and the process's CPU
 seconds; checks nothing (bench/windows.py checks the results).
 """
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from pathlib import Path
 
-import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
-from streamkit import App, Settings, Tumbling  # noqa: E402
+import windows  # noqa: E402  (bench/windows.py: the workload and topology)
+from common import PARTITIONS  # noqa: E402
+
+from streamkit import App, Settings  # noqa: E402
+from streamkit.partitioner import kafka_partition  # noqa: E402
 from streamkit.testing import TopologyTestDriver  # noqa: E402
 
-PARTITIONS = 4
-SPAN_MS = 600_000
 
-
-def events(n: int, keys: int) -> dict[int, list[ConsumerRecord]]:
-    rng = random.Random(1)
+def partitioned(events: int, keys: int) -> dict[int, list[ConsumerRecord]]:
+    records, _ = windows.workload(events, keys, seed=1, end_ms=windows.SPAN_MS)
     out: dict[int, list[ConsumerRecord]] = {p: [] for p in range(PARTITIONS)}
-    for i in range(n):
-        key = f"k{rng.randrange(keys)}"
-        ts = i * SPAN_MS // n
-        p = hash(key) % PARTITIONS
-        value = orjson.dumps({"key": key, "amount": rng.randint(1, 9), "ts": ts})
-        out[p].append(ConsumerRecord("ev", p, len(out[p]), ts, 0, key.encode(), value, None,
-                                     len(key), len(value), ()))
+    for kb, vb, ts in records:
+        p = kafka_partition(kb, PARTITIONS)
+        out[p].append(ConsumerRecord("ev", p, len(out[p]), ts, 0, kb, vb, None, len(kb),
+                                     len(vb), ()))
     return out
 
 
@@ -55,9 +52,8 @@ def main() -> None:
     ap.add_argument("--commit-every", type=int, default=80_000)
     args = ap.parse_args()
     app = App("windows-loop", settings=Settings.from_env({}))
-    app.source("ev").group_by_key().windowed_by(Tumbling(size_ms=60_000, grace_ms=5_000)) \
-        .aggregate("sums", initial=0, add=lambda a, e: a + e["amount"], emit="final", to="out")
-    per_partition = events(args.events, args.keys)
+    windows.windowed_sum(app, "ev", "out")
+    per_partition = partitioned(args.events, args.keys)
     with TopologyTestDriver(app, partitions=PARTITIONS, auto_commit=False) as driver:
         tasks = {t.partition: t for t in driver.tasks.values()}
         next_at = dict.fromkeys(per_partition, 0)

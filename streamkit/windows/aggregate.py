@@ -72,9 +72,8 @@ class WindowedAggregate(Node):
         ctx = self.ctx
         rec = ctx.record
         topic, offset = rec.topic, rec.offset
-        ws = ctx.task.operator_state.get(self.table) or self.state(ctx.task, topic)
-        if ws.written and not ws.store.dirty:  # a commit since the last record
-            ws.sync()
+        ws = self.state(ctx.task, topic)
+        ws.sync()
         if topic not in ws.period_from:
             ws.period_from[topic] = offset
         if ts > ws.stream_time:
@@ -84,8 +83,7 @@ class WindowedAggregate(Node):
             if ws.stream_time >= ws.next_close:
                 self.expire(ws, (topic, offset))
         finally:  # a record whose add() raised goes to dead letters; keep the order
-            if not ws.clocked:  # once per commit period (then `written` stays set)
-                ws.finish()
+            ws.finish()
 
     def advance(self, task: Any, ts: int) -> None:
         """Move the stream time of task's partition to ts (if later), closing windows, as
@@ -187,8 +185,8 @@ class TimeWindowAggregate(WindowedAggregate):
             # Most records find their window in the write-back cache, where an update in
             # place needs no put.
             agg = dirty.get(dk)
-            held = agg is not None and agg is not TOMBSTONE
-            if not held:
+            cached = agg is not None and agg is not TOMBSTONE
+            if not cached:
                 agg = store.get(dk)
             if end + grace <= st or (agg is not None and agg.closed):
                 if self.replayed(agg, topic, offset):
@@ -208,7 +206,7 @@ class TimeWindowAggregate(WindowedAggregate):
                 agg.offsets[topic] = offset
                 if agg.ts is None or ts > agg.ts:
                     agg.ts = ts
-                if not held:
+                if not cached:
                     store.put(dk, agg)
             if not self.emit_final:  # stamped with the window's largest event time
                 self.forward(WindowedKey(key, start, end), agg.value, agg.ts)
