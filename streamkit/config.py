@@ -88,6 +88,29 @@ def one_of(*choices: str) -> Callable[[str, str], str]:
     return parse
 
 
+def gc_thresholds(name: str, raw: str) -> tuple[int, int, int] | None:
+    """Three whole numbers for gc.set_threshold, or `python` for Python's own."""
+    if raw.strip() == "python":
+        return None
+    parts = raw.split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise ConfigError(f"{name} must be three whole numbers of 1 or more, such as "
+                          f"700,10,100, or python; got {raw!r}")
+    return values[0], values[1], values[2]
+
+
+# The worker's collector: young passes as often as Python's (700 allocations, 10 young
+# passes a middle one), but a full pass once per 100 middle passes instead of 10. Records
+# held for a commit period or two (write-back caches, join buffers) outlive the young
+# passes; with Python's 10 the collector walked them all again about twice a second, each
+# full pass 50-100 ms of a worker's time (bench/README.md, "The collector's full passes").
+GC_THRESHOLDS = (700, 10, 100)
+
+
 def env_int(env: Mapping[str, str], name: str, default: int) -> int:
     """A whole number from the environment, or default when unset."""
     raw = env.get(name)
@@ -173,6 +196,9 @@ VARS: tuple[Var, ...] = (
         "longest `?wait_for=` a worker accepts"),
     Var("STREAMKIT_READ_CACHE_ENTRIES", "read_cache_entries", whole, 10000,
         "decoded values kept per table partition for key reads (`0`: none; docs/queries.md)"),
+    Var("STREAMKIT_GC_THRESHOLDS", "gc_thresholds", gc_thresholds, GC_THRESHOLDS,
+        "the worker's `gc.set_threshold` (`python`: Python's 700,10,10; docs/operations.md)",
+        "`700,10,100`"),
     Var("STREAMKIT_PLUGINS", "plugins", text, "",
         "more plugins, `module:attr,...` (docs/plugins.md)"),
     Var("STREAMKIT_SECURITY_PROTOCOL", "security_protocol", one_of(*SECURITY_PROTOCOLS),
@@ -261,6 +287,7 @@ class Settings:
     max_header_bytes: int = 16384
     max_wait_ms: int = 60000
     read_cache_entries: int = 10000
+    gc_thresholds: tuple[int, int, int] | None = GC_THRESHOLDS  # None: Python's own
     api_token: str | None = None
     plugins: str = ""
     security: Security = field(default_factory=Security)

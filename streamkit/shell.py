@@ -252,12 +252,16 @@ class AppShell(faust.App):
 
     async def on_first_start(self) -> None:
         s = self.settings
+        if s.gc_thresholds is not None:
+            gc.set_threshold(*s.gc_thresholds)
         log.info("streamkit app=%s broker=%s profile=%s session_timeout_ms=%d "
                  "heartbeat_interval_ms=%d fetch_max_wait_ms=%d commit_interval_ms=%d "
-                 "partitions=%d replication_factor=%d security=%s", self.conf.id,
+                 "partitions=%d replication_factor=%d security=%s gc_thresholds=%s",
+                 self.conf.id,
                  ",".join(s.bootstrap_servers), s.profile, s.session_timeout_ms,
                  s.heartbeat_interval_ms, s.fetch_max_wait_ms, s.commit_interval_ms,
-                 s.partitions, s.replication_factor, s.security.protocol)
+                 s.partitions, s.replication_factor, s.security.protocol,
+                 ",".join(map(str, gc.get_threshold())))
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)
         self.check_table_names()
         await super().on_first_start()

@@ -108,11 +108,13 @@ STOP_GRACE = 60.0  # seconds allowed for a graceful stop once the result is know
 def streamkit_settings(bootstrap: str, workdir: Path, **env: str):
     """streamkit Settings of a case worker: the broker, STREAMKIT_PROFILE from the
     environment (the driver sets it; `dev` when unset), data under the workdir, a free port,
-    and any other STREAMKIT_ variables given."""
+    any other STREAMKIT_ variables given, and the environment's other STREAMKIT_ variables
+    (`STREAMKIT_GC_THRESHOLDS=python python bench/...` runs a case with Python's)."""
     from streamkit import Settings
     from streamkit.devbroker import free_port
 
     return Settings.from_env({
+        **{k: v for k, v in os.environ.items() if k.startswith("STREAMKIT_")},
         "STREAMKIT_BROKER": f"kafka://{bootstrap}",
         "STREAMKIT_PROFILE": os.environ.get("STREAMKIT_PROFILE", "dev"),
         "STREAMKIT_DATA_DIR": str(Path(workdir) / "data"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -15,33 +14,13 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
-from streamkit.devbroker import free_port, port_in_use
+from streamkit.devbroker import free_port, free_ports_in_a_row, port_in_use
 
 from .conftest import ROOT, SERVICES, System, eventually
 
 WORKER_LINE = re.compile(r"^worker\s+(\S+)\s+(http://\S+)\s+\(pid (\d+),")
 RESTARTED = re.compile(r"^worker (\S+) restarted \(pid (\d+),")
 BROKER_LINE = re.compile(r"^broker\s+(.+) at (kafka://\S+) \(")
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def consecutive_free_ports(n: int) -> int:
-    """n free ports in a row below the kernel's ephemeral range: a port taken from that
-    range stays free only until some client connection (of this run's brokers, workers or
-    the other test process) is given it, between this check and the worker's bind."""
-    low, _high = _ephemeral_range()
-    rng = random.Random()
-    while True:
-        base = rng.randrange(20000, max(20001, low - n))
-        if not any(port_in_use("127.0.0.1", base + i) for i in range(n)):
-            return base
 
 
 def alive(pid: int) -> bool:
@@ -58,7 +37,7 @@ class Dev:
 
     def __init__(self, tmp_path, prefix: str, env: dict[str, str], *args: str,
                  make: list[str] | None = None, checkout: str = ROOT) -> None:
-        base = consecutive_free_ports(len(SERVICES) + 1)
+        base = free_ports_in_a_row(len(SERVICES) + 1)
         self.gateway_port = base + len(SERVICES)
         self.lines: list[str] = []
         ports = ["--base-port", str(base),

@@ -67,13 +67,14 @@ def test_the_production_profile_runs_end_to_end_on_kafka(broker, app_id, workers
     env = worker_env(broker, tmp_path / "data", COUNTER_APP_ID=app_id,
                      COUNTER_SOURCE=f"{app_id}-events", STREAMKIT_PROFILE="production",
                      # One node: three copies cannot be placed (the profile's default).
-                     STREAMKIT_REPLICATION_FACTOR="1")
+                     STREAMKIT_REPLICATION_FACTOR="1", STREAMKIT_GC_THRESHOLDS="900,11,50")
     produce(broker, f"{app_id}-events", events(3000))
     w = workers(COUNTER, env, "w1")
     w.wait_ready(timeout=90)
     wait_for(lambda: totals(w, KEYS) == expected(3000))
     assert ("profile=production session_timeout_ms=30000 heartbeat_interval_ms=3000 "
             "fetch_max_wait_ms=500") in w.log_tail(200_000)
+    assert "gc_thresholds=900,11,50" in w.log_tail(200_000)  # read back from gc
     # A graceful restart leaves the group, so the 30 s session timeout costs nothing.
     assert w.stop() == 0
     produce(broker, f"{app_id}-events", events(2000, start=3000))

@@ -51,6 +51,9 @@ def test_each_profile_fits_its_broker():
     ({"STREAMKIT_SECURITY_PROTOCOL": "TLS"}, "STREAMKIT_SECURITY_PROTOCOL"),
     ({"STREAMKIT_READ_CACHE_ENTRIES": "-1"}, "read_cache_entries"),
     ({"STREAMKIT_READ_CACHE_ENTRIES": "many"}, "STREAMKIT_READ_CACHE_ENTRIES"),
+    ({"STREAMKIT_GC_THRESHOLDS": "700,10"}, "STREAMKIT_GC_THRESHOLDS"),
+    ({"STREAMKIT_GC_THRESHOLDS": "700,0,100"}, "STREAMKIT_GC_THRESHOLDS"),
+    ({"STREAMKIT_GC_THRESHOLDS": "fast"}, "STREAMKIT_GC_THRESHOLDS"),
 ])
 def test_bad_values_are_clear_startup_errors(env, fragment):
     with pytest.raises(ConfigError, match=fragment):
@@ -84,3 +87,10 @@ def test_settings_made_in_code_take_the_defaults_of_their_profile():
             production.replication_factor) == (30000, 500, 3)
     assert Settings(profile="devbroker").fetch_max_wait_ms == 10
     assert Settings(profile="production", session_timeout_ms=45000).session_timeout_ms == 45000
+
+
+def test_the_collector_thresholds_default_to_rare_full_passes_or_pythons_own():
+    assert Settings.from_env({}).gc_thresholds == (700, 10, 100)
+    assert Settings.from_env({"STREAMKIT_GC_THRESHOLDS": " 2000, 20,50"}).gc_thresholds \
+        == (2000, 20, 50)
+    assert Settings.from_env({"STREAMKIT_GC_THRESHOLDS": "python"}).gc_thresholds is None
