@@ -71,7 +71,8 @@ class SharedTimeJoinNode(JoinInput):
             return None
         ws = task.operator_state.get(name)
         if ws is None:
-            ws = task.operator_state[name] = WindowState(task.stores[name], True, {}, None)
+            ws = task.operator_state[name] = WindowState(task.stores[name], True, {}, None,
+                                                         task.offsets)
         return ws
 
     def process(self, key, value, ts):

@@ -162,8 +162,9 @@ class ClockedBuffer(WindowState):
 
     __slots__ = ("loaded", "resolved", "close_after", "sweep_delay", "sweep_at", "held")
 
-    def __init__(self, store: PartitionStore, close_after: int | None = None) -> None:
-        super().__init__(store, True, {}, None)
+    def __init__(self, store: PartitionStore, uncommitted: dict[Any, int],
+                 close_after: int | None = None) -> None:
+        super().__init__(store, True, {}, None, uncommitted)
         self.loaded = store.get(STREAM_TIME)
         self.resolved = self.loaded is None
         if self.loaded is not None:
@@ -357,7 +358,7 @@ class JoinInput(Node):
     def _state(self, task: Any, name: str) -> ClockedBuffer:
         ws = task.operator_state.get(name)
         if ws is None:
-            ws = task.operator_state[name] = ClockedBuffer(task.stores[name],
+            ws = task.operator_state[name] = ClockedBuffer(task.stores[name], task.offsets,
                                                            self.join.swept.get(name))
         return ws
 

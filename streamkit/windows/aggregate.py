@@ -60,7 +60,8 @@ class WindowedAggregate(Node):
         ws = task.operator_state.get(self.table)
         if ws is None:
             ws = task.operator_state[self.table] = WindowState(
-                task.stores[self.table], self.track_keys, task.resumed_at, topic)
+                task.stores[self.table], self.track_keys, task.resumed_at, topic,
+                task.offsets)
         return ws
 
     def process(self, key, value, ts):

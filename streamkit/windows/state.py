@@ -16,7 +16,11 @@ is rebuilt from the store whenever a task is created:
   with the stream time (codec.Clock) so that a replay starts from them.
 
 A commit is noticed as an empty write-back cache at the next record: the runner clears
-it only after the changelog and the outputs were acknowledged.
+it only after the changelog and the outputs were acknowledged. Only a commit of the input
+offsets starts a new commit period. A state made durable without them (at once, for a
+`?wait_for=` read; or by a commit whose offsets the group refused) belongs to the period
+it was processed in: a crash replays the records since the last commit of offsets, which
+must meet the stream time and the windows that commit left, as after a commit cut short.
 """
 from __future__ import annotations
 
@@ -43,29 +47,30 @@ _T = slice(1, 9)  # the close time in an index key's bytes
 
 
 class WindowState:
-    __slots__ = ("store", "keys", "values", "stream_time", "period_stream_time", "period_from",
-                 "next_close", "heap", "pending", "touched", "track", "written", "clocked",
-                 "_cursor", "_rocks_next", "_seq")
+    __slots__ = ("store", "uncommitted", "keys", "values", "stream_time", "period_stream_time",
+                 "period_from", "next_close", "heap", "pending", "touched", "track", "written",
+                 "flushed", "clocked", "_cursor", "_rocks_next", "_seq")
 
     def __init__(self, store: PartitionStore, track: bool, resumed_at: dict[str, int],
-                 topic: str | None) -> None:
+                 topic: str | None, uncommitted: dict[Any, int]) -> None:
         self.store = store
+        # The task's input offsets processed and not yet committed (Task.offsets): empty
+        # after a commit of offsets, and only then.
+        self.uncommitted = uncommitted
         self.keys = cast(WindowKeys, store.keys)      # a window store's codecs
         self.values = cast(WindowValues, store.values)
         clock = store.get(STREAM_TIME)
         self.stream_time: int = NO_TIME if clock is None else clock.stream_time
         if clock is not None and topic is not None and (
                 clock.period_from.get(topic) == resumed_at.get(topic) is not None):
-            # The commit that wrote this clock did not complete: its records are replayed
-            # from the start of its period, so stream time starts there again. (A task
-            # resumes further back only after its state was made durable without its input
-            # offsets, for a ?wait_for= read, and a crash came before the next commit: the
-            # records since are judged against a later stream time. After a failed commit
-            # of the offsets nothing is processed until the group re-forms: runner.py.)
+            # The commit of offsets that ends this clock's period did not complete (the
+            # state may have been made durable in it, once or more): its records are
+            # replayed from the start of the period, so stream time starts there again.
             self.stream_time = clock.period_stream_time
         self.period_stream_time = self.stream_time
         self.period_from: dict[str, int] = {}
         self.written = False
+        self.flushed = False  # the write-back cache was written since the period began
         self.clocked = False  # the stream time is in the write-back cache (finish)
         self.heap: list[tuple[int, int, tuple]] = []
         self.pending: dict[tuple, tuple] = {}  # closed window -> its index key
@@ -78,22 +83,35 @@ class WindowState:
 
     # commit detection and stream time -------------------------------------------------
     def sync(self) -> bool:
-        """Call before each record: after a commit, start a new commit period and purge
-        the windows the last one closed. Returns whether a new period started."""
+        """Call before each record: after a commit, start a new commit period (when the
+        commit took the input offsets) and purge the windows the last one closed. Returns
+        whether a new period started."""
         if self.written and not self.store.dirty:
             self.written = self.clocked = False
-            self.period_stream_time = self.stream_time
-            self.period_from = {}
-            for dk, ik in self.pending.items():
-                # Data before index: a lost index entry would only leave garbage behind,
-                # a lost data deletion under a deleted index would never be purged.
-                self.store.delete(dk)
-                self.store.delete(ik)
-            self.pending.clear()
-            # The heap's entries are in RocksDB now, ahead of the cursors: make sure the
-            # next pass scans far enough back to meet them. An entry already behind a cursor
-            # (one due when it was added: a join's record waiting for its null result under
-            # Kafka Streams' semantics) stays in the heap, which the scan would never meet.
+            self.flushed = True
+            self._flushed()
+        # Made durable without the input offsets, the period goes on; the commit of the
+        # offsets that ends it may come when this store has nothing more to write.
+        if not self.flushed or self.uncommitted:
+            return False
+        self.flushed = False
+        self.period_stream_time = self.stream_time
+        self.period_from = {}
+        for dk, ik in self.pending.items():
+            # Data before index: a lost index entry would only leave garbage behind,
+            # a lost data deletion under a deleted index would never be purged.
+            self.store.delete(dk)
+            self.store.delete(ik)
+        self.pending.clear()
+        return True
+
+    def _flushed(self) -> None:
+        """What any write of the write-back cache to RocksDB moves on."""
+        # The heap's entries are in RocksDB now, ahead of the cursors: make sure the next
+        # pass scans far enough back to meet them. An entry already behind a cursor (one
+        # due when it was added: a join's record waiting for its null result under Kafka
+        # Streams' semantics) stays in the heap, which the scan would never meet.
+        if self.heap:
             behind = []
             for entry in self.heap:
                 close, _, ik = entry
@@ -104,14 +122,12 @@ class WindowState:
                     self._rocks_next[prefix] = close
             heapq.heapify(behind)
             self.heap = behind
-            self.touched.clear()
-            return True
-        return False
+        self.touched.clear()
 
     def finish(self) -> None:
         """Call after each record. The stream time enters the write-back cache with the
-        first record of a commit period (so that the cache is empty only once a commit has
-        taken it) and goes to its end at the commit (before_commit)."""
+        first record after each write of the cache (so that the cache is empty only once a
+        commit has taken it) and goes to its end at the commit (before_commit)."""
         if not self.clocked:
             self.store.dirty[STREAM_TIME] = self._clock()
             self.clocked = True

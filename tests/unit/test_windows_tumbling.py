@@ -153,6 +153,30 @@ def test_crash_replay_neither_loses_nor_double_counts_a_window():
     assert emitted.count((WindowedKey("u1", 0, MIN), 7)) == 2  # re-emitted, same value
 
 
+def test_a_crash_after_the_state_was_made_durable_without_the_offsets_reports_nothing_late():
+    """A ?wait_for= read makes the state durable at once, the input offsets following at
+    the next commit. Three such flushes, the window [0, 60 s) closed between the first and
+    the second, then a crash: the records since the last commit of offsets are replayed
+    against that commit's stream time, none is judged late against a later one, and the
+    closed window is still there to tell a replayed record from a late one."""
+    with TopologyTestDriver(clicks_app(), auto_commit=False) as driver:
+        click(driver, "u1", 1_000, 1)
+        driver.commit()
+        click(driver, "u1", 2_000, 2)
+        driver.commit(offsets=False)
+        click(driver, "u1", 75_000, 4)  # closes [0, 60 s) = 3
+        driver.commit(offsets=False)
+        click(driver, "u1", 76_000, 8)
+        driver.commit(offsets=False)
+        click(driver, "u1", 77_000, 16)
+        driver.restart(crash=True)  # and processes again the records from the one at 2 s
+        click(driver, "u1", 140_000, 32)  # closes [60 s, 120 s)
+        emitted = finals(driver)
+        assert driver.output(driver.late_events_topic) == []
+        assert driver.late_records == 0
+    assert set(emitted) == {(WindowedKey("u1", 0, MIN), 3), (WindowedKey("u1", MIN, 2 * MIN), 28)}
+
+
 def test_update_emission_sends_every_change_of_a_window():
     with TopologyTestDriver(clicks_app(emit="update")) as driver:
         click(driver, "u1", 1_000, 1)
