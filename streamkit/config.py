@@ -144,9 +144,10 @@ VARS: tuple[Var, ...] = (
     Var("STREAMKIT_HEARTBEAT_INTERVAL_MS", "heartbeat_interval_ms", whole,
         per_profile(1000, 1000, 3000), "consumer groups: how often a member says it is alive"),
     Var("STREAMKIT_COMMIT_INTERVAL_MS", "commit_interval_ms", whole, 1000,
-        "commit at least this often (or after `STREAMKIT_COMMIT_MAX_RECORDS`)"),
-    Var("STREAMKIT_COMMIT_MAX_RECORDS", "commit_max_records", whole, 20000,
-        "commit after this many records (or after `STREAMKIT_COMMIT_INTERVAL_MS`)"),
+        "commit at least this often (or at `STREAMKIT_COMMIT_MAX_RECORDS`)"),
+    Var("STREAMKIT_COMMIT_MAX_RECORDS", "commit_max_records", whole, 50000,
+        "commit once this many records wait to be written: table updates (a key updated "
+        "again in the same commit counts once) and output records"),
     Var("STREAMKIT_FETCH_MAX_RECORDS", "fetch_max_records", whole, 2000, "records per fetch"),
     Var("STREAMKIT_FETCH_MAX_WAIT_MS", "fetch_max_wait_ms", whole, per_profile(500, 10, 500),
         "how long a fetch may wait for records"),
@@ -267,7 +268,7 @@ class Settings:
     session_timeout_ms: int = _FROM_PROFILE
     heartbeat_interval_ms: int = _FROM_PROFILE
     commit_interval_ms: int = 1000
-    commit_max_records: int = 20000
+    commit_max_records: int = 50000
     fetch_max_records: int = 2000
     fetch_max_wait_ms: int = _FROM_PROFILE
     global_fetch_max_wait_ms: int | None = None  # None: fetch_max_wait_ms

@@ -463,14 +463,22 @@ class Runner(UncaughtErrors, Service):
                 await self.globals.catch_up(self.global_probe, self.global_consumer,
                                             GLOBAL_CATCH_UP_TIMEOUT_S)
             self._process(batches)
-            if self._uncommitted and (self._uncommitted >= s.commit_max_records or
-                                      time.monotonic() - self._last_commit
-                                      >= s.commit_interval_ms / 1000):
+            if self._uncommitted and (time.monotonic() - self._last_commit
+                                      >= s.commit_interval_ms / 1000
+                                      or self._waiting_writes() >= s.commit_max_records):
                 await self._commit_or_retry()
             elif self._unflushed and any(c() for c in self.prompt_commit_checks):
                 # Someone waits for a state: make it durable now (changelog, outputs,
                 # RocksDB); the input offsets follow at the commit interval.
                 await self._commit_or_retry(offsets=False)
+
+    def _waiting_writes(self) -> int:
+        """The state updates and output records a commit would write now: what
+        STREAMKIT_COMMIT_MAX_RECORDS bounds (the memory they hold, the size of a commit).
+        Updates of one key in one commit period count once, as they are written once."""
+        outboxes = [self.outbox, *(self.txn.outboxes.values() if self.txn is not None else ())]
+        return (sum(task.dirty_count() for task in self.tasks.values())
+                + sum(o.count for o in outboxes))
 
     def make_durable_soon(self) -> None:
         """Someone has just started to wait for a state (a ?wait_for= read): make what was

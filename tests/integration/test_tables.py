@@ -328,6 +328,24 @@ def stale_totals(worker) -> dict[str, dict]:
     return out
 
 
+def test_a_commit_comes_when_the_writes_waiting_reach_the_bound_not_the_records(
+        broker, app_id, workers, counter_env):
+    """STREAMKIT_COMMIT_MAX_RECORDS bounds the table updates and output records that wait
+    for a commit, a key updated again counting once (as Kafka Streams' cache bounds what
+    waits): 3,000 records of 50 keys leave 50 updates waiting and bring no commit before
+    the interval (a minute here); 600 records of new keys pass the bound of 500 and do."""
+    topic = f"{app_id}-events"
+    produce(broker, topic, events(3000))
+    w = workers(COUNTER, counter_env(STREAMKIT_COMMIT_MAX_RECORDS="500",
+                                     STREAMKIT_COMMIT_INTERVAL_MS="60000"))
+    wait_for(lambda: records_in(w) == 3000, timeout=90)
+    assert metric(metrics_text(w), "streamkit_commits_total") == 0
+    produce(broker, topic, [(f"new{i}", {"amount": 1}) for i in range(600)])
+    wait_for(lambda: metric(metrics_text(w), "streamkit_commits_total") == 1)
+    assert totals(w, ["k0", "new0"]) == {"k0": expected(3000)["k0"],
+                                         "new0": {"count": 1, "sum": 1}}
+
+
 def test_on_error_stop_stops_the_worker_and_keeps_the_bad_record_for_later(
         broker, app_id, workers, counter_env):
     topic = f"{app_id}-events"
