@@ -118,13 +118,27 @@ class PartitionStore:
     # lifecycle -----------------------------------------------------------
     def open(self) -> "PartitionStore":
         self.path.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(self.path), options=_options(), column_families={_META_CF: _options()})
+        try:
+            self._db = self._open_db()
+        except Exception as exc:
+            if "lock" not in str(exc):
+                raise
+            # This process closed the database before, and a reference cycle still holds
+            # one of its objects, which keeps RocksDB's lock until the collector frees it.
+            # Collected here, when it is needed, rather than at every close: a full pass
+            # per store closed stalled a worker for tens of milliseconds each at every
+            # rebalance and stop.
+            gc.collect()
+            self._db = self._open_db()
         self._meta_handle = self._db.get_column_family_handle(_META_CF)
         meta = self._db.get_column_family(_META_CF)
         raw = meta.get(_CHECKPOINT)
         del meta  # a live column-family object keeps the database lock after close
         self.checkpoint = _OFFSET.unpack(raw)[0] if raw is not None else None
         return self
+
+    def _open_db(self) -> Rdict:
+        return Rdict(str(self.path), options=_options(), column_families={_META_CF: _options()})
 
     def close(self) -> None:
         self._read_cache.clear()
@@ -133,7 +147,6 @@ class PartitionStore:
             self._meta_handle = None
             self._db.close()
             self._db = cast(Rdict, None)
-            gc.collect()
         self.dirty.clear()
 
     def wipe(self) -> None:
