@@ -50,11 +50,11 @@ def free_ports_in_a_row(n: int, host: str = "127.0.0.1") -> int:
     """The first of n consecutive TCP ports that nothing listens on right now, below the
     ephemeral range when it leaves room (else any, from the kernel)."""
     low, _high = ephemeral_range()
-    if low - n <= LOWEST_PORT + 1000:
-        return _kernel_free_port(host) if n == 1 else _free_run_anywhere(n, host)
     while True:
-        base = _ports.randrange(LOWEST_PORT, low - n)
-        if all(_bindable(host, base + i) for i in range(n)):
+        # A kernel whose range leaves no room below it: any port the kernel gives.
+        base = (_ports.randrange(LOWEST_PORT, low - n) if low - n > LOWEST_PORT
+                else _kernel_free_port(host))
+        if base + n <= 65536 and all(_bindable(host, base + i) for i in range(n)):
             return base
 
 
@@ -76,13 +76,6 @@ def _kernel_free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def _free_run_anywhere(n: int, host: str) -> int:
-    while True:
-        base = _kernel_free_port(host)
-        if base + n <= 65536 and all(_bindable(host, base + i) for i in range(n)):
-            return base
 
 
 def port_in_use(host: str, port: int) -> bool:

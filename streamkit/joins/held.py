@@ -19,23 +19,21 @@ class HeldRecords:
         self.count = 0
 
     def add(self, key: Any, tail: Tail, value: Any) -> None:
+        self.count += 1
         held = self.keys.get(key)
         if held is None:
             self.keys[key] = ([tail], [value])
-            self.count += 1
             return
         tails, values = held
         if tails[-1] < tail:  # records mostly come in time order
             tails.append(tail)
             values.append(value)
-            self.count += 1
             return
         # A record comes once: one replayed after a crash comes to a new task, whose held
         # records are taken from the store at its first sweep.
         at = bisect_left(tails, tail)
         tails.insert(at, tail)
         values.insert(at, value)
-        self.count += 1
 
     def between(self, key: Any, ts_from: int, ts_to: int) -> list[tuple[int, str, int, Any]]:
         """The key's records with ts in [ts_from, ts_to] as (ts, topic, offset, value)."""
