@@ -3,15 +3,20 @@ a stepped sweep of offered load, and the same at 500 and 1000 req/s with three g
 instances and two service workers.
 
     python bench/gateway.py [--rates 500,1000,1500,2000,3000] [--seconds 20] [--warmup 2]
-                            [--threshold-ms 100] [--cluster-rates 500,1000] [--no-cluster]
-                            [--broker HOST:PORT] [--out FILE]
+                            [--settle 60] [--threshold-ms 100] [--cluster-rates 500,1000]
+                            [--no-cluster] [--broker HOST:PORT] [--out FILE]
 
 1. Starts (unless --broker) a dev broker, one echo service (tests/integration/apps/
    gateway_echo.py, written with the service helper) and one gateway instance
    (tests/integration/apps/gateway_front.py), each a `python -m faust -A ... worker`
    process, and a plain aiohttp server whose handler does the same work as the echo service
    (decode the JSON body, build the same answer): "direct".
-2. Offers a fixed load, open loop (bench/common.py's open_loop: request i is due at
+2. Settles: --settle seconds of gateway round trips at 1000 req/s, not measured. A broker
+   just started compiles its request paths (the JVM's JIT) while the first steps run: on a
+   fresh Kafka node the first 20 s at 500 req/s had a p99 of 26-91 ms, the same step after
+   it 12-17 ms. A broker in service has long done so. The settling step's own figures are
+   in the results ("settle" of "gateway streamkit"), so the cold start is not hidden.
+3. Offers a fixed load, open loop (bench/common.py's open_loop: request i is due at
    start + i/rate whatever happened to the earlier ones, and its latency runs from when it
    was due, so a stall is not hidden). For each rate of --rates in turn, gateway then
    direct, each for --seconds after --warmup seconds at the same rate (not measured). A
@@ -19,14 +24,15 @@ instances and two service workers.
    some requests fail: 5xx, time-outs), except that 500 and 1000 req/s are always measured.
    Every answer is checked against the request; a wrong answer fails the benchmark, and so
    does any failed request at the lowest rate.
-3. Then two more gateway instances (same gateway id: one group over the response topic) and
+4. Then two more gateway instances (same gateway id: one group over the response topic) and
    a second echo worker join; requests go round-robin to the three gateways, at each rate of
    --cluster-rates.
 
 Results: "gateway streamkit" and "gateway direct" ({"p50_ms_500", "p99_ms_500",
 "p99_ms_1000", "p99_crosses_100ms_at_rps" (the first offered rate whose p99 exceeded the
-threshold, null if none did), "steps": [...]}), "gateway streamkit 3x2" ({"p50_ms_500",
-"p99_ms_500", "p50_ms_1000", "p99_ms_1000", "steps"}) and "meta".
+threshold, null if none did), "steps": [...]; the gateway's also "settle"}), "gateway
+streamkit 3x2" ({"p50_ms_500", "p99_ms_500", "p50_ms_1000", "p99_ms_1000", "steps"}) and
+"meta".
 """
 from __future__ import annotations
 
@@ -182,6 +188,8 @@ def main() -> int:
                    help="offered loads of the sweep, req/s, ascending")
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per step")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each step")
+    p.add_argument("--settle", type=float, default=60.0,
+                   help="unmeasured seconds at 1000 req/s through the gateway before the sweep")
     p.add_argument("--threshold-ms", type=float, default=100.0)
     p.add_argument("--cluster-rates", default="500,1000",
                    help="rates for three gateways and two service workers")
@@ -210,9 +218,12 @@ def main() -> int:
                 from streamkit.devbroker import port_in_use
 
                 wait_until(lambda: port_in_use("127.0.0.1", port), 30, "the direct server listens")
+                settled = (asyncio.run(step("gateway settle", [gw.url], max(ALWAYS), args.settle, 0))
+                           if args.settle > 0 else None)
                 one = asyncio.run(sweep({"gateway streamkit": [gw.url],
                                          "gateway direct": [f"http://127.0.0.1:{port}"]},
                                         rates, args.seconds, args.warmup, args.threshold_ms))
+                one["gateway streamkit"]["settle"] = settled
                 results.update(one)
                 stats["gateway"] = gw.get("/gateway/stats")[1]
                 if not args.no_cluster:
@@ -226,6 +237,7 @@ def main() -> int:
 
     meta = base_meta(
         broker, rates=rates, seconds_per_step=args.seconds, warmup_s=args.warmup,
+        settle_s=args.settle,
         threshold_ms=args.threshold_ms, cluster_rates=cluster_rates,
         fetch_wait_ms=Settings.from_env({"STREAMKIT_PROFILE": broker.profile}).fetch_max_wait_ms,
         service_partitions=4, response_partitions=12,

@@ -107,7 +107,7 @@ BENCHMARKS = [
               ("queries streamkit", "queries bare-aiohttp"), 1800),
     Benchmark("gateway", "gateway.py", ("--seconds", "20", "--rates", "500,1000,1500,2000,3000",
                                         "--cluster-rates", "500,1000"),
-              ("--seconds", "1", "--warmup", "0.5", "--rates", "500,1000",
+              ("--seconds", "1", "--warmup", "0.5", "--settle", "1", "--rates", "500,1000",
                "--cluster-rates", "500,1000"),
               ("gateway streamkit", "gateway direct", "gateway streamkit 3x2"), 3600),
     Benchmark("wait_for", "wait_for.py", ("--rate", "100", "--seconds", "30"),

@@ -7,10 +7,11 @@ Every case is run by ``bench/w1.py`` as
 reads the expected final per-key sums from ``DIR/expected.json``, checks its own final
 sums against them, and prints ONE JSON line as the last line of its stdout::
 
-    {"eps": ..., "seconds": ..., "rss_mb": ..., "checked": true, "group": ..., ...}
+    {"eps": ..., "seconds": ..., "rss_mb": ..., "cpu_s": ..., "checked": true, "group": ..., ...}
 
 ``seconds`` runs from the first record the case saw to the end of its last offset commit
-(after its final flush); ``rss_mb`` is the peak RSS of the case process (VmHWM).
+(after its final flush); ``rss_mb`` is the peak RSS of the case process (VmHWM);
+``cpu_s`` its CPU time so far, start-up included.
 A case whose sums do not match prints a message on stderr and exits non-zero.
 
 The in-process worker helpers below (`streamkit_settings`, `run_worker`, `records_done`,
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -79,6 +81,7 @@ def report(events: int, seconds: float, checked: bool, **extra: Any) -> None:
         "rss_mb": round(peak_rss_mb(), 1),
         "checked": checked,
         "events": events,
+        "cpu_s": round(time.process_time(), 3),
     }
     result.update(extra)
     sys.stdout.write(json.dumps(result) + "\n")
@@ -87,7 +90,6 @@ def report(events: int, seconds: float, checked: bool, **extra: Any) -> None:
 
 def finish(state: Mapping[str, Any], events: int, **extra: Any) -> None:
     """Report an in-process worker's result (state: error, result, stop_at), or fail."""
-    import time
 
     if state.get("error"):
         fail(state["error"])
@@ -171,7 +173,6 @@ def stop_self(state: dict, on_stuck=None) -> None:
     (the measured part is over by then)."""
     import signal
     import threading
-    import time
 
     state["stop_at"] = time.perf_counter()
     if on_stuck is not None:
@@ -203,7 +204,6 @@ async def faust_commit_through(app, last: Mapping, timeout: float = 60.0) -> Non
     committed. The last event of each partition is acked when the agent asks for the next
     one; Faust flushes the producer (and so the changelog) before committing."""
     import asyncio
-    import time
 
     target = {tp: off + 1 for tp, off in last.items()}
     deadline = time.monotonic() + timeout
