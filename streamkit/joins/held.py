@@ -4,7 +4,7 @@ has few records. The store stays the truth; this is a copy the buffer keeps exac
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any, Callable
+from typing import Any
 
 Tail = tuple[int, str, int]  # a buffered record's (ts, topic, offset)
 
@@ -45,16 +45,15 @@ class HeldRecords:
         lo, hi = bisect_left(tails, (ts_from,)), bisect_left(tails, (ts_to + 1,))
         return [(*tails[i], values[i]) for i in range(lo, hi)]
 
-    def drop_until(self, limit: int, delete: Callable[[Any, Tail], None]) -> int | None:
-        """Drop the records with ts <= limit, calling delete(key, tail) for each; return
-        the time of the oldest record left (None: none is left)."""
+    def drop_until(self, limit: int) -> tuple[int | None, list[tuple[Any, list[Tail]]]]:
+        """Drop the records with ts <= limit: (the time of the oldest record left, None
+        when none is left; the dropped records' tails, by key)."""
         oldest: int | None = None
-        emptied = []
+        dropped, emptied = [], []
         for key, (tails, values) in self.keys.items():
             if tails[0][0] <= limit:
                 cut = bisect_left(tails, (limit + 1,))
-                for tail in tails[:cut]:
-                    delete(key, tail)
+                dropped.append((key, tails[:cut]))
                 del tails[:cut]
                 del values[:cut]
                 self.count -= cut
@@ -66,4 +65,4 @@ class HeldRecords:
                 oldest = first
         for key in emptied:
             del self.keys[key]
-        return oldest
+        return oldest, dropped

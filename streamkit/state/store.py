@@ -48,6 +48,10 @@ def _options() -> Options:
     # changelog (not the memtable) is what makes the data durable.
     opts.set_write_buffer_size(8 << 20)
     opts.set_max_write_buffer_number(2)
+    # The write-ahead log stays (Kafka Streams drops it and flushes every store at each
+    # commit): with it, a process that dies leaves each store as of its last commit. As of
+    # its last flush instead, a quiet store could restart days behind, and restore from a
+    # checkpoint older than the changelog's compacted-away tombstones, keeping deleted keys.
     return opts
 
 

@@ -127,7 +127,11 @@ class WindowKeys:
         if type(k) is not tuple:
             raise TypeError(f"a window store is keyed by (key, start, end), not {k!r}: read "
                             f"it with streamkit.windows.fetch_window / fetch_windows")
-        if len(k) == 3:
+        n = len(k)
+        if n == 5 and k[0] == "r":  # first: a join writes and deletes one per record
+            kb = self.inner.encode(k[1])
+            return b"".join((RECORD, _LEN.pack(len(kb)), kb, _record_tail(k[2], k[3], k[4])))
+        if n == 3:
             kb = self.inner.encode(k[0])
             return WINDOW + _LEN.pack(len(kb)) + kb + _T2.pack(_ts(k[1]), _ts(k[2]))
         tag = k[0]
@@ -177,9 +181,22 @@ class WindowKeys:
         return self.inner.decode(data[pos:pos + n]), pos + n
 
 
+# A topic's name as a record key carries it (length, then UTF-8): a store's records come
+# from a few topics, and a join encodes this for every record it buffers and deletes.
+_TOPIC_BYTES: dict[str, bytes] = {}
+
+
+def _topic_bytes(topic: str) -> bytes:
+    tb = _TOPIC_BYTES.get(topic)
+    if tb is None:
+        raw = topic.encode()
+        tb = _TOPIC_BYTES[topic] = _LEN.pack(len(raw)) + raw
+    return tb
+
+
 def _record_tail(ts: int, topic: str, offset: int) -> bytes:
-    tb = topic.encode()
-    return _T1.pack(_ts(ts)) + _LEN.pack(len(tb)) + tb + _T1.pack(_ts(offset))
+    return b"".join((_T1.pack((ts + _SIGN) & _MASK), _topic_bytes(topic),
+                     _T1.pack((offset + _SIGN) & _MASK)))
 
 
 def _untail(data: bytes, pos: int) -> tuple[int, str, int]:

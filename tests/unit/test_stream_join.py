@@ -295,6 +295,21 @@ def test_a_buffer_holds_its_records_in_memory_up_to_a_bound_and_again_after_a_sw
         assert [v for _k, v, _t in joined(d)] == [("lc", "rc"), ("ld", "rd")]
 
 
+def test_records_buffered_before_the_bound_was_passed_are_found_before_the_next_commit():
+    # Past the bound, the buffer's reads go to RocksDB and to what this commit period has
+    # not written yet: the records it held must be among the latter.
+    with sweeping_after(0, held=2), TopologyTestDriver(join_app(), auto_commit=False) as d:
+        send(d, "left", "a", 100, "la")
+        send(d, "left", "b", 101, "lb")
+        send(d, "left", "a", 102, "la2")      # past the bound: nothing held any more
+        assert held(d, "left") is None
+        send(d, "right", "a", 105, "ra")
+        send(d, "right", "b", 106, "rb")
+        d.commit()
+        assert sorted(v for _k, v, _t in joined(d)) == [("la", "ra"), ("la2", "ra"),
+                                                        ("lb", "rb")]
+
+
 def test_the_buffers_are_internal_tables_of_one_sub_topology():
     topo = join_app().topology
     topo.finalize()
