@@ -103,12 +103,15 @@ def gc_thresholds(name: str, raw: str) -> tuple[int, int, int] | None:
     return values[0], values[1], values[2]
 
 
-# The worker's collector: young passes as often as Python's (700 allocations, 10 young
-# passes a middle one), but a full pass once per 100 middle passes instead of 10. Records
-# held for a commit period or two (write-back caches, join buffers) outlive the young
-# passes; with Python's 10 the collector walked them all again about twice a second, each
-# full pass 50-100 ms of a worker's time (bench/README.md, "The collector's full passes").
-GC_THRESHOLDS = (700, 10, 100)
+# The worker's collector: a young pass per 7,000 allocations (Python's 700), 10 young passes
+# a middle one, and a full pass once per 100 middle passes instead of 10. Records held for a
+# commit period or two (write-back caches, join buffers) outlive the young passes; with
+# Python's 10 the collector walked them all again about twice a second, each full pass
+# 50-100 ms of a worker's time. A serving process (a gateway) has thousands of live objects
+# of its requests in flight at each young pass: at 700 its passes took 3-11 ms about once
+# a second (bench/README.md, "The collector's full passes", "The collector's young
+# passes in a gateway").
+GC_THRESHOLDS = (7000, 10, 100)
 
 
 def env_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -199,7 +202,7 @@ VARS: tuple[Var, ...] = (
         "decoded values kept per table partition for key reads (`0`: none; docs/queries.md)"),
     Var("STREAMKIT_GC_THRESHOLDS", "gc_thresholds", gc_thresholds, GC_THRESHOLDS,
         "the worker's `gc.set_threshold` (`python`: Python's 700,10,10; docs/operations.md)",
-        "`700,10,100`"),
+        "`7000,10,100`"),
     Var("STREAMKIT_PLUGINS", "plugins", text, "",
         "more plugins, `module:attr,...` (docs/plugins.md)"),
     Var("STREAMKIT_SECURITY_PROTOCOL", "security_protocol", one_of(*SECURITY_PROTOCOLS),

@@ -90,7 +90,7 @@ def test_settings_made_in_code_take_the_defaults_of_their_profile():
 
 
 def test_the_collector_thresholds_default_to_rare_full_passes_or_pythons_own():
-    assert Settings.from_env({}).gc_thresholds == (700, 10, 100)
+    assert Settings.from_env({}).gc_thresholds == (7000, 10, 100)
     assert Settings.from_env({"STREAMKIT_GC_THRESHOLDS": " 2000, 20,50"}).gc_thresholds \
         == (2000, 20, 50)
     assert Settings.from_env({"STREAMKIT_GC_THRESHOLDS": "python"}).gc_thresholds is None
