@@ -1,6 +1,7 @@
 """Run every benchmark, one at a time, on one broker, and collect one results file.
 
-    python bench/run.py [--broker kafka|dev|HOST:PORT] [--only NAMES] [--out FILE] [--quick]
+    python bench/run.py [--broker kafka|dev|HOST:PORT] [--only NAMES] [--without CASES]
+                        [--out FILE] [--quick]
 
 --broker kafka (the default): one Apache Kafka KRaft node started here for the whole run
     (streamkit.kafkabroker.start_kafka: C2 JIT, heap 1024 MB, topics in a temporary
@@ -14,6 +15,9 @@
 --only w1,windows,join,scaling,queries,gateway,wait_for,startup,recovery: run these only and merge
     their keys into the existing results file (the other keys are kept; meta records what
     was rerun and when). Without --only, the file is written anew.
+--without faust,quix: leave these cases out of the benchmarks whose keys are their cases (w1,
+    windows, join); their keys are then missing from the file, not left from an earlier run.
+    Faust's W1 and windows cases take about 45 min per run at the full size.
 --quick: tiny sizes, to check that everything works end to end; the figures mean nothing.
     Unless --out is given, they go to <tmp>/streamkit-bench/quick-<broker>.json, never to
     bench/results.
@@ -58,22 +62,33 @@ class Benchmark:
     dev_cases: str | None = None   # --cases on the dev broker: without the Kafka Streams cases
     kafka_only: bool = False       # not run on the dev broker (scaling: it reads the group's
                                    # state with admin requests the dev broker answers wrongly)
+    keyed_by_case: bool = False    # each key is "<workload> <case>" of the script's --cases
+
+    def cases(self, broker_kind: str) -> list[str]:
+        """The cases it runs on this kind of broker, when its keys are its cases."""
+        return [k.split(" ", 1)[1] for k in self.keys_on(broker_kind)]
 
     @property
     def prefix(self) -> str:
         """Every result key of this benchmark starts with it."""
         return self.keys[0].split(" ")[0] + " "
 
-    def keys_on(self, broker_kind: str) -> tuple[str, ...]:
+    def keys_on(self, broker_kind: str, without: frozenset[str] = frozenset()) -> tuple[str, ...]:
         """The keys it must write on this kind of broker: the Kafka Streams cases need Apache
         Kafka (on the dev broker their Kafka 4.4 clients find no group coordinator), and so
-        does exactly-once (transactions)."""
-        if broker_kind != "dev":
-            return self.keys
-        return tuple(k for k in self.keys if not needs_apache_kafka(k.split(" ", 1)[1]))
+        does exactly-once (transactions). Cases named in `without` are left out."""
+        keys = self.keys
+        if broker_kind == "dev":
+            keys = tuple(k for k in keys if not needs_apache_kafka(k.split(" ", 1)[1]))
+        if self.keyed_by_case:
+            keys = tuple(k for k in keys if k.split(" ", 1)[1] not in without)
+        return keys
 
-    def cases_on(self, broker_kind: str) -> tuple[str, ...]:
+    def cases_on(self, broker_kind: str, without: frozenset[str] = frozenset()) -> tuple[str, ...]:
         """The --cases that replace those of the arguments on this kind of broker."""
+        if self.keyed_by_case and without & set(self.cases(broker_kind)):
+            return ("--cases", ",".join(k.split(" ", 1)[1]
+                                        for k in self.keys_on(broker_kind, without)))
         return ("--cases", self.dev_cases) if broker_kind == "dev" and self.dev_cases else ()
 
 
@@ -86,17 +101,17 @@ BENCHMARKS = [
                "W1 ceiling",
                "W1 kafka-streams", "W1 kafka-streams-1s", "W1 kafka-streams-1s-2t",
                "W1 kafka-streams-eos", "W1 kafka-streams-eos-1s"),
-              8 * 3600, "ceiling,faust,quix,streamkit,streamkit-agent"),
+              8 * 3600, "ceiling,faust,quix,streamkit,streamkit-agent", keyed_by_case=True),
     Benchmark("windows", "windows.py", ("--events", "3000000", "--reps", "3"),
               ("--events", "3000", "--reps", "1"),
               ("windows streamkit", "windows faust", "windows kafka-streams",
                "windows kafka-streams-1s", "windows kafka-streams-final",
                "windows kafka-streams-final-1s", "windows kafka-streams-final-1s-2t"),
-              8 * 3600, "streamkit,faust"),
+              8 * 3600, "streamkit,faust", keyed_by_case=True),
     Benchmark("join", "stream_join.py", ("--records", "1500000", "--reps", "3"),
               ("--records", "2000", "--reps", "1"),
               ("join streamkit", "join kafka-streams", "join kafka-streams-1s",
-               "join kafka-streams-1s-2t"), 4 * 3600, "streamkit"),
+               "join kafka-streams-1s-2t"), 4 * 3600, "streamkit", keyed_by_case=True),
     Benchmark("scaling", "scaling.py", ("--events", "3000000", "--reps", "1"),
               ("--events", "4000", "--reps", "1"),
               ("scaling streamkit-1p", "scaling streamkit-2p", "scaling streamkit-4p",
@@ -196,7 +211,8 @@ class RunBroker:
 
 # --------------------------------------------------------------------------- one benchmark
 
-def run_one(bench: Benchmark, broker: RunBroker, run_dir: Path, quick: bool) -> dict:
+def run_one(bench: Benchmark, broker: RunBroker, run_dir: Path, quick: bool,
+            without: frozenset[str] = frozenset()) -> dict:
     """Run one benchmark script; return {"keys": {...}, "meta": ..., "failed": reason|None,
     "wall_s", "command", "log"}."""
     out = run_dir / f"{bench.name}.json"
@@ -204,7 +220,7 @@ def run_one(bench: Benchmark, broker: RunBroker, run_dir: Path, quick: bool) -> 
     out.unlink(missing_ok=True)
     bootstrap, stop_broker = broker.for_benchmark(bench.name)
     cmd = [sys.executable, str(BENCH / bench.script), *(bench.quick if quick else bench.args),
-           *bench.cases_on(broker.kind), "--broker", bootstrap, "--out", str(out)]
+           *bench.cases_on(broker.kind, without), "--broker", bootstrap, "--out", str(out)]
     env = with_repo_on_path({**os.environ, "STREAMKIT_PROFILE": broker.profile,
                              BROKER_DESC_ENV: broker.description, "PYTHONUNBUFFERED": "1"})
     timeout = 600.0 if quick else bench.timeout_s
@@ -261,7 +277,7 @@ def run_one(bench: Benchmark, broker: RunBroker, run_dir: Path, quick: bool) -> 
                   + (json.dumps(reasons) if reasons else " / ".join(list(last)[-8:])))
     if failed is None and not out.exists():
         failed = "wrote no results file"
-    missing = [k for k in bench.keys_on(broker.kind) if k not in result["keys"]]
+    missing = [k for k in bench.keys_on(broker.kind, without) if k not in result["keys"]]
     if failed is None and missing:
         failed = f"missing result keys {missing}"
     result["failed"] = failed[-3000:] if failed else None
@@ -327,7 +343,7 @@ def merge(existing: dict, runs: dict[str, dict], broker: RunBroker, args, only: 
     ordered.update({k: v for k, v in results.items() if k not in ordered})
     history = list(old_meta.get("runs", [])) if args.only else []
     history.append({"date": now_iso(), "command": " ".join(["python", *sys.argv]),
-                    "only": only, "quick": args.quick,
+                    "only": only, "without": sorted(args.without), "quick": args.quick,
                     "failed": sorted(n for n in runs if runs[n]["failed"])})
     meta = base_meta(broker.description, broker_kind=broker.kind, profile=broker.profile,
                      format=FORMAT, quick=args.quick, benchmarks=benchmarks, failed=failed,
@@ -377,8 +393,15 @@ def main() -> int:
     p.add_argument("--only", default=None,
                    help=f"comma-separated, from {','.join(BY_NAME)}; merges into --out")
     p.add_argument("--out", default=None, help="results file (default: by broker, see above)")
+    p.add_argument("--without", default="",
+                   help="comma-separated cases to leave out of w1, windows and join (e.g. faust)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     args = p.parse_args()
+    args.without = frozenset(c.strip() for c in args.without.split(",") if c.strip())
+    known_cases = {c for b in BENCHMARKS if b.keyed_by_case for c in b.cases("kafka")}
+    if args.without - known_cases:
+        p.error(f"--without: unknown case(s) {sorted(args.without - known_cases)}; "
+                f"known: {','.join(sorted(known_cases))}")
     only = [n.strip() for n in (args.only or ",".join(BY_NAME)).split(",") if n.strip()]
     unknown = [n for n in only if n not in BY_NAME]
     if unknown:
@@ -405,7 +428,7 @@ def main() -> int:
             return 1
         for name in only:
             try:
-                runs[name] = run_one(BY_NAME[name], broker, run_dir, args.quick)
+                runs[name] = run_one(BY_NAME[name], broker, run_dir, args.quick, args.without)
             except Exception as exc:  # noqa: BLE001 - e.g. a dev broker that did not start
                 runs[name] = {"keys": {}, "meta": None, "wall_s": 0.0, "command": "", "log": "",
                               "failed": f"{type(exc).__name__}: {exc}"[-3000:]}
