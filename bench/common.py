@@ -443,16 +443,19 @@ def latency_stats(latencies_ms: list[float]) -> dict:
 
 async def open_loop(rate: float, seconds: float,
                     fire: Callable[[int, Any], Awaitable[str | None]],
-                    timeout_s: float = 30.0) -> dict:
+                    timeout_s: float = 30.0, slice_s: float = 5.0) -> dict:
     """Offer `rate` requests/s for `seconds`, open loop: request i is due at start + i/rate
     whatever happened to the earlier ones, and its latency runs from when it was due, so a
     stall is not hidden (no coordinated omission). `fire(i, session)` sends request i with
     the aiohttp session and returns None when the answer is right, else the kind of error
-    (an HTTP status, "wrong_answer", ...). Latencies are those of right answers."""
+    (an HTTP status, "wrong_answer", ...). Latencies are those of right answers.
+    `slices`: p99 and max of the requests due in each `slice_s` of the run, to tell a tail
+    spread over the run from one stall or a slow start."""
     import aiohttp
 
     n = int(rate * seconds)
     latencies: list[float] = []
+    by_slice: dict[int, list[float]] = {}
     errors: dict[str, int] = {}
     examples: dict[str, str] = {}
     loop = asyncio.get_running_loop()
@@ -465,6 +468,7 @@ async def open_loop(rate: float, seconds: float,
         done = loop.time()
         if err is None:
             latencies.append((done - due) * 1000)
+            by_slice.setdefault(int((due - start) // slice_s), []).append(latencies[-1])
         else:
             kind = err.split(":", 1)[0]
             errors[kind] = errors.get(kind, 0) + 1
@@ -486,7 +490,9 @@ async def open_loop(rate: float, seconds: float,
     return {"offered_rps": rate, "seconds": seconds, "requests": n, "ok": len(latencies),
             "errors": errors, "error_examples": examples,
             "answered_rps": round(len(latencies) / elapsed, 1) if elapsed > 0 else None,
-            **latency_stats(latencies)}
+            **latency_stats(latencies),
+            "slices": [{"from_s": k * slice_s, "p99_ms": stats["p99_ms"], "max_ms": stats["max_ms"]}
+                       for k in sorted(by_slice) for stats in [latency_stats(by_slice[k])]]}
 
 
 # --------------------------------------------------------------------------- results

@@ -19,7 +19,8 @@ the new order is validated, `POST /api/basket/{customer}/checkout?wait_for=state
 Results: "wait_for streamkit" ({"p50_ms", "p99_ms", "max_ms", "count", "rate", ...,
 "work": per process, over the measured checkouts (warm-up included): "cpu_ms_per_checkout"
 (its CPU time from /proc) and "commits" (streamkit_commit_seconds_count: commits of its
-processing path, the prompt ones that make an awaited state durable included)}) and "meta".
+processing path, the prompt ones that make an awaited state durable included), "slices": p99
+and max of the checkouts due in each 5 s}) and "meta".
 """
 from __future__ import annotations
 
@@ -175,6 +176,8 @@ def main() -> int:
                 print(f"wait_for: {out['ok']}/{out['requests']} checkouts VALIDATED at "
                       f"{args.rate:g}/s; p50 {out['p50_ms']} ms  p99 {out['p99_ms']} ms  "
                       f"max {out['max_ms']} ms  errors {out['errors']}", flush=True)
+                print("  p99/max by 5 s: " + ", ".join(f"{s['p99_ms']:.0f}/{s['max_ms']:.0f}"
+                                                       for s in out["slices"]), flush=True)
                 if out["errors"] or out["ok"] != n:
                     raise BenchFailed(f"{out['requests'] - out['ok']} of {out['requests']} checkouts "
                                       f"were not answered 200 VALIDATED: {out['errors']}: "
@@ -184,7 +187,7 @@ def main() -> int:
                     "p90_ms": out["p90_ms"], "mean_ms": out["mean_ms"], "count": out["ok"],
                     "rate": int(args.rate) if float(args.rate).is_integer() else args.rate,
                     "seconds": args.seconds,
-                    "answered_rps": out["answered_rps"],
+                    "answered_rps": out["answered_rps"], "slices": out["slices"],
                     "work": {name: {"cpu_ms_per_checkout":
                                     round((after[name][0] - before[name][0]) * 1000
                                           / (warm_n + n), 2),
