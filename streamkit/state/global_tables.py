@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,16 @@ _ASSIGNMENT_LOG = logging.getLogger("aiokafka.consumer.subscription_state")
 # The probe's fetches wait 1 ms at the broker: its answer (with the high watermark) comes
 # about a round trip later.
 CATCH_UP_POLL_MS = 1
+# A catch-up that has had no fetch answer for this long assigns its partitions again, once.
+# aiokafka's fetch routine can be left asleep for its consumer_timeout_ms (200 ms) with
+# the probe's new assignment positioned, unpaused and no fetch in flight: nothing it waits
+# on wakes it, and a new assignment does. Seen in the checkout flow of bench/wait_for.py at
+# 100/s: a few catch-ups of 205 ms per 30 s (30-50 ms otherwise), each holding up the
+# worker's processing, and its buffered records past aiokafka's prefetch backoff (100 ms),
+# so that its next fetch left their partitions out and waited its fetch wait (500 ms).
+# Once: on a broker further away than this, a second assignment would cancel a fetch that
+# was on its way.
+REASSIGN_AFTER_S = 0.05
 
 
 @dataclass
@@ -101,6 +112,7 @@ class GlobalTables:
         self.by_tp: dict[TopicPartition, tuple[GlobalTable, PartitionStore]] = {}
         self.catch_ups = 0
         self.catch_up_timeouts = 0
+        self.reassigned = 0  # catch-ups whose probe was assigned again (REASSIGN_AFTER_S)
 
     async def start(self, probe: AIOKafkaConsumer, tail: AIOKafkaConsumer,
                     partitions: dict[str, int]) -> int:
@@ -135,14 +147,20 @@ class GlobalTables:
                     tail.seek(tp, store.checkpoint)  # the tail need not read it again
         return True
 
-    async def _read_to_end(self, probe: AIOKafkaConsumer) -> int:
+    async def _assign(self, probe: AIOKafkaConsumer) -> float:
+        """Assign the probe its partitions at the stores' checkpoints; when it was done."""
         quiet, _ASSIGNMENT_LOG.disabled = _ASSIGNMENT_LOG.disabled, True
         try:
             probe.assign(list(self.by_tp))
         finally:
             _ASSIGNMENT_LOG.disabled = quiet
         await seek_to_checkpoints(probe, self._stores())
+        return time.monotonic()
+
+    async def _read_to_end(self, probe: AIOKafkaConsumer) -> int:
+        assigned_at = await self._assign(probe)
         pending, applied = set(self.by_tp), 0
+        answered = reassigned = False
         while pending:
             # A short wait: a partition with nothing to read has its high watermark as soon
             # as the broker answers its fetch, but getmany returns early only for records.
@@ -154,8 +172,14 @@ class GlobalTables:
             applied += sum(len(r) for r in batches.values())
             for tp in list(pending):
                 hw = readable_end(probe, tp)
+                answered = answered or hw is not None
                 if hw is not None and await probe.position(tp) >= hw:
                     pending.discard(tp)
+            if not answered and not reassigned and time.monotonic() - assigned_at > REASSIGN_AFTER_S:
+                # Nothing read yet, so the stores' checkpoints are where to start again.
+                await self._assign(probe)
+                reassigned = True
+                self.reassigned += 1
         # Paused, not unassigned: the next catch-up assigns the same partitions again, which
         # resets their fetch state without a metadata request. Unassigning would empty the
         # client's topic list, and its next metadata request would ask for every topic of
