@@ -490,9 +490,15 @@ async def open_loop(rate: float, seconds: float,
     return {"offered_rps": rate, "seconds": seconds, "requests": n, "ok": len(latencies),
             "errors": errors, "error_examples": examples,
             "answered_rps": round(len(latencies) / elapsed, 1) if elapsed > 0 else None,
-            **latency_stats(latencies),
+            **latency_stats(latencies), "slice_s": slice_s,
             "slices": [{"from_s": k * slice_s, "p99_ms": stats["p99_ms"], "max_ms": stats["max_ms"]}
                        for k in sorted(by_slice) for stats in [latency_stats(by_slice[k])]]}
+
+
+def slices_text(out: dict) -> str:
+    """open_loop's slices for a log line: p99/max of each slice, in ms."""
+    return (f"p99/max by {out['slice_s']:g} s: "
+            + ", ".join(f"{s['p99_ms']:.0f}/{s['max_ms']:.0f}" for s in out["slices"]))
 
 
 # --------------------------------------------------------------------------- results

@@ -57,6 +57,7 @@ from common import (  # noqa: E402
     free_port,
     install_sigterm_as_interrupt,
     open_loop,
+    slices_text,
     wait_until,
     write_results,
 )
@@ -141,10 +142,9 @@ async def step(name: str, bases: list[str], rate: int, seconds: float, warmup: f
     out = await open_loop(rate, seconds, echo_requests(bases, f"{name}-{rate}-"))
     if out["errors"].get("wrong_answer"):
         raise BenchFailed(f"{name} at {rate} req/s: wrong answers: {out['error_examples']}")
-    slices = "/".join(f"{x['p99_ms']:.0f}" for x in out["slices"])
     print(f"{name:<22} {rate:>5} req/s  p50 {out['p50_ms']} ms  p99 {out['p99_ms']} ms  "
           f"max {out['max_ms']} ms  ok {out['ok']}/{out['requests']}  errors {out['errors']}"
-          f"  p99 by 5 s {slices}", flush=True)
+          f"  {slices_text(out)}", flush=True)
     return out
 
 

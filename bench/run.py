@@ -51,6 +51,11 @@ KAFKA_HEAP_MB = 1024
 FORMAT = "streamkit-bench/1"
 
 
+def case_of(key: str) -> str:
+    """The case of a result key "<workload> <case>"."""
+    return key.split(" ", 1)[1]
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
@@ -64,10 +69,6 @@ class Benchmark:
                                    # state with admin requests the dev broker answers wrongly)
     keyed_by_case: bool = False    # each key is "<workload> <case>" of the script's --cases
 
-    def cases(self, broker_kind: str) -> list[str]:
-        """The cases it runs on this kind of broker, when its keys are its cases."""
-        return [k.split(" ", 1)[1] for k in self.keys_on(broker_kind)]
-
     @property
     def prefix(self) -> str:
         """Every result key of this benchmark starts with it."""
@@ -79,16 +80,15 @@ class Benchmark:
         does exactly-once (transactions). Cases named in `without` are left out."""
         keys = self.keys
         if broker_kind == "dev":
-            keys = tuple(k for k in keys if not needs_apache_kafka(k.split(" ", 1)[1]))
+            keys = tuple(k for k in keys if not needs_apache_kafka(case_of(k)))
         if self.keyed_by_case:
-            keys = tuple(k for k in keys if k.split(" ", 1)[1] not in without)
+            keys = tuple(k for k in keys if case_of(k) not in without)
         return keys
 
     def cases_on(self, broker_kind: str, without: frozenset[str] = frozenset()) -> tuple[str, ...]:
         """The --cases that replace those of the arguments on this kind of broker."""
-        if self.keyed_by_case and without & set(self.cases(broker_kind)):
-            return ("--cases", ",".join(k.split(" ", 1)[1]
-                                        for k in self.keys_on(broker_kind, without)))
+        if self.keyed_by_case and without & {case_of(k) for k in self.keys_on(broker_kind)}:
+            return ("--cases", ",".join(case_of(k) for k in self.keys_on(broker_kind, without)))
         return ("--cases", self.dev_cases) if broker_kind == "dev" and self.dev_cases else ()
 
 
@@ -398,7 +398,7 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     args = p.parse_args()
     args.without = frozenset(c.strip() for c in args.without.split(",") if c.strip())
-    known_cases = {c for b in BENCHMARKS if b.keyed_by_case for c in b.cases("kafka")}
+    known_cases = {case_of(k) for b in BENCHMARKS if b.keyed_by_case for k in b.keys}
     if args.without - known_cases:
         p.error(f"--without: unknown case(s) {sorted(args.without - known_cases)}; "
                 f"known: {','.join(sorted(known_cases))}")

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import orjson  # noqa: E402
 
 from common import (BenchFailed, Workers, add_common_args, base_meta, bench_broker,  # noqa: E402
-                    install_sigterm_as_interrupt, open_loop, write_results)
+                    install_sigterm_as_interrupt, open_loop, slices_text, write_results)
 
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "wait_for.json"
 SERVICES = ["apps.customer.app", "apps.basket.app", "apps.orders.app"]
@@ -176,8 +176,7 @@ def main() -> int:
                 print(f"wait_for: {out['ok']}/{out['requests']} checkouts VALIDATED at "
                       f"{args.rate:g}/s; p50 {out['p50_ms']} ms  p99 {out['p99_ms']} ms  "
                       f"max {out['max_ms']} ms  errors {out['errors']}", flush=True)
-                print("  p99/max by 5 s: " + ", ".join(f"{s['p99_ms']:.0f}/{s['max_ms']:.0f}"
-                                                       for s in out["slices"]), flush=True)
+                print(f"  {slices_text(out)}", flush=True)
                 if out["errors"] or out["ok"] != n:
                     raise BenchFailed(f"{out['requests'] - out['ok']} of {out['requests']} checkouts "
                                       f"were not answered 200 VALIDATED: {out['errors']}: "

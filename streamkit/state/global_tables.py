@@ -112,7 +112,6 @@ class GlobalTables:
         self.by_tp: dict[TopicPartition, tuple[GlobalTable, PartitionStore]] = {}
         self.catch_ups = 0
         self.catch_up_timeouts = 0
-        self.reassigned = 0  # catch-ups whose probe was assigned again (REASSIGN_AFTER_S)
 
     async def start(self, probe: AIOKafkaConsumer, tail: AIOKafkaConsumer,
                     partitions: dict[str, int]) -> int:
@@ -179,7 +178,6 @@ class GlobalTables:
                 # Nothing read yet, so the stores' checkpoints are where to start again.
                 await self._assign(probe)
                 reassigned = True
-                self.reassigned += 1
         # Paused, not unassigned: the next catch-up assigns the same partitions again, which
         # resets their fetch state without a metadata request. Unassigning would empty the
         # client's topic list, and its next metadata request would ask for every topic of
