@@ -71,6 +71,13 @@ def new_order(order_id: str, customer_id: str, items: list[dict]) -> dict:
 
 
 async def submit_order(req, n: Names, order: dict) -> None:
-    """Record the order as CREATED and ask the orders service to validate it."""
+    """Record the order as CREATED and ask the orders service to validate it.
+
+    The command goes out only once CREATED is acknowledged. The orders service answers it
+    with VALIDATED or FAILED in the same topic, and the orders table keeps the last record
+    of each key: had both gone out together, the broker could append the command first
+    (it appends a request's partitions in an order of its own and each becomes readable at
+    once), and a VALIDATED written before CREATED would be overwritten by it for good."""
     await req.send(n.orders, order["id"], order)
+    await req.flush()
     await req.send(n.order_commands, order["id"], order)

@@ -14,7 +14,8 @@ the new order is validated, `POST /api/basket/{customer}/checkout?wait_for=state
    start + i/rate whatever happened to the earlier ones; latency from when it was due), each
    on a customer of its own, first --warmup seconds (not measured) and then --seconds.
    Every answer must be 200 with the order in state VALIDATED, its customer and total right;
-   anything else fails the benchmark.
+   anything else fails the benchmark, and so does an order whose states in the orders topic
+   go back (a CREATED after its VALIDATED).
 
 Results: "wait_for streamkit" ({"p50_ms", "p99_ms", "max_ms", "count", "rate", ...,
 "work": per process, over the measured checkouts (warm-up included): "cpu_ms_per_checkout"
@@ -124,6 +125,23 @@ def checkouts(base: str, ids: list[str]):
     return fire
 
 
+# An order's states, in the order they may follow one another (apps/orders/rules.py).
+STAGE = {"CREATED": 0, "VALIDATED": 1, "FAILED": 1, "PAID": 2}
+
+
+def orders_gone_back(bootstrap: str, prefix: str) -> list[tuple[str, list[str]]]:
+    """The orders whose states in the orders topic go back to an earlier one (a CREATED
+    after its VALIDATED leaves the orders table at CREATED: its checkout waits in vain)."""
+    from streamkit.testing.kafka import read_topic
+
+    by_order: dict[bytes, list[str]] = {}
+    for r in sorted(read_topic(bootstrap, f"{prefix}orders", timeout=60),
+                    key=lambda r: (r.partition, r.offset)):
+        by_order.setdefault(r.key, []).append(orjson.loads(r.value)["state"])
+    return [(k.decode(), states) for k, states in by_order.items()
+            if any(STAGE[a] > STAGE[b] for a, b in zip(states, states[1:]))]
+
+
 def work(workers: Workers) -> dict[str, tuple[float, int]]:
     """Per worker: (CPU seconds so far, commits of its processing path so far)."""
     out = {}
@@ -171,8 +189,17 @@ def main() -> int:
                     return await open_loop(args.rate, args.seconds, checkouts(gw.url, ids[warm_n:]))
 
                 before = work(workers)
-                out = asyncio.run(measure())
+                try:
+                    out = asyncio.run(measure())
+                finally:  # a checkout that waited in vain may be explained here
+                    gone_back = orders_gone_back(broker.bootstrap, prefix)
+                    if gone_back:
+                        print(f"{len(gone_back)} orders went back to an earlier state in "
+                              f"the orders topic, e.g. {gone_back[:3]}", flush=True)
                 after = work(workers)
+                if gone_back:
+                    raise BenchFailed(f"{len(gone_back)} orders went back to an earlier "
+                                      f"state, e.g. {gone_back[:3]}")
                 print(f"wait_for: {out['ok']}/{out['requests']} checkouts VALIDATED at "
                       f"{args.rate:g}/s; p50 {out['p50_ms']} ms  p99 {out['p99_ms']} ms  "
                       f"max {out['max_ms']} ms  errors {out['errors']}", flush=True)

@@ -5,7 +5,8 @@ entity (app, table, key), the wait is registered on the worker that owns the key
 the workers' own route `GET /tables/{table}/keys/{key}?wait_for=...&timeout_ms=...`, which
 answers when the committed value matches, forwards to the owner, and answers 503 when the
 partition moves; a 503 or an unreachable worker is retried on any host of the app until
-the gateway's deadline, which is what makes the wait survive a rebalance. A worker that
+the gateway's deadline, which is what makes the wait survive a rebalance. One ask lasts
+at most ASK_SLICE_S, so a frozen owner (which answers nothing) holds a wait only that long. A worker that
 answers 200 with a value that does not match yet (one that ignores wait_for) is asked
 again after a pause: the gateway never answers with a state the client did not ask for.
 """
@@ -26,6 +27,11 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 RETRY_PAUSE_S = 0.1
+# One ask waits at most this long, and the next goes to the owner the registry names then.
+# A worker that froze (SIGSTOP, a long pause, a partitioned host) keeps an ask's
+# connection open without answering: asked for the whole deadline, it would hold the wait
+# while the worker that took its partitions reaches the state.
+ASK_SLICE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,9 @@ async def wait_for_state(registry: Registry, session: aiohttp.ClientSession,
                          timeout_s: float, max_ask_s: float) -> tuple[int, Any]:
     """(200, {"key", "value", "partition"}) once the entity matches; (504, error) at the
     deadline; (404, error) for an unknown app or table. Each ask of a worker waits at most
-    max_ask_s (the workers' STREAMKIT_MAX_WAIT_MS: a longer one is refused with 400), and
-    a wait longer than that is asked again."""
+    ASK_SLICE_S (and max_ask_s, the workers' STREAMKIT_MAX_WAIT_MS: a longer one is
+    refused with 400), and a wait longer than that is asked again, of the owner of the
+    moment."""
     app, table, key = entity.get("app"), entity.get("table"), entity.get("key")
     if not app or not table:
         return 502, _error("no_entity", "the reply names no app and table to wait on")
@@ -86,7 +93,8 @@ async def wait_for_state(registry: Registry, session: aiohttp.ClientSession,
             if remaining <= 0:
                 break
             counters["wait_requests"] += 1
-            status, body = await _ask(session, host, path, cond, min(remaining, max_ask_s))
+            status, body = await _ask(session, host, path, cond,
+                                      min(remaining, max_ask_s, ASK_SLICE_S))
             if status == 200 and isinstance(body, dict) and cond.matches(body.get("value")):
                 return 200, body
             if status == 200:
@@ -96,7 +104,7 @@ async def wait_for_state(registry: Registry, session: aiohttp.ClientSession,
                     body.get("error", {}).get("code") == "unknown_table":
                 return 404, body
             if status == 504:
-                break  # the worker waited our whole remaining time
+                break  # the worker waited its slice: ask the owner of the moment
             # 503 (moving, rebalancing), 0 (unreachable), anything else: try the next host.
         await asyncio.sleep(min(RETRY_PAUSE_S, max(deadline - time.monotonic(), 0)))
 

@@ -1,9 +1,14 @@
 """The example services under crashes and races: a worker SIGKILLed between its reply and
 its commit, a restart with a lost disk, a customer used the moment it was registered, and
-many customers created through one gateway."""
+many customers created through one gateway, and a worker frozen while a request waits on
+it."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import signal
+import time
+import urllib.request
 
 from streamkit.testing.kafka import produce
 
@@ -124,3 +129,50 @@ def test_requests_that_meet_a_restoring_table_are_answered_once_it_is_restored(
     assert [body["id"] for _, body in answers] == [f"bulk-{i * 997}" for i in range(20)]
     stats = restarted.get("/services/stats")[1]
     assert stats["errors"] == 0 and stats["unavailable_retries"] > 0, stats
+
+
+def test_a_wait_on_a_frozen_worker_is_answered_by_the_worker_that_takes_its_partition(
+        start_system, broker):
+    """A checkout-style wait: the gateway asks the owner of the order's partition to wait
+    for PAID, and then that owner is frozen (SIGSTOP: its connections stay open and nothing
+    answers) until the test ends. The payment arrives; the other orders worker takes the
+    partition, processes it, and the gateway, asking that worker in turn, answers within
+    the request's deadline."""
+    s = start_system(2)
+    _, customer = s.call("POST", "/api/customer", GOLD)
+    status, done = s.call("POST", "/api/orders?wait_for=state:VALIDATED,FAILED",
+                          {"customer_id": customer["id"],
+                           "items": [{"sku": "tea", "qty": 2, "price": 4}]})
+    assert status == 200 and done["value"]["state"] == "VALIDATED", done
+    order = done["value"]
+    orders0 = s.worker("orders0")
+    partition = orders0.get(f"/tables/orders/keys/{order['id']}")[1]["partition"]
+    owner_url = orders0.get("/metadata")[1]["tables"]["orders"]["active"][str(partition)]
+    owner = next(w for w in s.workers if w.url.rstrip("/") == owner_url.rstrip("/"))
+
+    # A payment short of the total leaves the order VALIDATED: the request waits.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(s.call, "POST",
+                             f"/api/orders/{order['id']}/payments?wait_for=state:PAID",
+                             {"amount": 1}, timeout=45, headers={"X-Timeout-Ms": "30000"})
+        assert eventually(lambda: waits(owner) == 1), waits(owner)
+        os.kill(owner.pid, signal.SIGSTOP)
+        try:
+            paid_ms = int(time.time() * 1000)
+            produce(broker, f"{s.prefix}payments", [(order["id"], {
+                "order_id": order["id"], "amount": order["total"], "ts_ms": paid_ms})])
+            status, paid = answer.result()
+        finally:
+            os.kill(owner.pid, signal.SIGCONT)
+    assert status == 200, paid
+    assert paid["value"] == {**order, "state": "PAID", "paid_ms": paid_ms,
+                             "payment": order["total"]}
+
+
+def waits(worker) -> float:
+    """The requests waiting on worker (its streamkit_query_waits)."""
+    with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("streamkit_query_waits{"):
+                return float(line.split()[1])
+    return 0.0

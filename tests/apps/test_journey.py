@@ -90,6 +90,7 @@ def test_register_fill_basket_checkout_pay_and_query(start_system, broker, per_s
     customer_updates(s, customer)
     order_rules(s, cid)
     payment_after_a_later_order(s, broker, cid)
+    states_only_move_forward(s, broker)
 
 
 def customer_updates(s, customer: dict) -> None:
@@ -166,3 +167,21 @@ def payment_after_a_later_order(s, broker: str, cid: str) -> None:
     assert paid == {**first, "state": "PAID", "paid_ms": now - 20_000, "payment": 10}
     late = read_topic(broker, f"{s.prefix}orders-late-events")
     assert not [r for r in late if r.key == b"o-first"]
+
+
+# An order's states, in the order they may follow one another.
+STAGE = {"CREATED": 0, "VALIDATED": 1, "FAILED": 1, "PAID": 2}
+
+
+def states_only_move_forward(s, broker: str) -> None:
+    """In the orders topic no order goes back to an earlier state (a CREATED after its
+    VALIDATED would leave the orders table at CREATED, and a waiting checkout unanswered)."""
+    by_order: dict[bytes, list[str]] = {}
+    for r in sorted(read_topic(broker, f"{s.prefix}orders"), key=lambda r: (r.partition, r.offset)):
+        by_order.setdefault(r.key, []).append(orjson.loads(r.value)["state"])
+    assert len(by_order) == 14, sorted(by_order)  # the orders this journey made
+    back = {k: states for k, states in by_order.items()
+            if any(STAGE[a] > STAGE[b] for a, b in zip(states, states[1:]))}
+    assert not back, back
+    created = [k for k, states in by_order.items() if states[0] == "CREATED"]
+    assert all(len(by_order[k]) >= 2 for k in created), by_order
