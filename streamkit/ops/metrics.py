@@ -95,6 +95,19 @@ class ProcessingCollector(Collector):
                                        "an uncaught error", labels=["app"])
         replaced.add_metric([app_id], runner.counters["replacements"])
         yield replaced
+        # A catch-up that times out lets records look up global tables that may lack what
+        # was acknowledged before them: worth an alert, next to how often they happen.
+        globals_ = runner.globals
+        catch_ups = CounterMetricFamily("streamkit_global_catch_ups",
+                                        "Global-table catch-ups before a batch that looks "
+                                        "them up", labels=["app"])
+        catch_ups.add_metric([app_id], globals_.catch_ups if globals_ is not None else 0)
+        yield catch_ups
+        timeouts = CounterMetricFamily("streamkit_global_catch_up_timeouts",
+                                       "Global-table catch-ups that ran out of time (the batch "
+                                       "was processed with what the tables held)", labels=["app"])
+        timeouts.add_metric([app_id], globals_.catch_up_timeouts if globals_ is not None else 0)
+        yield timeouts
         restored = CounterMetricFamily("streamkit_restored_records",
                                        "Changelog records applied while restoring tables", labels=["app"])
         restored.add_metric([app_id], runner.counters["restored"])

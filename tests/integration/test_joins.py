@@ -8,7 +8,7 @@ import orjson
 
 from streamkit.testing.kafka import produce, read_topic
 
-from .conftest import worker_env
+from .conftest import metric, metrics_text, worker_env
 from .test_tables import wait_for
 
 JOINS = "tests.integration.apps.joins"
@@ -58,6 +58,10 @@ def test_stream_table_global_and_table_table_joins_across_two_workers(
 
     got = {orjson.loads(r.value)["order"]: orjson.loads(r.value) for r in priced}
     assert got == want and len(priced) == len(want)
+    # Each batch of orders was looked up after a catch-up of the global tables, in time.
+    texts = [metrics_text(w) for w in (a, b)]
+    assert sum(metric(t, "streamkit_global_catch_ups_total") for t in texts) >= 1
+    assert [metric(t, "streamkit_global_catch_up_timeouts_total") for t in texts] == [0, 0]
 
     spend = {}
     for cid, o in orders:
