@@ -33,7 +33,10 @@ Guarantee = Literal["at_least_once", "exactly_once"]
 #   soon as records arrive, so a long fetch wait costs no latency and saves idle fetches.
 # devbroker: the in-memory dev broker (Tansu). It holds every JoinGroup for half the
 #   session timeout, and answers a fetch only when the fetch wait runs out, even with
-#   records waiting: a 10 ms wait keeps one hop near 10 ms there.
+#   records waiting: a 10 ms wait keeps one hop near 10 ms there. It never answers a
+#   fetch wait of 0, which Apache Kafka answers at once: reads to the end on demand
+#   (restores, global-table catch-ups, one before each batch that looks a global table
+#   up) ask for 1 ms there and 0 elsewhere.
 # production: Apache Kafka's own minimum session timeout is 6 s by default; 30 s rides out
 #   a long pause of a worker without a rebalance.
 
@@ -154,6 +157,10 @@ VARS: tuple[Var, ...] = (
     Var("STREAMKIT_FETCH_MAX_RECORDS", "fetch_max_records", whole, 2000, "records per fetch"),
     Var("STREAMKIT_FETCH_MAX_WAIT_MS", "fetch_max_wait_ms", whole, per_profile(500, 10, 500),
         "how long a fetch may wait for records"),
+    Var("STREAMKIT_READ_TO_END_WAIT_MS", "read_to_end_wait_ms", whole, per_profile(0, 1, 0),
+        "fetch wait of reads to the end on demand (restores, global-table catch-ups): 0 "
+        "answers at once on Apache Kafka; some Kafka-protocol brokers never answer a wait "
+        "of 0"),
     Var("STREAMKIT_GLOBAL_FETCH_MAX_WAIT_MS", "global_fetch_max_wait_ms", whole, None,
         "how long the consumer that tails global tables waits (lookups catch up on their own)",
         "the fetch wait"),
@@ -274,6 +281,7 @@ class Settings:
     commit_max_records: int = 50000
     fetch_max_records: int = 2000
     fetch_max_wait_ms: int = _FROM_PROFILE
+    read_to_end_wait_ms: int = _FROM_PROFILE
     global_fetch_max_wait_ms: int | None = None  # None: fetch_max_wait_ms
     global_fetch_min_bytes: int = 1
     request_fetch_max_wait_ms: int | None = None  # None: fetch_max_wait_ms

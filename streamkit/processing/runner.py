@@ -53,9 +53,6 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 # How long records that look up global tables wait for those tables to catch up.
 GLOBAL_CATCH_UP_TIMEOUT_S = 10.0
 COMMIT_RETRY_S = 0.5  # pause before a commit that a broker failed is tried again
-# Reads to the end on demand (restores, global catch-ups) must not wait for records that
-# are not there: 1 ms (a wait of 0 is never answered by some Kafka-protocol brokers).
-READ_TO_END_WAIT_MS = 1
 
 
 async def _side_by_side(*steps: Awaitable[Any]) -> list[Any]:
@@ -172,7 +169,8 @@ class Runner(UncaughtErrors, Service):
             self.txn = Transactions(clients, self.app_id, self.group_id, self.topology,
                                     linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES)
         self.producer = clients.producer(linger_ms=5, max_batch_size=PRODUCER_BATCH_BYTES)
-        self.restorer = clients.reader(READ_TO_END_WAIT_MS, reset="none")
+        # Reads to the end on demand must not wait for records that are not there.
+        self.restorer = clients.reader(s.read_to_end_wait_ms, reset="none")
         standby_consumer = clients.reader(200)
         self.standbys = Standbys(self.topology, self.state_dir, standby_consumer, self.read_cache)
         self.assignor = TaskAssignor(s.web_url, self._group_topics, s.standby_replicas,
@@ -184,7 +182,7 @@ class Runner(UncaughtErrors, Service):
         if self.topology.globals:
             self.global_consumer = clients.reader(s.global_fetch_wait_ms,
                                                   fetch_min_bytes=s.global_fetch_min_bytes)
-            self.global_probe = clients.reader(READ_TO_END_WAIT_MS)
+            self.global_probe = clients.reader(s.read_to_end_wait_ms)
             self._clients += [self.global_consumer, self.global_probe]
             self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir,
                                         self.read_cache)

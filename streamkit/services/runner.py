@@ -27,7 +27,6 @@ from ..config import Settings
 from ..http import json_response
 from ..ops.openapi import get_operation
 from ..parts import Part
-from ..processing.runner import READ_TO_END_WAIT_MS
 from ..routing import Routes
 from ..state.restore import restore
 from ..topics import TopicAdmin, TopicSpec, dead_letter_topic
@@ -107,7 +106,7 @@ class ServiceRunner(Service, Part):
         if self.txn is not None:
             await self.txn.check_broker()
         self.producer = clients.producer()
-        self.restorer = clients.reader(READ_TO_END_WAIT_MS, reset="none")
+        self.restorer = clients.reader(s.read_to_end_wait_ms, reset="none")
         self.consumer = clients.member(self.group_id, s.request_fetch_wait_ms)
         await asyncio.gather(*(client.start() for client in
                                (self.producer, self.restorer, self.consumer)))
