@@ -75,9 +75,9 @@ async def submit_order(req, n: Names, order: dict) -> None:
 
     The command goes out only once CREATED is acknowledged. The orders service answers it
     with VALIDATED or FAILED in the same topic, and the orders table keeps the last record
-    of each key: had both gone out together, the broker could append the command first
-    (it appends a request's partitions in an order of its own and each becomes readable at
-    once), and a VALIDATED written before CREATED would be overwritten by it for good."""
+    of each key. Kafka orders no partition's records against another's: had both gone out
+    together, the command could be read and answered before CREATED was appended, and
+    CREATED, appended after VALIDATED, would overwrite it for good."""
     await req.send(n.orders, order["id"], order)
     await req.flush()
     await req.send(n.order_commands, order["id"], order)

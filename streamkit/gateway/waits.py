@@ -5,10 +5,11 @@ entity (app, table, key), the wait is registered on the worker that owns the key
 the workers' own route `GET /tables/{table}/keys/{key}?wait_for=...&timeout_ms=...`, which
 answers when the committed value matches, forwards to the owner, and answers 503 when the
 partition moves; a 503 or an unreachable worker is retried on any host of the app until
-the gateway's deadline, which is what makes the wait survive a rebalance. One ask lasts
-at most ASK_SLICE_S, so a frozen owner (which answers nothing) holds a wait only that long. A worker that
-answers 200 with a value that does not match yet (one that ignores wait_for) is asked
-again after a pause: the gateway never answers with a state the client did not ask for.
+the gateway's deadline, which is what makes the wait survive a rebalance. One ask lasts at
+most ASK_SLICE_S, so a frozen owner (which answers nothing) holds a wait only that long.
+A worker that answers 200 with a value that does not match yet (one that ignores
+wait_for) is asked again after a pause: the gateway never answers with a state the client
+did not ask for.
 """
 from __future__ import annotations
 
