@@ -142,6 +142,13 @@ def orders_gone_back(bootstrap: str, prefix: str) -> list[tuple[str, list[str]]]
             if any(STAGE[a] > STAGE[b] for a, b in zip(states, states[1:]))]
 
 
+def gone_back_text(bootstrap: str, prefix: str) -> str:
+    """"; N orders went back to an earlier state ..." or "" when none did."""
+    gone_back = orders_gone_back(bootstrap, prefix)
+    return (f"; {len(gone_back)} orders went back to an earlier state in the orders topic, "
+            f"e.g. {gone_back[:3]}") if gone_back else ""
+
+
 def work(workers: Workers) -> dict[str, tuple[float, int]]:
     """Per worker: (CPU seconds so far, commits of its processing path so far)."""
     out = {}
@@ -191,15 +198,13 @@ def main() -> int:
                 before = work(workers)
                 try:
                     out = asyncio.run(measure())
-                finally:  # a checkout that waited in vain may be explained here
-                    gone_back = orders_gone_back(broker.bootstrap, prefix)
-                    if gone_back:
-                        print(f"{len(gone_back)} orders went back to an earlier state in "
-                              f"the orders topic, e.g. {gone_back[:3]}", flush=True)
+                except BenchFailed as exc:
+                    # A checkout that waited in vain may be explained by the orders topic.
+                    raise BenchFailed(f"{exc}{gone_back_text(broker.bootstrap, prefix)}") from exc
                 after = work(workers)
+                gone_back = gone_back_text(broker.bootstrap, prefix)
                 if gone_back:
-                    raise BenchFailed(f"{len(gone_back)} orders went back to an earlier "
-                                      f"state, e.g. {gone_back[:3]}")
+                    raise BenchFailed(gone_back.strip("; "))
                 print(f"wait_for: {out['ok']}/{out['requests']} checkouts VALIDATED at "
                       f"{args.rate:g}/s; p50 {out['p50_ms']} ms  p99 {out['p99_ms']} ms  "
                       f"max {out['max_ms']} ms  errors {out['errors']}", flush=True)

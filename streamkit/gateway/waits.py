@@ -5,8 +5,9 @@ entity (app, table, key), the wait is registered on the worker that owns the key
 the workers' own route `GET /tables/{table}/keys/{key}?wait_for=...&timeout_ms=...`, which
 answers when the committed value matches, forwards to the owner, and answers 503 when the
 partition moves; a 503 or an unreachable worker is retried on any host of the app until
-the gateway's deadline, which is what makes the wait survive a rebalance. One ask lasts at
-most ASK_SLICE_S, so a frozen owner (which answers nothing) holds a wait only that long.
+the gateway's deadline, which is what makes the wait survive a rebalance. One ask waits at
+most ASK_SLICE_S (and a second more for its answer), so a frozen owner (which answers
+nothing) holds a wait only that long.
 A worker that answers 200 with a value that does not match yet (one that ignores
 wait_for) is asked again after a pause: the gateway never answers with a state the client
 did not ask for.
@@ -89,6 +90,7 @@ async def wait_for_state(registry: Registry, session: aiohttp.ClientSession,
             # The app's first registry record may not have arrived yet.
             await asyncio.sleep(min(RETRY_PAUSE_S, remaining))
             continue
+        pause = True
         for host in hosts:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -105,9 +107,13 @@ async def wait_for_state(registry: Registry, session: aiohttp.ClientSession,
                     body.get("error", {}).get("code") == "unknown_table":
                 return 404, body
             if status == 504:
-                break  # the worker waited its slice: ask the owner of the moment
+                # The worker waited its slice: ask the owner of the moment, at once (no
+                # waiter is registered meanwhile).
+                pause = False
+                break
             # 503 (moving, rebalancing), 0 (unreachable), anything else: try the next host.
-        await asyncio.sleep(min(RETRY_PAUSE_S, max(deadline - time.monotonic(), 0)))
+        if pause:
+            await asyncio.sleep(min(RETRY_PAUSE_S, max(deadline - time.monotonic(), 0)))
 
 
 async def _ask(session: aiohttp.ClientSession, host: str, path: str, cond: WaitFor,

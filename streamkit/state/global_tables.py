@@ -20,8 +20,8 @@ from .store import PartitionStore, ReadCache
 log = logging.getLogger(__name__)
 # aiokafka logs every assignment at INFO; the probe is assigned again on each catch-up.
 _ASSIGNMENT_LOG = logging.getLogger("aiokafka.consumer.subscription_state")
-# The probe's fetches wait 1 ms at the broker: its answer (with the high watermark) comes
-# about a round trip later.
+# The probe's fetches wait STREAMKIT_READ_TO_END_WAIT_MS at the broker (0 on Apache Kafka):
+# its answer (with the high watermark) comes about a round trip later.
 CATCH_UP_POLL_MS = 1
 # A catch-up that has had no fetch answer for this long assigns its partitions again, once.
 # aiokafka's fetch routine can be left asleep for its consumer_timeout_ms (200 ms) with
@@ -174,6 +174,7 @@ class GlobalTables:
                 answered = answered or hw is not None
                 if hw is not None and await probe.position(tp) >= hw:
                     pending.discard(tp)
+                    probe.pause(tp)  # with a fetch wait of 0 it would be fetched on and on
             if not answered and not reassigned and time.monotonic() - assigned_at > REASSIGN_AFTER_S:
                 # Nothing read yet, so the stores' checkpoints are where to start again.
                 await self._assign(probe)

@@ -113,6 +113,7 @@ async def restore(consumer: AIOKafkaConsumer, stores: Mapping[TopicPartition, Pa
                     await consumer.seek_to_beginning(tp)
                     continue
                 pending.discard(tp)
+                consumer.pause(tp)  # with a fetch wait of 0 it would be fetched on and on
         if progress is not None:
             _tally(progress, names, by_tp, ahead, pending)
         if time.monotonic() - last_log >= progress_every_s:

@@ -499,9 +499,10 @@ def test_event_driven_route_answers_when_the_order_reaches_a_final_state(
     assert frame["id"] == 1 and frame["status"] == 200
     assert frame["body"]["value"] == {"id": "o-3", "amount": 7, "state": "VALIDATED"}
     stats = d.stats(g)
-    # Each wait was registered once on the worker and answered when the state was reached
-    # (a worker that ignored wait_for would have been asked again and again).
-    assert stats["waits"] == 3 and stats["wait_requests"] == 3 and stats["wait_polls"] == 0
+    # Each wait was registered on the worker and answered when the state was reached (a
+    # worker that ignored wait_for would have been polled); a wait longer than one ask's
+    # slice is asked again.
+    assert stats["waits"] == 3 and stats["wait_requests"] >= 3 and stats["wait_polls"] == 0
     assert stats["parked"] == 0
 
     # Many requests waiting on one order (held) are all answered with its final state.
