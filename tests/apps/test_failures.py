@@ -8,9 +8,9 @@ import concurrent.futures
 import os
 import signal
 import time
-import urllib.request
 
 from streamkit.testing.kafka import produce
+from tests.integration.conftest import metric, metrics_text
 
 from .conftest import eventually
 
@@ -155,7 +155,7 @@ def test_a_wait_on_a_frozen_worker_is_answered_by_the_worker_that_takes_its_part
         answer = pool.submit(s.call, "POST",
                              f"/api/orders/{order['id']}/payments?wait_for=state:PAID",
                              {"amount": 1}, timeout=45, headers={"X-Timeout-Ms": "30000"})
-        assert eventually(lambda: waits(owner) == 1), waits(owner)
+        assert eventually(lambda: waits(owner) == 1), metrics_text(owner)
         os.kill(owner.pid, signal.SIGSTOP)
         try:
             paid_ms = int(time.time() * 1000)
@@ -169,10 +169,6 @@ def test_a_wait_on_a_frozen_worker_is_answered_by_the_worker_that_takes_its_part
                              "payment": order["total"]}
 
 
-def waits(worker) -> float:
+def waits(worker) -> float | None:
     """The requests waiting on worker (its streamkit_query_waits)."""
-    with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
-        for line in resp.read().decode().splitlines():
-            if line.startswith("streamkit_query_waits{"):
-                return float(line.split()[1])
-    return 0.0
+    return metric(metrics_text(worker), "streamkit_query_waits")
