@@ -129,24 +129,20 @@ def checkouts(base: str, ids: list[str]):
 STAGE = {"CREATED": 0, "VALIDATED": 1, "FAILED": 1, "PAID": 2}
 
 
-def orders_gone_back(bootstrap: str, prefix: str) -> list[tuple[str, list[str]]]:
+def orders_gone_back(bootstrap: str, prefix: str) -> str:
     """The orders whose states in the orders topic go back to an earlier one (a CREATED
-    after its VALIDATED leaves the orders table at CREATED: its checkout waits in vain)."""
+    after its VALIDATED leaves the orders table at CREATED: its checkout waits in vain),
+    said in a line; "" when there are none."""
     from streamkit.testing.kafka import read_topic
 
     by_order: dict[bytes, list[str]] = {}
     for r in sorted(read_topic(bootstrap, f"{prefix}orders", timeout=60),
                     key=lambda r: (r.partition, r.offset)):
         by_order.setdefault(r.key, []).append(orjson.loads(r.value)["state"])
-    return [(k.decode(), states) for k, states in by_order.items()
+    back = [(k.decode(), states) for k, states in by_order.items()
             if any(STAGE[a] > STAGE[b] for a, b in zip(states, states[1:]))]
-
-
-def gone_back_text(bootstrap: str, prefix: str) -> str:
-    """"; N orders went back to an earlier state ..." or "" when none did."""
-    gone_back = orders_gone_back(bootstrap, prefix)
-    return (f"; {len(gone_back)} orders went back to an earlier state in the orders topic, "
-            f"e.g. {gone_back[:3]}") if gone_back else ""
+    return (f"{len(back)} orders went back to an earlier state in the orders topic, "
+            f"e.g. {back[:3]}") if back else ""
 
 
 def work(workers: Workers) -> dict[str, tuple[float, int]]:
@@ -200,11 +196,12 @@ def main() -> int:
                     out = asyncio.run(measure())
                 except BenchFailed as exc:
                     # A checkout that waited in vain may be explained by the orders topic.
-                    raise BenchFailed(f"{exc}{gone_back_text(broker.bootstrap, prefix)}") from exc
+                    gone_back = orders_gone_back(broker.bootstrap, prefix)
+                    raise BenchFailed(f"{exc}; {gone_back}" if gone_back else str(exc)) from exc
                 after = work(workers)
-                gone_back = gone_back_text(broker.bootstrap, prefix)
+                gone_back = orders_gone_back(broker.bootstrap, prefix)
                 if gone_back:
-                    raise BenchFailed(gone_back.strip("; "))
+                    raise BenchFailed(gone_back)
                 print(f"wait_for: {out['ok']}/{out['requests']} checkouts VALIDATED at "
                       f"{args.rate:g}/s; p50 {out['p50_ms']} ms  p99 {out['p99_ms']} ms  "
                       f"max {out['max_ms']} ms  errors {out['errors']}", flush=True)

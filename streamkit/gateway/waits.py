@@ -7,10 +7,9 @@ answers when the committed value matches, forwards to the owner, and answers 503
 partition moves; a 503 or an unreachable worker is retried on any host of the app until
 the gateway's deadline, which is what makes the wait survive a rebalance. One ask waits at
 most ASK_SLICE_S (and a second more for its answer), so a frozen owner (which answers
-nothing) holds a wait only that long.
-A worker that answers 200 with a value that does not match yet (one that ignores
-wait_for) is asked again after a pause: the gateway never answers with a state the client
-did not ask for.
+nothing) holds a wait only that long. A worker that answers 200 with a value that does not
+match yet (one that ignores wait_for) is asked again after a pause: the gateway never
+answers with a state the client did not ask for.
 """
 from __future__ import annotations
 
@@ -90,7 +89,7 @@ async def wait_for_state(registry: Registry, session: aiohttp.ClientSession,
             # The app's first registry record may not have arrived yet.
             await asyncio.sleep(min(RETRY_PAUSE_S, remaining))
             continue
-        pause = True
+        status = 0
         for host in hosts:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -107,12 +106,11 @@ async def wait_for_state(registry: Registry, session: aiohttp.ClientSession,
                     body.get("error", {}).get("code") == "unknown_table":
                 return 404, body
             if status == 504:
-                # The worker waited its slice: ask the owner of the moment, at once (no
-                # waiter is registered meanwhile).
-                pause = False
-                break
+                break  # the worker waited its slice
             # 503 (moving, rebalancing), 0 (unreachable), anything else: try the next host.
-        if pause:
+        # After a slice that ran out, the owner of the moment is asked at once: no waiter
+        # is registered meanwhile.
+        if status != 504:
             await asyncio.sleep(min(RETRY_PAUSE_S, max(deadline - time.monotonic(), 0)))
 
 

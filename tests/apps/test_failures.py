@@ -155,7 +155,8 @@ def test_a_wait_on_a_frozen_worker_is_answered_by_the_worker_that_takes_its_part
         answer = pool.submit(s.call, "POST",
                              f"/api/orders/{order['id']}/payments?wait_for=state:PAID",
                              {"amount": 1}, timeout=45, headers={"X-Timeout-Ms": "30000"})
-        assert eventually(lambda: waits(owner) == 1), metrics_text(owner)
+        assert eventually(lambda: metric(metrics_text(owner), "streamkit_query_waits") == 1), \
+            metrics_text(owner)
         os.kill(owner.pid, signal.SIGSTOP)
         try:
             paid_ms = int(time.time() * 1000)
@@ -167,8 +168,3 @@ def test_a_wait_on_a_frozen_worker_is_answered_by_the_worker_that_takes_its_part
     assert status == 200, paid
     assert paid["value"] == {**order, "state": "PAID", "paid_ms": paid_ms,
                              "payment": order["total"]}
-
-
-def waits(worker) -> float | None:
-    """The requests waiting on worker (its streamkit_query_waits)."""
-    return metric(metrics_text(worker), "streamkit_query_waits")
