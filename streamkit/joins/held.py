@@ -3,64 +3,63 @@ buffer (streamkit.joins.windowed.ClockedBuffer) reads instead of scanning RocksD
 has few records. The store stays the truth; this is a copy the buffer keeps exact."""
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right, insort
+from operator import itemgetter
 from typing import Any
 
-Tail = tuple[int, str, int]  # a buffered record's (ts, topic, offset)
+# A buffered record: (ts, topic, offset, value, the bytes of its key in the store). Each
+# key's list is kept in the order of its first three fields, which are unique (a record is
+# buffered once), and the lists are the entries as reads return them: a read is a slice,
+# with no tuple built per record.
+Entry = tuple[int, str, int, Any, bytes]
+_TIME = itemgetter(0)
+_TAIL = itemgetter(0, 1, 2)
 
 
 class HeldRecords:
-    """Per key, the records' tails in order and their values in the same positions."""
+    """Per key, the records' entries in order."""
 
     __slots__ = ("keys", "count")
 
     def __init__(self) -> None:
-        self.keys: dict[Any, tuple[list[Tail], list[Any]]] = {}
+        self.keys: dict[Any, list[Entry]] = {}
         self.count = 0
 
-    def add(self, key: Any, tail: Tail, value: Any) -> None:
+    def add(self, key: Any, entry: Entry) -> None:
         self.count += 1
-        held = self.keys.get(key)
-        if held is None:
-            self.keys[key] = ([tail], [value])
-            return
-        tails, values = held
-        if tails[-1] < tail:  # records mostly come in time order
-            tails.append(tail)
-            values.append(value)
-            return
-        # A record comes once: one replayed after a crash comes to a new task, whose held
-        # records are taken from the store at its first sweep.
-        at = bisect_left(tails, tail)
-        tails.insert(at, tail)
-        values.insert(at, value)
+        entries = self.keys.get(key)
+        if entries is None:
+            self.keys[key] = [entry]
+        elif entries[-1][0] < entry[0]:  # records mostly come in time order
+            entries.append(entry)
+        else:
+            # A record comes once: one replayed after a crash comes to a new task, whose
+            # held records are taken from the store at its first sweep.
+            insort(entries, entry, key=_TAIL)
 
-    def between(self, key: Any, ts_from: int, ts_to: int) -> list[tuple[int, str, int, Any]]:
-        """The key's records with ts in [ts_from, ts_to] as (ts, topic, offset, value)."""
-        held = self.keys.get(key)
-        if held is None:
+    def between(self, key: Any, ts_from: int, ts_to: int) -> list[Entry]:
+        """The key's records with ts in [ts_from, ts_to]."""
+        entries = self.keys.get(key)
+        if entries is None:
             return []
-        tails, values = held
-        # (t,) sorts before every tail at time t, (t + 1,) after them.
-        lo, hi = bisect_left(tails, (ts_from,)), bisect_left(tails, (ts_to + 1,))
-        return [(*tails[i], values[i]) for i in range(lo, hi)]
+        lo = bisect_left(entries, ts_from, key=_TIME)
+        return entries[lo:bisect_right(entries, ts_to, lo, key=_TIME)]
 
-    def drop_until(self, limit: int) -> tuple[int | None, list[tuple[Any, list[Tail]]]]:
+    def drop_until(self, limit: int) -> tuple[int | None, list[tuple[Any, list[Entry]]]]:
         """Drop the records with ts <= limit: (the time of the oldest record left, None
-        when none is left; the dropped records' tails, by key)."""
+        when none is left; the dropped records, by key)."""
         oldest: int | None = None
         dropped, emptied = [], []
-        for key, (tails, values) in self.keys.items():
-            if tails[0][0] <= limit:
-                cut = bisect_left(tails, (limit + 1,))
-                dropped.append((key, tails[:cut]))
-                del tails[:cut]
-                del values[:cut]
+        for key, entries in self.keys.items():
+            if entries[0][0] <= limit:
+                cut = bisect_right(entries, limit, key=_TIME)
+                dropped.append((key, entries[:cut]))
+                del entries[:cut]
                 self.count -= cut
-                if not tails:
+                if not entries:
                     emptied.append(key)
                     continue
-            first = tails[0][0]
+            first = entries[0][0]
             if oldest is None or first < oldest:
                 oldest = first
         for key in emptied:

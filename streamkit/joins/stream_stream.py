@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import TopologyError
 from ..processing.builder import Position
-from ..processing.nodes import Node
+from ..processing.nodes import Node, SourceNode
 from ..processing.topology import Group, Topology
 from ..serde import Serde, SerdeSpec, resolve
 from ..topics import late_events_topic
@@ -34,6 +34,12 @@ def _add_buffer(topology: Topology, name: str, keys: Serde, records: Any, group:
                           base.exposed, join_windows=windows)
     topology.tables[name] = spec
     return spec
+
+
+def _reads_source(position: Position) -> bool:
+    """Whether the records at position are a source's, as its serde decoded them."""
+    node = position.node
+    return isinstance(node, SourceNode) and position.values is node.values
 
 
 def stream_stream_join(left: Position, right: Position, windows: JoinWindows,
@@ -67,8 +73,13 @@ def stream_stream_join(left: Position, right: Position, windows: JoinWindows,
     if join.outer is not None:
         _add_buffer(topology, join.outer, left.keys, Sided(left.values, right.values), group,
                     windows)
-    node = SharedTimeJoinNode if semantics == "kafka" else WindowedJoinNode
+    nodes: tuple[Node, Node]
+    if semantics == "kafka":
+        nodes = (SharedTimeJoinNode(join, True), SharedTimeJoinNode(join, False))
+    else:
+        nodes = (WindowedJoinNode(join, True, _reads_source(left)),
+                 WindowedJoinNode(join, False, _reads_source(right)))
     merged = Node(f"join-window:{name}")
-    left.then(node(join, True)).node.children.append(merged)
-    right.then(node(join, False)).node.children.append(merged)
+    left.then(nodes[0]).node.children.append(merged)
+    right.then(nodes[1]).node.children.append(merged)
     return left.at(merged, group, values=resolve(values))

@@ -108,7 +108,12 @@ class Flagged:
         self.name = f"join-buffer:{inner.name}"
 
     def encode(self, v: tuple[bool, Any]) -> bytes:
-        return (b"\x01" if v[0] else b"\x00") + self.inner.encode(v[1])
+        return self.wrap(v[0], self.inner.encode(v[1]))
+
+    @staticmethod
+    def wrap(joined: bool, encoded: bytes) -> bytes:
+        """The encoding of (joined, value) from the value's own encoding."""
+        return (b"\x01" if joined else b"\x00") + encoded
 
     def decode(self, data: bytes) -> tuple[bool, Any]:
         return data[:1] == b"\x01", self.inner.decode(data[1:])
@@ -186,8 +191,9 @@ class ClockedBuffer(WindowState):
             self._sweep()
         return True
 
-    def buffer(self, rk: tuple, value: Buffered, key: Any) -> None:
-        """Buffer a record of a swept buffer."""
+    def buffer(self, rk: tuple, value: Buffered, key: Any, raw: bytes | None = None) -> None:
+        """Buffer a record of a swept buffer; raw: the input record's value bytes, when
+        they are the serialization of its value (the join reads its source directly)."""
         due = rk[2] + self.sweep_delay
         if due < self.sweep_at:
             self.sweep_at = due
@@ -196,17 +202,33 @@ class ClockedBuffer(WindowState):
             self.put(rk, value, key)
         elif held.count < HELD_RECORDS:
             # Read from the held records alone: the store's reads need not know which
-            # of its uncommitted entries are this key's (`touched`).
-            self.store.put(rk, value)
-            held.add(key, (rk[2], rk[3], rk[4]), value.value)
+            # of its uncommitted entries are this key's (`touched`). Written encoded
+            # (WindowKeys and WindowValues take bytes as they are): its deletion reuses
+            # the key's bytes, and an input's bytes are not encoded again.
+            kb = self.keys.encode(rk)
+            flagged = value.value
+            self.store.dirty[kb] = self.values.encode(value) if raw is None else \
+                self.values.record_bytes(Flagged.wrap(flagged[0], raw))
+            held.add(key, (rk[2], rk[3], rk[4], flagged, kb))
         else:
             self.held = None
+            self._decode_dirty()
             for k in self.store.dirty:  # what the store's reads of this period need
                 if len(k) == 5 and k[0] == "r":
                     self.touched.setdefault(k[1], set()).add(k)
             self.put(rk, value, key)
 
-    def records_of(self, key: Any, ts_from: int, ts_to: int) -> list[tuple[int, str, int, Any]]:
+    def _decode_dirty(self) -> None:
+        """The write-back cache's encoded entries (of held records and their deletions)
+        under their keys, for the store's reads once the records are no longer held."""
+        dirty, keys, values = self.store.dirty, self.keys, self.values
+        for kb in [k for k in dirty if type(k) is bytes]:
+            vb = dirty.pop(kb)
+            dirty[keys.decode(kb)] = vb if vb is TOMBSTONE else values.decode(vb)
+
+    def records_of(self, key: Any, ts_from: int, ts_to: int) -> list[Any]:
+        """As WindowState.records_of: (ts, topic, offset, value) per record, and the held
+        records' further fields after these (held.Entry)."""
         if self.held is None:
             return super().records_of(key, ts_from, ts_to)
         return self.held.between(key, ts_from, ts_to)
@@ -226,9 +248,9 @@ class ClockedBuffer(WindowState):
         assert self.held is not None
         oldest, dropped = self.held.drop_until(limit)
         dirty = self.store.dirty  # the deletions, written with this period's commit
-        for key, tails in dropped:
-            for ts, topic, offset in tails:
-                dirty[("r", key, ts, topic, offset)] = TOMBSTONE
+        for _key, entries in dropped:
+            for entry in entries:
+                dirty[entry[4]] = TOMBSTONE  # the bytes of the record's key
         return NEVER if oldest is None else oldest
 
     def _sweep_store(self, limit: int) -> int:
@@ -253,7 +275,7 @@ class ClockedBuffer(WindowState):
             held = HeldRecords()
             for kb, vb in left:
                 rk = decode(kb)
-                held.add(rk[1], (rk[2], rk[3], rk[4]), self.values.decode(vb).value)
+                held.add(rk[1], (rk[2], rk[3], rk[4], self.values.decode(vb).value, kb))
             self.held = held
         return oldest
 
@@ -376,12 +398,15 @@ class JoinInput(Node):
 class WindowedJoinNode(JoinInput):
     """One input of a stream-stream windowed join (see the module docstring)."""
 
-    __slots__ = ("close_after",)
+    __slots__ = ("close_after", "source_values")
 
-    def __init__(self, join: WindowedJoin, is_left: bool) -> None:
+    def __init__(self, join: WindowedJoin, is_left: bool, source_values: bool = False) -> None:
         super().__init__(join, is_left)
         # A record's window closes when the other input's stream time reaches this.
         self.close_after = close_after(join.windows, is_left)
+        # The input is a source's records as decoded: each value's serialization is the
+        # record's value bytes, which a swept buffer keeps instead of encoding it again.
+        self.source_values = source_values
 
     def process(self, key, value, ts):
         check_join_record(self.join.name, key, value)
@@ -444,7 +469,8 @@ class WindowedJoinNode(JoinInput):
                 if mine.get(rk) is not None:  # buffered before a crash: it has joined
                     mine.put(rk, Buffered((True, value)), key)
         elif mine.close_after is not None:
-            mine.buffer(("r", key, ts, topic, offset), Buffered((bool(matches), value)), key)
+            mine.buffer(("r", key, ts, topic, offset), Buffered((bool(matches), value)), key,
+                        self.ctx.record.value if self.source_values else None)
         else:
             # Index before data: a changelog cut short between them leaves an index entry
             # that points at nothing (skipped), never a record that would not expire.

@@ -29,6 +29,7 @@ _SIGN = 1 << 63
 _MASK = (1 << 64) - 1
 _LEN = struct.Struct(">I")
 _T1 = struct.Struct(">Q")
+_len_pack, _t1_pack, _join = _LEN.pack, _T1.pack, b"".join
 _T2 = struct.Struct(">QQ")
 _T3 = struct.Struct(">QQQ")
 
@@ -123,14 +124,21 @@ class WindowKeys:
     def record_prefix(self, key: Any) -> bytes:
         return RECORD + self.key_bytes(key)
 
-    def encode(self, k: tuple) -> bytes:
+    def encode(self, k: tuple | bytes) -> bytes:
+        """A key's bytes; bytes are taken as already encoded (an entry that a join buffer
+        writes encoded: joins.windowed.ClockedBuffer.buffer)."""
         if type(k) is not tuple:
+            if type(k) is bytes:
+                return k
             raise TypeError(f"a window store is keyed by (key, start, end), not {k!r}: read "
                             f"it with streamkit.windows.fetch_window / fetch_windows")
         n = len(k)
         if n == 5 and k[0] == "r":  # first: a join writes and deletes one per record
-            kb = self.inner.encode(k[1])
-            return b"".join((RECORD, _LEN.pack(len(kb)), kb, _record_tail(k[2], k[3], k[4])))
+            _, key, ts, topic, offset = k
+            kb = self.inner.encode(key)
+            tb = _TOPIC_BYTES.get(topic) or _topic_bytes(topic)
+            return _join((RECORD, _len_pack(len(kb)), kb, _t1_pack((ts + _SIGN) & _MASK), tb,
+                          _t1_pack((offset + _SIGN) & _MASK)))
         if n == 3:
             kb = self.inner.encode(k[0])
             return WINDOW + _LEN.pack(len(kb)) + kb + _T2.pack(_ts(k[1]), _ts(k[2]))
@@ -234,6 +242,10 @@ class WindowValues:
             else:
                 meta, tag = orjson.dumps([v.offsets, v.ts, v.closed[0], v.closed[1], *born]), b"C"
             return tag + _LEN.pack(len(meta)) + meta + self.aggregates.encode(v.value)
+        if t is bytes:
+            # Already encoded, as a key may be (WindowKeys.encode): a join buffer writes
+            # the records it holds so (joins.windowed.ClockedBuffer.buffer).
+            return v
         if v is True:
             return b"i"
         if t is Clock:
@@ -241,6 +253,11 @@ class WindowValues:
         if t is Buffered:
             return b"r" + self.records.encode(v.value)
         raise TypeError(f"not a window store value: {v!r}")
+
+    @staticmethod
+    def record_bytes(encoded: bytes) -> bytes:
+        """A buffered record's bytes, from its value's encoding by the records' serde."""
+        return b"r" + encoded
 
     def decode(self, data: bytes) -> Any:
         tag = data[:1]

@@ -275,8 +275,8 @@ def held(driver, side: str) -> dict | None:
     state = next(iter(driver.tasks.values())).operator_state[f"j-{side}"]
     if state.held is None:
         return None
-    assert state.held.count == sum(len(tails) for tails, _ in state.held.keys.values())
-    return {k: [t[0] for t in tails] for k, (tails, _) in state.held.keys.items()}
+    assert state.held.count == sum(len(entries) for entries in state.held.keys.values())
+    return {k: [e[0] for e in entries] for k, entries in state.held.keys.items()}
 
 
 def test_a_buffer_holds_its_records_in_memory_up_to_a_bound_and_again_after_a_sweep():
@@ -308,6 +308,34 @@ def test_records_buffered_before_the_bound_was_passed_are_found_before_the_next_
         d.commit()
         assert sorted(v for _k, v, _t in joined(d)) == [("la", "ra"), ("la2", "ra"),
                                                         ("lb", "rb")]
+
+
+def test_a_buffer_writes_a_source_records_own_bytes_and_encodes_a_derived_value():
+    # The left input is the source as decoded: its buffer's changelog entry carries the
+    # record's value bytes as they came (spacing and key order kept), after the tag and
+    # the joined flag. The right input is mapped first: its entry is the mapped value's
+    # JSON. Both sides still join, and again after a restart from the buffers.
+    app = streamkit.App("sj", settings=Settings.from_env({}))
+    left = app.source("left", timestamp=lambda v: v["ts"])
+    right = app.source("right", timestamp=lambda v: v["ts"]).map_values(
+        lambda v: {**v, "mapped": True})
+    left.join_window(right, W, lambda lv, rv: [lv["id"], rv["id"], rv["mapped"]],
+                     how="inner", name="j").to("joined")
+    raw = b'{ "ts": 100,   "id": "la" }'
+    with TopologyTestDriver(app) as d:
+        d.pipe_raw("left", b"a", raw, 100)
+        d.pipe("right", "a", {"ts": 104, "id": "ra"}, timestamp_ms=104)
+        entries = {side: [r.value for r in d.output(f"sj-j-{side}-changelog")
+                          if r.key[:1] == b"r"] for side in ("left", "right")}
+        # b"r": a buffered record; then 0 (had not joined) or 1 (joined when buffered)
+        assert entries["left"] == [b"r\x00" + raw]
+        assert len(entries["right"]) == 1 and entries["right"][0][:2] == b"r\x01"
+        assert orjson.loads(entries["right"][0][2:]) == {"ts": 104, "id": "ra", "mapped": True}
+        d.restart()
+        d.pipe("right", "a", {"ts": 106, "id": "rb"}, timestamp_ms=106)
+        d.pipe_raw("left", b"a", b'{"id": "lb", "ts": 108}', 108)
+        assert [v for _k, v, _t in joined(d)] == [("la", "ra", True), ("la", "rb", True),
+                                                  ("lb", "ra", True), ("lb", "rb", True)]
 
 
 def test_the_buffers_are_internal_tables_of_one_sub_topology():
