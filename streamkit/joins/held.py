@@ -3,7 +3,7 @@ buffer (streamkit.joins.windowed.ClockedBuffer) reads instead of scanning RocksD
 has few records. The store stays the truth; this is a copy the buffer keeps exact."""
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from operator import itemgetter
 from typing import Any
 
@@ -26,16 +26,21 @@ class HeldRecords:
         self.count = 0
 
     def add(self, key: Any, entry: Entry) -> None:
-        self.count += 1
         entries = self.keys.get(key)
         if entries is None:
             self.keys[key] = [entry]
         elif entries[-1][0] < entry[0]:  # records mostly come in time order
             entries.append(entry)
         else:
-            # A record comes once: one replayed after a crash comes to a new task, whose
-            # held records are taken from the store at its first sweep.
-            insort(entries, entry, key=_TAIL)
+            tail = entry[:3]
+            at = bisect_left(entries, tail, key=_TAIL)
+            if at < len(entries) and _TAIL(entries[at]) == tail:
+                # The same record again: replayed after a crash, once a sweep has taken
+                # it from the store (where the state made durable before the crash put it).
+                entries[at] = entry
+                return
+            entries.insert(at, entry)
+        self.count += 1
 
     def between(self, key: Any, ts_from: int, ts_to: int) -> list[Entry]:
         """The key's records with ts in [ts_from, ts_to]."""

@@ -36,10 +36,10 @@ def _add_buffer(topology: Topology, name: str, keys: Serde, records: Any, group:
     return spec
 
 
-def _reads_source(position: Position) -> bool:
-    """Whether the records at position are a source's, as its serde decoded them."""
+def _source_as_decoded(position: Position) -> SourceNode | None:
+    """The source whose records, as its serde decoded them, are the records at position."""
     node = position.node
-    return isinstance(node, SourceNode) and position.values is node.values
+    return node if isinstance(node, SourceNode) and position.values is node.values else None
 
 
 def stream_stream_join(left: Position, right: Position, windows: JoinWindows,
@@ -77,8 +77,8 @@ def stream_stream_join(left: Position, right: Position, windows: JoinWindows,
     if semantics == "kafka":
         nodes = (SharedTimeJoinNode(join, True), SharedTimeJoinNode(join, False))
     else:
-        nodes = (WindowedJoinNode(join, True, _reads_source(left)),
-                 WindowedJoinNode(join, False, _reads_source(right)))
+        nodes = (WindowedJoinNode(join, True, _source_as_decoded(left)),
+                 WindowedJoinNode(join, False, _source_as_decoded(right)))
     merged = Node(f"join-window:{name}")
     left.then(nodes[0]).node.children.append(merged)
     right.then(nodes[1]).node.children.append(merged)

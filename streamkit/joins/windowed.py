@@ -398,15 +398,17 @@ class JoinInput(Node):
 class WindowedJoinNode(JoinInput):
     """One input of a stream-stream windowed join (see the module docstring)."""
 
-    __slots__ = ("close_after", "source_values")
+    __slots__ = ("close_after", "source", "source_values")
 
-    def __init__(self, join: WindowedJoin, is_left: bool, source_values: bool = False) -> None:
+    def __init__(self, join: WindowedJoin, is_left: bool, source: Node | None = None) -> None:
         super().__init__(join, is_left)
         # A record's window closes when the other input's stream time reaches this.
         self.close_after = close_after(join.windows, is_left)
-        # The input is a source's records as decoded: each value's serialization is the
-        # record's value bytes, which a swept buffer keeps instead of encoding it again.
-        self.source_values = source_values
+        # The source whose records this input is, as its serde decoded them (if so), and
+        # whether their value bytes stand for the values (_takes_source_bytes; None: not
+        # known before the first record, when the topology is complete).
+        self.source = source
+        self.source_values: bool | None = None
 
     def process(self, key, value, ts):
         check_join_record(self.join.name, key, value)
@@ -469,19 +471,34 @@ class WindowedJoinNode(JoinInput):
                 if mine.get(rk) is not None:  # buffered before a crash: it has joined
                     mine.put(rk, Buffered((True, value)), key)
         elif mine.close_after is not None:
+            raw = self.source_values
+            if raw is None:
+                raw = self._takes_source_bytes()
             mine.buffer(("r", key, ts, topic, offset), Buffered((bool(matches), value)), key,
-                        self.ctx.record.value if self.source_values else None)
+                        self.ctx.record.value if raw else None)
         else:
             # Index before data: a changelog cut short between them leaves an index entry
             # that points at nothing (skipped), never a record that would not expire.
             mine.add_index(("y", close, key, ts, topic, offset))
             mine.put_last(("r", key, ts, topic, offset), Buffered((bool(matches), value)), key)
         if self.emit_other:
-            for ots, otopic, ooff, (joined, ovalue) in matches:
+            for m in matches:  # [:4]: a held record has more fields (held.Entry)
+                ots, otopic, ooff, (joined, ovalue) = m[:4]
                 if not joined:
                     theirs.put(("r", key, ots, otopic, ooff), Buffered((True, ovalue)), key)
         for v, t in out:
             self.forward(key, v, t)
+
+    def _takes_source_bytes(self) -> bool:
+        """Whether each value reaching this node is its record's value as the source
+        decoded it, untouched, so that the record's value bytes are its serialization (a
+        swept buffer writes them instead of encoding the value again): the input is the
+        source itself and no other operation of the source runs before this one (one that
+        changed a value in place would leave the bytes behind)."""
+        src = self.source
+        self.source_values = src is not None and len(src.children) == 1 \
+            and src.children[0] is self
+        return self.source_values
 
     def _expire(self, ws: ClockedBuffer) -> None:
         """Close the other input's records whose window this input's stream time has
