@@ -202,9 +202,9 @@ class ClockedBuffer(WindowState):
             self.put(rk, value, key)
         elif held.count < HELD_RECORDS:
             # Read from the held records alone: the store's reads need not know which
-            # of its uncommitted entries are this key's (`touched`). Written encoded
-            # (WindowKeys and WindowValues take bytes as they are): its deletion reuses
-            # the key's bytes, and an input's bytes are not encoded again.
+            # of its uncommitted entries are this key's (`touched`). Put encoded (the
+            # commit takes such entries as they are: WindowKeys.takes_encoded): its
+            # deletion reuses the key's bytes, and an input's bytes are not encoded again.
             kb = self.keys.encode(rk)
             flagged = value.value
             self.store.dirty[kb] = self.values.encode(value) if raw is None else \

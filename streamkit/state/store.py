@@ -252,6 +252,12 @@ class PartitionStore:
     def encode_dirty(self) -> list[tuple[bytes, bytes | None]]:
         """The pending updates, encoded for the changelog and the database."""
         enc_k, enc_v = self.keys.encode, self.values.encode
+        if getattr(self.keys, "takes_encoded", False):
+            # Entries put already encoded (a bytes key with a bytes value or a tombstone)
+            # are taken as they are.
+            return [(k, None if v is TOMBSTONE else v) if type(k) is bytes
+                    else (enc_k(k), None if v is TOMBSTONE else enc_v(v))
+                    for k, v in self.dirty.items()]
         return [(enc_k(k), None if v is TOMBSTONE else enc_v(v)) for k, v in self.dirty.items()]
 
     def write(self, items: Iterable[tuple[bytes, bytes | None]], checkpoint: int | None) -> None:

@@ -111,6 +111,11 @@ class Buffered:
 class WindowKeys:
     """KeyCodec of a window store, wrapping the codec of the record keys."""
 
+    # A window store's keys are tuples, so an entry of its write-back cache under a bytes
+    # key is one put already encoded, with its value (joins.windowed.ClockedBuffer.buffer):
+    # PartitionStore.encode_dirty takes it as it is.
+    takes_encoded = True
+
     def __init__(self, inner: KeyCodec) -> None:
         self.inner = inner
 
@@ -124,12 +129,8 @@ class WindowKeys:
     def record_prefix(self, key: Any) -> bytes:
         return RECORD + self.key_bytes(key)
 
-    def encode(self, k: tuple | bytes) -> bytes:
-        """A key's bytes; bytes are taken as already encoded (an entry that a join buffer
-        writes encoded: joins.windowed.ClockedBuffer.buffer)."""
+    def encode(self, k: tuple) -> bytes:
         if type(k) is not tuple:
-            if type(k) is bytes:
-                return k
             raise TypeError(f"a window store is keyed by (key, start, end), not {k!r}: read "
                             f"it with streamkit.windows.fetch_window / fetch_windows")
         n = len(k)
@@ -242,10 +243,6 @@ class WindowValues:
             else:
                 meta, tag = orjson.dumps([v.offsets, v.ts, v.closed[0], v.closed[1], *born]), b"C"
             return tag + _LEN.pack(len(meta)) + meta + self.aggregates.encode(v.value)
-        if t is bytes:
-            # Already encoded, as a key may be (WindowKeys.encode): a join buffer writes
-            # the records it holds so (joins.windowed.ClockedBuffer.buffer).
-            return v
         if v is True:
             return b"i"
         if t is Clock:

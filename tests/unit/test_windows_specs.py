@@ -107,8 +107,9 @@ def test_a_keys_windows_do_not_share_a_prefix_with_a_longer_key():
 
 
 def test_a_plain_key_is_refused_by_a_window_store():
-    with pytest.raises(TypeError, match="fetch_window"):
-        WindowKeys(StrKeys()).encode("abc")
+    for key in ("abc", b"abc", b"t"):  # bytes too: a raw key read as a window's is an error
+        with pytest.raises(TypeError, match="fetch_window"):
+            WindowKeys(StrKeys()).encode(key)
 
 
 def test_window_store_values_round_trip():
