@@ -193,7 +193,7 @@ class ClockedBuffer(WindowState):
 
     def buffer(self, rk: tuple, value: Buffered, key: Any, raw: bytes | None = None) -> None:
         """Buffer a record of a swept buffer; raw: the input record's value bytes, when
-        they are the serialization of its value (the join reads its source directly)."""
+        they stand for its value (WindowedJoinNode._takes_source_bytes)."""
         due = rk[2] + self.sweep_delay
         if due < self.sweep_at:
             self.sweep_at = due
@@ -471,11 +471,11 @@ class WindowedJoinNode(JoinInput):
                 if mine.get(rk) is not None:  # buffered before a crash: it has joined
                     mine.put(rk, Buffered((True, value)), key)
         elif mine.close_after is not None:
-            raw = self.source_values
-            if raw is None:
-                raw = self._takes_source_bytes()
+            as_read = self.source_values
+            if as_read is None:
+                as_read = self._takes_source_bytes()
             mine.buffer(("r", key, ts, topic, offset), Buffered((bool(matches), value)), key,
-                        self.ctx.record.value if raw else None)
+                        self.ctx.record.value if as_read else None)
         else:
             # Index before data: a changelog cut short between them leaves an index entry
             # that points at nothing (skipped), never a record that would not expire.
