@@ -51,7 +51,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..processing.nodes import Node
+from ..processing.nodes import Node, SourceNode
 from ..processing.topology import TableSpec
 from ..serde import Serde
 from ..state.keys import KeyCodec, codec_for
@@ -221,10 +221,11 @@ class ClockedBuffer(WindowState):
     def _decode_dirty(self) -> None:
         """The write-back cache's encoded entries (of held records and their deletions)
         under their keys, for the store's reads once the records are no longer held."""
-        dirty, keys, values = self.store.dirty, self.keys, self.values
+        store = self.store
+        dirty = store.dirty
         for kb in [k for k in dirty if type(k) is bytes]:
-            vb = dirty.pop(kb)
-            dirty[keys.decode(kb)] = vb if vb is TOMBSTONE else values.decode(vb)
+            key, value = store.decoded(kb, dirty.pop(kb))
+            dirty[key] = value
 
     def records_of(self, key: Any, ts_from: int, ts_to: int) -> list[Any]:
         """As WindowState.records_of: (ts, topic, offset, value) per record, and the held
@@ -400,7 +401,8 @@ class WindowedJoinNode(JoinInput):
 
     __slots__ = ("close_after", "source", "source_values")
 
-    def __init__(self, join: WindowedJoin, is_left: bool, source: Node | None = None) -> None:
+    def __init__(self, join: WindowedJoin, is_left: bool,
+                 source: SourceNode | None = None) -> None:
         super().__init__(join, is_left)
         # A record's window closes when the other input's stream time reaches this.
         self.close_after = close_after(join.windows, is_left)

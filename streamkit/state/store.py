@@ -105,6 +105,9 @@ class PartitionStore:
         self.keys = keys
         self.values = values
         self.dirty: dict[Any, Any] = {}
+        # Whether the write-back cache may hold entries put already encoded: a bytes key
+        # with a bytes value or a tombstone (a key codec that never takes bytes says so).
+        self.takes_encoded: bool = getattr(keys, "takes_encoded", False)
         # The decoded values of the last commit's write-back cache, as the database now
         # holds them: a key updated in one commit period is mostly read again in the next
         # (a window, a running total), and this saves its RocksDB read and decoding. Any
@@ -252,13 +255,17 @@ class PartitionStore:
     def encode_dirty(self) -> list[tuple[bytes, bytes | None]]:
         """The pending updates, encoded for the changelog and the database."""
         enc_k, enc_v = self.keys.encode, self.values.encode
-        if getattr(self.keys, "takes_encoded", False):
-            # Entries put already encoded (a bytes key with a bytes value or a tombstone)
-            # are taken as they are.
+        if self.takes_encoded:  # entries put already encoded are taken as they are
             return [(k, None if v is TOMBSTONE else v) if type(k) is bytes
                     else (enc_k(k), None if v is TOMBSTONE else enc_v(v))
                     for k, v in self.dirty.items()]
         return [(enc_k(k), None if v is TOMBSTONE else enc_v(v)) for k, v in self.dirty.items()]
+
+    def decoded(self, key: Any, value: Any) -> tuple[Any, Any]:
+        """A write-back cache entry as (key, value), decoded if it was put encoded."""
+        if self.takes_encoded and type(key) is bytes:
+            return self.keys.decode(key), value if value is TOMBSTONE else self.values.decode(value)
+        return key, value
 
     def write(self, items: Iterable[tuple[bytes, bytes | None]], checkpoint: int | None) -> None:
         """Apply encoded updates and move the checkpoint, atomically."""

@@ -40,7 +40,7 @@ from ..state.global_tables import GlobalTable
 from ..state.store import TOMBSTONE, PartitionStore
 from ..topics import dead_letter_topic, late_events_topic
 from ..windows.aggregate import WindowedAggregate
-from ..windows.codec import Agg, WindowedKey, WindowKeys
+from ..windows.codec import Agg, WindowedKey
 from ..windows.state import NO_TIME
 
 Header = tuple[str, bytes]
@@ -456,10 +456,8 @@ def _decoded(rec: ConsumerRecord, serdes: tuple[Serde, Serde] | None) -> OutputR
 
 def _entries(store: PartitionStore) -> dict[Any, Any]:
     out = dict(store.items())
-    for k, v in store.dirty.items():
-        if type(k) is bytes and isinstance(store.keys, WindowKeys):
-            # A join buffer's entry written encoded (joins.windowed.ClockedBuffer.buffer).
-            k, v = store.keys.decode(k), v if v is TOMBSTONE else store.values.decode(v)
+    for entry in store.dirty.items():
+        k, v = store.decoded(*entry)  # a join buffer's entries may be put encoded
         if v is TOMBSTONE:
             out.pop(k, None)
         else:

@@ -29,7 +29,6 @@ _SIGN = 1 << 63
 _MASK = (1 << 64) - 1
 _LEN = struct.Struct(">I")
 _T1 = struct.Struct(">Q")
-_len_pack, _t1_pack, _join = _LEN.pack, _T1.pack, b"".join
 _T2 = struct.Struct(">QQ")
 _T3 = struct.Struct(">QQQ")
 
@@ -113,7 +112,7 @@ class WindowKeys:
 
     # A window store's keys are tuples, so an entry of its write-back cache under a bytes
     # key is one put already encoded, with its value (joins.windowed.ClockedBuffer.buffer):
-    # PartitionStore.encode_dirty takes it as it is.
+    # PartitionStore takes it as it is (encode_dirty, decoded).
     takes_encoded = True
 
     def __init__(self, inner: KeyCodec) -> None:
@@ -135,11 +134,8 @@ class WindowKeys:
                             f"it with streamkit.windows.fetch_window / fetch_windows")
         n = len(k)
         if n == 5 and k[0] == "r":  # first: a join writes and deletes one per record
-            _, key, ts, topic, offset = k
-            kb = self.inner.encode(key)
-            tb = _TOPIC_BYTES.get(topic) or _topic_bytes(topic)
-            return _join((RECORD, _len_pack(len(kb)), kb, _t1_pack((ts + _SIGN) & _MASK), tb,
-                          _t1_pack((offset + _SIGN) & _MASK)))
+            kb = self.inner.encode(k[1])
+            return b"".join((RECORD, _LEN.pack(len(kb)), kb, _record_tail(k[2], k[3], k[4])))
         if n == 3:
             kb = self.inner.encode(k[0])
             return WINDOW + _LEN.pack(len(kb)) + kb + _T2.pack(_ts(k[1]), _ts(k[2]))
@@ -148,8 +144,6 @@ class WindowKeys:
             kb = self.inner.encode(k[2])
             return (INDEX + _T1.pack(_ts(k[1])) + _LEN.pack(len(kb)) + kb
                     + _T2.pack(_ts(k[3]), _ts(k[4])))
-        if tag == "r":
-            return RECORD + self.key_bytes(k[1]) + _record_tail(k[2], k[3], k[4])
         if tag == "y":
             return (RECORD_INDEX + _T1.pack(_ts(k[1])) + self.key_bytes(k[2])
                     + _record_tail(k[3], k[4], k[5]))
@@ -248,7 +242,7 @@ class WindowValues:
         if t is Clock:
             return b"t" + orjson.dumps([v[0], v[1], v[2]])
         if t is Buffered:
-            return b"r" + self.records.encode(v.value)
+            return self.record_bytes(self.records.encode(v.value))
         raise TypeError(f"not a window store value: {v!r}")
 
     @staticmethod
