@@ -9,11 +9,11 @@ One 8-partition topic is produced once (W1's events) and read by every run, each
 application id of its own. For each repetition and each count N:
 
 - streamkit-<N>p: N processes of bench/cases/streamkit_scaling.py started at once, one app
-  id: they join one group and split the 8 partitions. The driver polls the group's committed
-  offsets every 50 ms; once they reach every partition's end it tells the processes to stop
-  (a file), and each checks the sums its stores hold against the expected ones. The driver
-  checks that their keys together are every key, and that the last value per key in the
-  changelog topic is the expected sum.
+  id: they join one group and split the 8 partitions (bench/group_run.py: the driver polls
+  the group's committed offsets every 50 ms; once they reach every partition's end it tells
+  the processes to stop with a file), and each checks the sums its stores hold against the
+  expected ones. The driver checks that their keys together are every key, and that the
+  last value per key in the changelog topic is the expected sum.
 - kafka-streams-<N>t: bench/kafka_streams' W1 main with --threads N and 1 s commits (the
   W1 Kafka Streams case, which checks its store and changelog itself).
 
@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,82 +45,19 @@ import orjson
 from common import (KAFKA_STREAMS_HEAP, TOPIC_CONFIGS, BenchFailed, add_common_args,
                     base_meta, bench_broker, create_topic,
                     install_sigterm_as_interrupt, kafka_streams_command, produce, run_json_case,
-                    tail, verify_commits, with_repo_on_path, write_results)
+                    verify_commits, with_repo_on_path, write_results)
+from group_run import run_group
 from w1 import make_workload
 
 BENCH = Path(__file__).resolve().parent
 CASE = BENCH / "cases" / "streamkit_scaling.py"
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "scaling.json"
 PARTITIONS = 8
-POLL_S = 0.05
 SETTLE_S = 1.0  # steady_eps starts this long after the last process took its first record
 MIN_WINDOW_S = 3.0
 
 
-# --------------------------------------------------------------------------- the group's progress
-
-async def poll_admin(bootstrap: str, check, timeout: float) -> float:
-    """Call `await check(admin)` every POLL_S with one admin client until it returns true;
-    return the time.monotonic() of that call. check raises BenchFailed to give up; after
-    `timeout` it is called with admin=None to say what it last saw."""
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.errors import KafkaError
-
-    async def checked() -> bool | str:
-        try:
-            return await check(admin)
-        except KafkaError as exc:
-            if exc.retriable:  # e.g. no group coordinator yet on a fresh broker
-                return False
-            raise
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        deadline = time.monotonic() + timeout
-        while not await checked():
-            if time.monotonic() > deadline:
-                raise BenchFailed(f"after {timeout:.0f}s: {await check(None)}")
-            await asyncio.sleep(POLL_S)
-        return time.monotonic()
-    finally:
-        await admin.close()
-
-
-def wait_committed(bootstrap: str, group: str, topic: str, ends: dict[int, int],
-                   procs: list[subprocess.Popen], timeout: float) -> float:
-    """The time.monotonic() at which `group` was seen to have committed every partition's
-    end. Fails when a process exits first."""
-    got: dict[int, int] = {}
-
-    async def check(admin) -> bool | str:
-        if admin is None:
-            return f"group {group} committed {got}, expected {ends}"
-        offsets = await admin.list_consumer_group_offsets(group)
-        got.update({tp.partition: m.offset for tp, m in offsets.items() if tp.topic == topic})
-        dead = [p.pid for p in procs if p.poll() is not None]
-        if dead:
-            raise BenchFailed(f"worker process(es) {dead} exited before the end was committed")
-        return all(got.get(p, -1) >= end for p, end in ends.items())
-
-    return asyncio.run(poll_admin(bootstrap, check, timeout))
-
-
-def wait_group_formed(bootstrap: str, group: str, members: int, timeout: float) -> None:
-    """Wait until `group` is Stable with `members` members: with few events the first
-    processes may finish before the last one joins, and the stores are checked after the
-    last rebalance."""
-    seen: dict = {}
-
-    async def check(admin) -> bool | str:
-        if admin is None:
-            return f"group {group} is {seen.get('state')} with {len(seen.get('members', []))} members"
-        [response] = await admin.describe_consumer_groups([group])
-        seen.update(response.to_object()["groups"][0])
-        return seen["state"] == "Stable" and len(seen["members"]) == members
-
-    asyncio.run(poll_admin(bootstrap, check, timeout))
-
+# --------------------------------------------------------------------------- results
 
 async def changelog_sums(bootstrap: str, topic: str) -> dict[str, int]:
     from streamkit.testing.kafka import read_topic_async
@@ -167,35 +102,11 @@ def run_streamkit(n: int, args, bootstrap: str, profile: str, topic: str, ends: 
     app_id = f"scale-{uuid.uuid4().hex[:10]}"
     (workdir / "expected.json").write_bytes(orjson.dumps(expected))
     env = with_repo_on_path({**os.environ, "STREAMKIT_PROFILE": profile, "PYTHONUNBUFFERED": "1"})
-    procs, logs = [], []
-    try:
-        for i in range(n):
-            log = open(workdir / f"p{i}.stderr.log", "wb")
-            logs.append(log)
-            procs.append(subprocess.Popen(
-                [args.python, str(CASE), "--bootstrap", bootstrap, "--topic", topic,
-                 "--events", str(args.events), "--workdir", str(workdir), "--app-id", app_id,
-                 "--index", str(i)],
-                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env,
-                cwd=str(workdir)))
-        done_at = wait_committed(bootstrap, f"{app_id}-processors", topic, ends, procs, timeout)
-        wait_group_formed(bootstrap, f"{app_id}-processors", n, 120)
-        (workdir / "done").touch()
-        results = []
-        for i, proc in enumerate(procs):
-            out, _ = proc.communicate(timeout=120)
-            lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.strip()]
-            if proc.returncode != 0 or not lines:
-                raise BenchFailed(f"process {i} exit code {proc.returncode}; stderr: "
-                                  f"{tail(workdir / f'p{i}.stderr.log')}")
-            results.append(json.loads(lines[-1]))
-    finally:
-        for proc in procs:  # the processes this driver started, by PID
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        for log in logs:
-            log.close()
+    cmds = [[args.python, str(CASE), "--bootstrap", bootstrap, "--topic", topic, "--events",
+             str(args.events), "--workdir", str(workdir), "--app-id", app_id, "--index", str(i)]
+            for i in range(n)]
+    done_at, results = run_group(cmds, workdir, env, bootstrap, f"{app_id}-processors",
+                                 {(topic, p): end for p, end in ends.items()}, timeout)
 
     keys = [k for r in results for k in r["stored_keys"]]
     if sorted(keys) != sorted(expected):

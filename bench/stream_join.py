@@ -3,7 +3,7 @@ and the worker's peak RSS.
 
     python bench/stream_join.py [--records 150000] [--keys 10000] [--window-ms 5000]
                                 [--grace-ms 1000] [--reps 1] [--broker HOST:PORT] [--out FILE]
-                                [--cases streamkit,kafka-streams,kafka-streams-1s,...]
+                                [--cases streamkit,streamkit-2p,kafka-streams,...]
 
 Without --broker it starts a dev broker. Results: "join <case>" ({"pairs_per_s",
 "input_eps", "pairs", "rss_mb", "runs", "ratio_to_kafka_streams", "ratio_to_kafka_streams_1s"})
@@ -27,6 +27,15 @@ Kafka Streams' default 30 s commit interval (kafka-streams) or streamkit's 1 s
 it emits (they must equal the expected number, with no late record), and the driver checks
 that the output topic holds that many records and that the case's group committed the end
 offsets of both input topics.
+
+streamkit-2p: two such worker processes of one app, started at once (bench/group_run.py):
+they join one group and split the partitions, and are timed from the first record either
+took to the moment the driver saw the group's commits at the end of both inputs (polled
+every 50 ms). A rebalance while they start may have a record joined twice (at least
+once): the driver checks that the output topic holds every expected pair (computed by
+brute force, by the records' "n") and no other, and reports the extra records as
+`duplicates`. Apache Kafka only (the group's offsets and members are read with admin
+requests). Its `rss_mb` is the larger process's, `rss_mb_total` both together.
 
 Timing as W1: from the first record to the end of the commit covering the last one.
 pairs/s = expected pairs / that time; input_eps = input records (both sides) / that time.
@@ -59,8 +68,10 @@ from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args
                     add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
                     install_sigterm_as_interrupt, json_bytes, kafka_streams_command, produce,
                     run_json_case, verify_commits, write_results)
+from group_run import run_app_processes  # noqa: E402
 
 JITTER_MS = 200
+PAIR_BASE = 1 << 24  # a pair as one int (left n * PAIR_BASE + right n): up to 16 M per side
 # case name -> the options of bench/kafka_streams' Join main.
 KAFKA_STREAMS_CASES = {
     "kafka-streams": (),
@@ -69,7 +80,9 @@ KAFKA_STREAMS_CASES = {
 }
 # Every case gets ratio_to_<base> (of pairs/s) for these.
 RATIO_BASES = ("kafka-streams", "kafka-streams-1s")
-CASES = ("streamkit", *KAFKA_STREAMS_CASES)
+# streamkit-2p: two worker processes of one app (bench/group_run.py), started at once.
+PROCESSES = {"streamkit": 1, "streamkit-2p": 2}
+CASES = (*PROCESSES, *KAFKA_STREAMS_CASES)
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "stream_join.json"
 
 
@@ -100,22 +113,77 @@ def expected_pairs(left, right, before: int, after: int) -> int:
     return n
 
 
-async def count_records(bootstrap: str, topic: str) -> int:
-    """Records in topic, read to the high watermark of each fetch (the dev broker's
+def expected_pair_set(left, right, before: int, after: int) -> set[int]:
+    """The joined pairs as left index * PAIR_BASE + right index (the values' "n")."""
+    times: dict[bytes, list[tuple[int, int]]] = {}
+    for n, (k, _v, ts) in enumerate(right):
+        times.setdefault(k, []).append((ts, n))
+    for entries in times.values():
+        entries.sort()
+    pairs = set()
+    for n, (k, _v, ts) in enumerate(left):
+        entries = times.get(k, ())
+        lo = bisect.bisect_left(entries, (ts - before, -1))
+        hi = bisect.bisect_right(entries, (ts + after, PAIR_BASE))
+        pairs.update(n * PAIR_BASE + m for _t, m in entries[lo:hi])
+    return pairs
+
+
+async def output_records(bootstrap: str, topic: str) -> list:
+    """The records of topic, read to the high watermark of each fetch (the dev broker's
     ListOffsets answers cannot be trusted: docs/architecture.md)."""
     from streamkit.testing.kafka import read_topic_async
 
-    return len(await read_topic_async(bootstrap, topic, timeout=120))
+    return await read_topic_async(bootstrap, topic, timeout=120)
+
+
+def check_output(bootstrap: str, topic: str, pairs: int, expected: set[int] | None) -> int:
+    """Check the output topic: `pairs` records, or with `expected` (several processes:
+    a rebalance may emit a pair again, at least once) every expected pair and no other.
+    Returns the number of records."""
+    records = asyncio.run(output_records(bootstrap, topic))
+    if expected is None:
+        if len(records) != pairs:
+            raise BenchFailed(f"the output topic holds {len(records)} records, {pairs} expected")
+        return len(records)
+    got = set()
+    for rec in records:
+        value = orjson.loads(rec.value)
+        got.add(value["l"] * PAIR_BASE + value["r"])
+    if got != expected:
+        raise BenchFailed(f"the output topic holds {len(got)} distinct pairs "
+                          f"({len(got - expected)} unexpected), {len(expected)} expected "
+                          f"({len(expected - got)} missing)")
+    return len(records)
+
+
+def run_processes(n: int, options: list[str], args, broker, topic: str,
+                  ends: dict[str, dict[int, int]], workdir: Path) -> dict:
+    """streamkit-<n>p: n processes of one app, timed from the first record any of them took
+    to the moment the group's commits were seen at the end of both inputs."""
+    app_id = f"sjoin-{uuid.uuid4().hex[:10]}"
+    cmds = [[sys.executable, str(Path(__file__)), "--case", *options, "--records",
+             str(args.records), "--app-id", app_id, "--index", str(i)] for i in range(n)]
+    result, each = run_app_processes(
+        cmds, app_id, workdir, broker,
+        {(f"{topic}-{name}", p): end for name, e in ends.items() for p, end in e.items()},
+        120 + args.records / 250, 2 * args.records)
+    result["pairs_emitted"] = [r["pairs"] for r in each]
+    return result
 
 
 # --------------------------------------------------------------------------- the case
 
 def streamkit_case(args) -> None:
+    """One worker; with --index, one of the processes of streamkit-2p (app id --app-id),
+    which works until the driver writes WORKDIR/done and reports the pairs it emitted."""
     from streamkit import App, JoinWindows
 
     expected = json.loads((args.workdir / "expected.json").read_text())
-    app = App(f"sjoin-{uuid.uuid4().hex[:10]}",
-              settings=streamkit_settings(args.bootstrap, args.workdir))
+    alone = args.index is None
+    app = App(f"sjoin-{uuid.uuid4().hex[:10]}" if alone else args.app_id,
+              settings=streamkit_settings(args.bootstrap, args.workdir if alone
+                                          else args.workdir / f"p{args.index}"))
     counted = [0]
 
     def count(_key, _value):
@@ -133,15 +201,24 @@ def streamkit_case(args) -> None:
     async def finisher():
         runner = app.processors
         try:
-            seconds = await records_done(runner, 2 * args.events)
+            if alone:
+                seconds = await records_done(runner, 2 * args.events)
+            else:
+                while not (args.workdir / "done").exists():
+                    if runner.failed is not None:
+                        raise runner.failed
+                    await asyncio.sleep(0.05)
+                seconds = 0.0  # the driver times the group
             late = sum(t.late_records for t in runner.tasks.values())
             problem = None
-            if counted[0] != expected["pairs"] or late:
+            if (alone and counted[0] != expected["pairs"]) or late:
                 problem = (f"{counted[0]} pairs joined, {expected['pairs']} expected; "
                            f"{late} late records")
             state["result"] = {"seconds": seconds, "group": runner.group_id,
                                "pairs": counted[0], "problem": problem,
-                               "commits": runner.counters["commits"]}
+                               "commits": runner.counters["commits"],
+                               "records": runner.counters["records"],
+                               "first_record_at": runner.first_record_at}
         except Exception as exc:
             state["error"] = repr(exc)
         finally:
@@ -156,8 +233,9 @@ def streamkit_case(args) -> None:
         fail("worker stopped before the result was known")
     if res["problem"]:
         fail(res["problem"])
-    report(2 * args.events, res["seconds"], True, group=res["group"], pairs=res["pairs"],
-           pairs_per_s=res["pairs"] / res["seconds"], commits=res["commits"],
+    report(2 * args.events if alone else res["records"], res["seconds"], True,
+           group=res["group"], pairs=res["pairs"], first_record_at=res["first_record_at"],
+           pairs_per_s=res["pairs"] / res["seconds"] if alone else None, commits=res["commits"],
            profile=app.settings.profile,
            settings=f"streamkit profile defaults; JoinWindows({args.window_ms}, "
                     f"{args.window_ms}, grace {args.grace_ms}), inner, to a topic")
@@ -179,6 +257,8 @@ def main() -> int:
     p.add_argument("--bootstrap", help=argparse.SUPPRESS)
     p.add_argument("--topic", help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--app-id", help=argparse.SUPPRESS)
+    p.add_argument("--index", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.case:
         args.events = args.records
@@ -200,6 +280,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-stream-join-"))
     runs: dict[str, list[dict]] = {c: [] for c in cases}
     failed: dict[str, str] = {}
+    pair_set: set[int] | None = None  # made for the first case of several processes
     try:
         with bench_broker(args, scratch) as broker:
             bootstrap = broker.bootstrap
@@ -220,21 +301,30 @@ def main() -> int:
                         options = ["--bootstrap", bootstrap, "--topic", topic, "--window-ms",
                                    str(args.window_ms), "--grace-ms", str(args.grace_ms),
                                    "--workdir", str(workdir)]
-                        if case in KAFKA_STREAMS_CASES:
-                            cmd = kafka_streams_command("Join", *options, "--events",
-                                                        str(args.records),
-                                                        *KAFKA_STREAMS_CASES[case])
+                        several = PROCESSES.get(case, 1) > 1
+                        if several:
+                            result = run_processes(PROCESSES[case], options, args, broker,
+                                                   topic, ends, workdir)
                         else:
-                            cmd = [sys.executable, str(Path(__file__)), "--case", *options,
-                                   "--records", str(args.records)]
-                        result = run_json_case(cmd, workdir, 120 + args.records / 250,
-                                               env={"STREAMKIT_PROFILE": broker.profile})
+                            if case in KAFKA_STREAMS_CASES:
+                                cmd = kafka_streams_command("Join", *options, "--events",
+                                                            str(args.records),
+                                                            *KAFKA_STREAMS_CASES[case])
+                            else:
+                                cmd = [sys.executable, str(Path(__file__)), "--case", *options,
+                                       "--records", str(args.records)]
+                            result = run_json_case(cmd, workdir, 120 + args.records / 250,
+                                                   env={"STREAMKIT_PROFILE": broker.profile})
                         for name in ("left", "right"):
                             verify_commits(bootstrap, f"{topic}-{name}", result, ends[name])
-                        written = asyncio.run(count_records(bootstrap, f"{topic}-out"))
-                        if written != pairs:
-                            raise BenchFailed(f"the output topic holds {written} records, "
-                                              f"{pairs} expected")
+                        if several and pair_set is None:
+                            pair_set = expected_pair_set(left, right, args.window_ms,
+                                                         args.window_ms)
+                        written = check_output(bootstrap, f"{topic}-out", pairs,
+                                               pair_set if several else None)
+                        if several:
+                            result["pairs_per_s"] = pairs / result["seconds"]
+                            result["duplicates"] = written - pairs
                         result["rep"] = rep
                         runs[case].append(result)
                         print(f"rep {rep} {case:<16}: {result['pairs_per_s']:>10,.0f} pairs/s, "
@@ -271,6 +361,7 @@ def main() -> int:
         records_per_side=args.records, keys=args.keys, partitions=PARTITIONS,
         window_ms=args.window_ms, grace_ms=args.grace_ms, expected_pairs=pairs,
         reps=args.reps, seed=args.seed, failed=failed, cases=cases,
+        streamkit="profile defaults; streamkit-2p: two worker processes of one app",
         kafka_streams=f"bench/kafka_streams (Kafka Streams 4.4.0), JVM heap -Xmx{KAFKA_STREAMS_HEAP}; "
                       "kafka-streams: default 30 s commit interval, -1s: 1 s, -2t: 2 stream threads")
     write_results(args.out, results, meta)

@@ -34,6 +34,13 @@ committed every partition's end offset.
   stream threads. Checked: the
   last value per window read back from that topic (plus, -final, the windows the store
   still holds that were not emitted) equal the expected sums.
+- streamkit-2p: two streamkit workers as above, processes of one app started at once
+  (bench/group_run.py): they split the partitions, and are timed from the first record
+  either took to the moment the driver saw the group's commits at the end of the input
+  (polled every 50 ms). Checked: the finals in the topic plus the windows both processes'
+  stores hold open equal the expected sums. Apache Kafka only (the group's offsets and
+  members are read with admin requests); `rss_mb` the larger process's, `rss_mb_total`
+  both.
 
 Timing as W1: from the first record to the end of the commit covering the last one.
 """
@@ -63,6 +70,7 @@ from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args
                     add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
                     install_sigterm_as_interrupt, json_bytes, kafka_streams_command, produce,
                     run_json_case, summarize_runs, verify_commits, write_results)
+from group_run import run_app_processes  # noqa: E402
 
 SIZE_MS, GRACE_MS, SPAN_MS = 60_000, 5_000, 600_000
 PYTHON_CASES = ("streamkit", "faust")
@@ -75,7 +83,9 @@ KAFKA_STREAMS_CASES = {
     "kafka-streams-final-1s-2t": ("--final", "true", "--commit-interval-ms", "1000",
                                   "--threads", "2"),
 }
-CASES = (*PYTHON_CASES, *KAFKA_STREAMS_CASES)
+# Cases of several worker processes of one app (bench/group_run.py), started at once.
+PROCESSES = {"streamkit-2p": 2}
+CASES = (*PYTHON_CASES, *PROCESSES, *KAFKA_STREAMS_CASES)
 # Every case gets ratio_to_<base> for these (streamkit emits final results, as -final does).
 RATIO_BASES = ("faust", "kafka-streams-final", "kafka-streams-final-1s")
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "windows.json"
@@ -117,35 +127,64 @@ def windowed_sum(app, topic: str, out_topic: str):
                           emit="final", to=out_topic))
 
 
-def streamkit_case(args) -> None:
-    from streamkit import App
+async def final_sums(bootstrap: str, out_topic: str) -> dict[str, int]:
+    """The final results in out_topic, as "key|start" -> sum."""
     from streamkit.testing.kafka import read_topic_async
+
+    got: dict[str, int] = {}
+    for rec in await read_topic_async(bootstrap, out_topic):
+        w = orjson.loads(rec.key)
+        got[f"{w['key']}|{w['start']}"] = int(rec.value)
+    return got
+
+
+def streamkit_case(args) -> None:
+    """One worker; with --index, one of the processes of streamkit-2p (app id --app-id),
+    which works until the driver writes WORKDIR/done and leaves the windows its stores hold
+    open in WORKDIR/p<index>-open.json for the driver's check."""
+    from streamkit import App
     from streamkit.windows.codec import Agg
 
-    app = App(f"win-streamkit-{uuid.uuid4().hex[:10]}",
-              settings=streamkit_settings(args.bootstrap, args.workdir))
+    alone = args.index is None
+    app = App(f"win-streamkit-{uuid.uuid4().hex[:10]}" if alone else args.app_id,
+              settings=streamkit_settings(args.bootstrap, args.workdir if alone
+                                          else args.workdir / f"p{args.index}"))
     out_topic = f"{args.topic}-sums"
     sums = windowed_sum(app, args.topic, out_topic)
     state = {"result": None, "error": None}
 
+    def open_windows(runner) -> dict[str, int]:
+        got: dict[str, int] = {}
+        for task in runner.tasks.values():
+            store = task.stores[sums.name]
+            for kb, vb in store.raw_items(prefix=b"w"):
+                key, start, _end = store.keys.decode(kb)
+                agg = store.values.decode(vb)
+                if type(agg) is Agg and agg.closed is None:
+                    got[f"{key}|{start}"] = agg.value
+        return got
+
     async def finisher():
         runner = app.processors
         try:
-            seconds = await records_done(runner, args.events)
-            got: dict[str, int] = {}
-            for rec in await read_topic_async(args.bootstrap, out_topic):
-                w = orjson.loads(rec.key)
-                got[f"{w['key']}|{w['start']}"] = int(rec.value)
-            for task in runner.tasks.values():
-                store = task.stores[sums.name]
-                for kb, vb in store.raw_items(prefix=b"w"):
-                    key, start, _end = store.keys.decode(kb)
-                    agg = store.values.decode(vb)
-                    if type(agg) is Agg and agg.closed is None:
-                        got[f"{key}|{start}"] = agg.value
+            if alone:
+                seconds = await records_done(runner, args.events)
+                got = {**await final_sums(args.bootstrap, out_topic), **open_windows(runner)}
+                problem = compare(got, _expected(args))
+            else:
+                # Until the driver has seen the end committed and the group stable; then
+                # until the tasks of the last rebalance are restored.
+                while not ((args.workdir / "done").exists() and runner.serving
+                           and runner.tasks):
+                    if runner.failed is not None:
+                        raise runner.failed
+                    await asyncio.sleep(0.05)
+                seconds, got, problem = 0.0, open_windows(runner), None  # the driver checks
+                (args.workdir / f"p{args.index}-open.json").write_bytes(orjson.dumps(got))
             state["result"] = {"seconds": seconds, "group": runner.group_id, "keys": len(got),
-                               "problem": compare(got, _expected(args)),
-                               "commits": runner.counters["commits"]}
+                               "problem": problem, "commits": runner.counters["commits"],
+                               "records": runner.counters["records"],
+                               "first_record_at": runner.first_record_at}
         except Exception as exc:
             state["error"] = repr(exc)
         finally:
@@ -153,8 +192,9 @@ def streamkit_case(args) -> None:
 
     when_started(app, finisher)
     run_worker(app)
-    finish(state, args.events, commits=(state["result"] or {}).get("commits"),
-           profile=app.settings.profile,
+    res = state["result"] or {}
+    finish(state, args.events if alone else res.get("records", 0), commits=res.get("commits"),
+           first_record_at=res.get("first_record_at"), profile=app.settings.profile,
            settings="streamkit profile defaults; Tumbling(60 s, grace 5 s), emit=final to a topic")
 
 
@@ -208,6 +248,31 @@ def _expected(args) -> dict[str, int]:
 
 # --------------------------------------------------------------------------- the driver
 
+def run_processes(n: int, contract: list[str], args, broker, topic: str, ends: dict[int, int],
+                  workdir: Path) -> dict:
+    """streamkit-<n>p: n processes of one app, timed from the first record any of them took
+    to the moment the group's commits were seen at the end of the input."""
+    app_id = f"win-streamkit-{uuid.uuid4().hex[:10]}"
+    cmds = [[sys.executable, str(Path(__file__)), "--case", "streamkit", *contract,
+             "--app-id", app_id, "--index", str(i)] for i in range(n)]
+    result, _ = run_app_processes(cmds, app_id, workdir, broker,
+                                  {(topic, p): end for p, end in ends.items()},
+                                  120 + args.events / 500, args.events)
+    return result
+
+
+def check_processes(bootstrap: str, topic: str, workdir: Path, n: int,
+                    expected: dict[str, int]) -> None:
+    """The final results in the output topic plus the windows the processes' stores hold
+    open must be the expected sums."""
+    got = asyncio.run(final_sums(bootstrap, f"{topic}-sums"))
+    for i in range(n):
+        got.update(orjson.loads((workdir / f"p{i}-open.json").read_bytes()))
+    problem = compare(got, expected)
+    if problem:
+        raise BenchFailed(problem)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=300_000)
@@ -220,6 +285,8 @@ def main() -> int:
     p.add_argument("--bootstrap", help=argparse.SUPPRESS)
     p.add_argument("--topic", help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--app-id", help=argparse.SUPPRESS)
+    p.add_argument("--index", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.case:
         (streamkit_case if args.case == "streamkit" else faust_case)(args)
@@ -252,14 +319,21 @@ def main() -> int:
                         (workdir / "expected.json").write_bytes(orjson.dumps(expected))
                         contract = ["--bootstrap", bootstrap, "--topic", topic,
                                     "--events", str(args.events), "--workdir", str(workdir)]
-                        if case in KAFKA_STREAMS_CASES:
-                            cmd = kafka_streams_command(
-                                "Windows", *contract, "--size-ms", str(SIZE_MS), "--grace-ms",
-                                str(GRACE_MS), *KAFKA_STREAMS_CASES[case])
+                        if case in PROCESSES:
+                            result = run_processes(PROCESSES[case], contract, args, broker,
+                                                   topic, ends, workdir)
+                            check_processes(bootstrap, topic, workdir, PROCESSES[case],
+                                            expected)
                         else:
-                            cmd = [sys.executable, str(Path(__file__)), "--case", case, *contract]
-                        result = run_json_case(cmd, workdir, 120 + args.events / 500,
-                                               env={"STREAMKIT_PROFILE": broker.profile})
+                            if case in KAFKA_STREAMS_CASES:
+                                cmd = kafka_streams_command(
+                                    "Windows", *contract, "--size-ms", str(SIZE_MS),
+                                    "--grace-ms", str(GRACE_MS), *KAFKA_STREAMS_CASES[case])
+                            else:
+                                cmd = [sys.executable, str(Path(__file__)), "--case", case,
+                                       *contract]
+                            result = run_json_case(cmd, workdir, 120 + args.events / 500,
+                                                   env={"STREAMKIT_PROFILE": broker.profile})
                         verify_commits(bootstrap, topic, result, ends)
                         result["rep"] = rep
                         runs[case].append(result)
