@@ -1,6 +1,6 @@
 """N worker processes of one app, started at once as a user starts them, measured until
-their group has committed the end of its input: used by bench/scaling.py (W1) and
-bench/stream_join.py (the join's streamkit-2p case).
+their group has committed the end of its input: used by bench/scaling.py (W1) and by the
+streamkit-2p cases of bench/stream_join.py and bench/windows.py.
 
 Each process is a case command that runs a worker under the app id it is given and, once
 DIR/done exists, prints one JSON line (bench/cases/_common.py's report) and exits. The
@@ -106,12 +106,20 @@ def run_group(cmds: list[list[str]], workdir: Path, env: dict[str, str], bootstr
         (workdir / "done").touch()
         results = []
         for i, proc in enumerate(procs):
-            out, _ = proc.communicate(timeout=120)
+            stderr = workdir / f"p{i}.stderr.log"
+            try:
+                out, _ = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                raise BenchFailed(f"process {i} did not stop within 120 s of the end; "
+                                  f"stderr: {tail(stderr)}") from None
             lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.strip()]
             if proc.returncode != 0 or not lines:
-                raise BenchFailed(f"process {i} exit code {proc.returncode}; stderr: "
-                                  f"{tail(workdir / f'p{i}.stderr.log')}")
-            results.append(json.loads(lines[-1]))
+                raise BenchFailed(f"process {i} exit code {proc.returncode}; stderr: {tail(stderr)}")
+            try:
+                results.append(json.loads(lines[-1]))
+            except ValueError:
+                raise BenchFailed(f"process {i}'s last line is not JSON: {lines[-1][:200]!r}"
+                                  ) from None
         return done_at, results
     finally:
         for proc in procs:  # the processes this driver started, by PID
@@ -131,8 +139,10 @@ def run_app_processes(cmds: list[list[str]], app_id: str, workdir: Path, broker,
                              "PYTHONUNBUFFERED": "1"})
     done_at, results = run_group(cmds, workdir, env, broker.bootstrap, f"{app_id}-processors",
                                  ends, timeout)
-    seconds = done_at - min(r["first_record_at"] for r in results
-                            if r["first_record_at"] is not None)
+    firsts = [r["first_record_at"] for r in results if r["first_record_at"] is not None]
+    if not firsts:
+        raise BenchFailed("no process took a record")
+    seconds = done_at - min(firsts)
     return {"eps": events / seconds, "seconds": round(seconds, 3),
             "records_per_process": [r["events"] for r in results],
             "commits": [r["commits"] for r in results],

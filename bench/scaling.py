@@ -24,7 +24,8 @@ committed per second by all processes together from one second after the last pr
 its first record until the first process ran out of input, read from their samples: the rate
 once the group has settled), `records_per_process`, `rss_mb` (peak RSS, the largest process)
 and `rss_mb_total`, `cpu_s_total` (streamkit: the processes' CPU seconds, start-up
-included); `speedup` is eps / eps of the same system with 1. Results:
+included); `speedup` is eps / eps of the same system with 1, and a streamkit case's
+`ratio_to_kafka_streams` its eps / that of Kafka Streams with as many threads. Results:
 "scaling streamkit-1p", ..., "scaling kafka-streams-4t" and "meta".
 """
 from __future__ import annotations
@@ -163,6 +164,9 @@ def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
         one = next((summary[c] for c in summary if c.rsplit("-", 1)[0] == system
                     and c.rsplit("-", 1)[1] in ("1p", "1t")), None)
         s["speedup"] = s["eps"] / one["eps"] if one else None
+        if system == "streamkit":  # against Kafka Streams with as many stream threads
+            threads = summary.get(f"kafka-streams-{case.rsplit('-', 1)[1][:-1]}t")
+            s["ratio_to_kafka_streams"] = s["eps"] / threads["eps"] if threads else None
     return summary
 
 

@@ -6,7 +6,8 @@ and the worker's peak RSS.
                                 [--cases streamkit,streamkit-2p,kafka-streams,...]
 
 Without --broker it starts a dev broker. Results: "join <case>" ({"pairs_per_s",
-"input_eps", "pairs", "rss_mb", "runs", "ratio_to_kafka_streams", "ratio_to_kafka_streams_1s"})
+"input_eps", "pairs", "rss_mb", "runs", "ratio_to_kafka_streams", "ratio_to_kafka_streams_1s",
+"ratio_to_kafka_streams_1s_2t"})
 and "meta".
 
 The workload: two fresh 4-partition topics ("left" and "right") of --records records each
@@ -79,7 +80,7 @@ KAFKA_STREAMS_CASES = {
     "kafka-streams-1s-2t": ("--commit-interval-ms", "1000", "--threads", "2"),
 }
 # Every case gets ratio_to_<base> (of pairs/s) for these.
-RATIO_BASES = ("kafka-streams", "kafka-streams-1s")
+RATIO_BASES = ("kafka-streams", "kafka-streams-1s", "kafka-streams-1s-2t")
 # streamkit-2p: two worker processes of one app (bench/group_run.py), started at once.
 PROCESSES = {"streamkit": 1, "streamkit-2p": 2}
 CASES = (*PROCESSES, *KAFKA_STREAMS_CASES)
@@ -209,7 +210,7 @@ def streamkit_case(args) -> None:
                         raise runner.failed
                     await asyncio.sleep(0.05)
                 seconds = 0.0  # the driver times the group
-            late = sum(t.late_records for t in runner.tasks.values())
+            late = runner.late_records  # with those of tasks moved away in a rebalance
             problem = None
             if (alone and counted[0] != expected["pairs"]) or late:
                 problem = (f"{counted[0]} pairs joined, {expected['pairs']} expected; "
@@ -349,10 +350,11 @@ def main() -> int:
             print(f"{case}: {s['pairs_per_s']:,.0f} pairs/s (median), "
                   f"{s['input_eps']:,.0f} input records/s, peak RSS {s['rss_mb']:.0f} MB")
     add_ratios(summary, RATIO_BASES, rate="pairs_per_s")
-    for base in RATIO_BASES:
-        ratio = summary.get("streamkit", {}).get(f"ratio_to_{base.replace('-', '_')}")
-        if ratio is not None:
-            print(f"streamkit / {base}: {ratio:.2f}x")
+    for case in ("streamkit", "streamkit-2p"):
+        for base in RATIO_BASES:
+            ratio = summary.get(case, {}).get(f"ratio_to_{base.replace('-', '_')}")
+            if ratio is not None:
+                print(f"{case} / {base}: {ratio:.2f}x")
     results = {f"join {c}": s for c, s in summary.items()}
     meta = base_meta(
         broker,

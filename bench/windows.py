@@ -6,7 +6,8 @@ Faust windowed table and Kafka Streams, on the same broker in the same run.
                             [--out FILE]
 
 Without --broker it starts a dev broker. Results: "windows <case>" ({"eps", "rss_mb",
-"runs", "ratio_to_<base>" for faust, kafka-streams-final and kafka-streams-final-1s}) and
+"runs", "ratio_to_<base>" for faust, kafka-streams-final, kafka-streams-final-1s and
+kafka-streams-final-1s-2t}) and
 "meta".
 
 The events are W1's (keys "k<i>", amount 1..9, seeded), with event time spread evenly over
@@ -37,8 +38,9 @@ committed every partition's end offset.
 - streamkit-2p: two streamkit workers as above, processes of one app started at once
   (bench/group_run.py): they split the partitions, and are timed from the first record
   either took to the moment the driver saw the group's commits at the end of the input
-  (polled every 50 ms). Checked: the finals in the topic plus the windows both processes'
-  stores hold open equal the expected sums. Apache Kafka only (the group's offsets and
+  (polled every 50 ms). Checked: the finals in the topic (a window whose final came again
+  after a rebalance must have the same value each time: counted as `duplicates`) plus the
+  windows both processes' stores hold open equal the expected sums. Apache Kafka only (the group's offsets and
   members are read with admin requests); `rss_mb` the larger process's, `rss_mb_total`
   both.
 
@@ -87,7 +89,8 @@ KAFKA_STREAMS_CASES = {
 PROCESSES = {"streamkit-2p": 2}
 CASES = (*PYTHON_CASES, *PROCESSES, *KAFKA_STREAMS_CASES)
 # Every case gets ratio_to_<base> for these (streamkit emits final results, as -final does).
-RATIO_BASES = ("faust", "kafka-streams-final", "kafka-streams-final-1s")
+RATIO_BASES = ("faust", "kafka-streams-final", "kafka-streams-final-1s",
+               "kafka-streams-final-1s-2t")
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "windows.json"
 
 
@@ -127,15 +130,24 @@ def windowed_sum(app, topic: str, out_topic: str):
                           emit="final", to=out_topic))
 
 
-async def final_sums(bootstrap: str, out_topic: str) -> dict[str, int]:
-    """The final results in out_topic, as "key|start" -> sum."""
+async def final_sums(bootstrap: str, out_topic: str) -> tuple[dict[str, int], int, str | None]:
+    """The final results in out_topic, as "key|start" -> sum; how many windows' finals came
+    again (at least once: after a rebalance); and what is wrong if a window's finals
+    differ."""
     from streamkit.testing.kafka import read_topic_async
 
     got: dict[str, int] = {}
+    again, differ = 0, []
     for rec in await read_topic_async(bootstrap, out_topic):
         w = orjson.loads(rec.key)
-        got[f"{w['key']}|{w['start']}"] = int(rec.value)
-    return got
+        window, value = f"{w['key']}|{w['start']}", int(rec.value)
+        if window in got:
+            again += 1
+            if got[window] != value:
+                differ.append((window, got[window], value))
+        got[window] = value
+    problem = f"{len(differ)} windows with differing finals, e.g. {differ[:3]}" if differ else None
+    return got, again, problem
 
 
 def streamkit_case(args) -> None:
@@ -169,8 +181,9 @@ def streamkit_case(args) -> None:
         try:
             if alone:
                 seconds = await records_done(runner, args.events)
-                got = {**await final_sums(args.bootstrap, out_topic), **open_windows(runner)}
-                problem = compare(got, _expected(args))
+                finals, _again, problem = await final_sums(args.bootstrap, out_topic)
+                got = {**finals, **open_windows(runner)}
+                problem = problem or compare(got, _expected(args))
             else:
                 # Until the driver has seen the end committed and the group stable; then
                 # until the tasks of the last rebalance are restored.
@@ -262,15 +275,17 @@ def run_processes(n: int, contract: list[str], args, broker, topic: str, ends: d
 
 
 def check_processes(bootstrap: str, topic: str, workdir: Path, n: int,
-                    expected: dict[str, int]) -> None:
-    """The final results in the output topic plus the windows the processes' stores hold
-    open must be the expected sums."""
-    got = asyncio.run(final_sums(bootstrap, f"{topic}-sums"))
+                    expected: dict[str, int]) -> int:
+    """The final results in the output topic (a window's finals all equal) plus the windows
+    the processes' stores hold open must be the expected sums. Returns how many finals
+    came again."""
+    got, again, problem = asyncio.run(final_sums(bootstrap, f"{topic}-sums"))
     for i in range(n):
         got.update(orjson.loads((workdir / f"p{i}-open.json").read_bytes()))
-    problem = compare(got, expected)
+    problem = problem or compare(got, expected)
     if problem:
         raise BenchFailed(problem)
+    return again
 
 
 def main() -> int:
@@ -322,8 +337,8 @@ def main() -> int:
                         if case in PROCESSES:
                             result = run_processes(PROCESSES[case], contract, args, broker,
                                                    topic, ends, workdir)
-                            check_processes(bootstrap, topic, workdir, PROCESSES[case],
-                                            expected)
+                            result["duplicates"] = check_processes(
+                                bootstrap, topic, workdir, PROCESSES[case], expected)
                         else:
                             if case in KAFKA_STREAMS_CASES:
                                 cmd = kafka_streams_command(
@@ -350,14 +365,16 @@ def main() -> int:
     add_ratios(summary, RATIO_BASES)
     for case, s in summary.items():
         print(f"{case:<22} {s['eps']:>10,.0f} events/s (median), peak RSS {s['rss_mb']:.0f} MB")
-    for base in RATIO_BASES:
-        ratio = summary.get("streamkit", {}).get(f"ratio_to_{base.replace('-', '_')}")
-        if ratio is not None:
-            print(f"streamkit / {base}: {ratio:.2f}x")
+    for case in ("streamkit", "streamkit-2p"):
+        for base in RATIO_BASES:
+            ratio = summary.get(case, {}).get(f"ratio_to_{base.replace('-', '_')}")
+            if ratio is not None:
+                print(f"{case} / {base}: {ratio:.2f}x")
     meta = base_meta(
         broker, workload="60 s tumbling sum of amount per key (W1 events, event time over 10 min)",
         events=args.events, keys=args.keys, partitions=PARTITIONS, reps=args.reps,
         seed=args.seed, failed={f"windows {c}": why for c, why in failed.items()},
+        streamkit="profile defaults; streamkit-2p: two worker processes of one app",
         kafka_streams=f"bench/kafka_streams (Kafka Streams 4.4.0), JVM heap -Xmx{KAFKA_STREAMS_HEAP}; "
                       "-final: suppress(untilWindowCloses); default 30 s commit interval, -1s: 1 s, "
                       "-2t: 2 stream threads")
