@@ -63,7 +63,7 @@ import orjson
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH / "cases")]
 
-from _common import (fail, records_done, report, run_worker, stop_self,  # noqa: E402
+from _common import (fail, records_done, report, run_worker, stop_self, until_done,  # noqa: E402
                      streamkit_settings, when_started)
 from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args,  # noqa: E402
                     add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
@@ -98,20 +98,6 @@ def side(records: int, keys: int, seed: int, base: int):
         out.append((key.encode(), json_bytes({"n": i, "amount": rng.randint(1, 9)}),
                     base + i - rng.randrange(JITTER_MS)))
     return out
-
-
-def expected_pairs(left, right, before: int, after: int) -> int:
-    times: dict[bytes, list[int]] = {}
-    for k, _v, ts in right:
-        times.setdefault(k, []).append(ts)
-    for ts_list in times.values():
-        ts_list.sort()
-    n = 0
-    for k, _v, ts in left:
-        rs = times.get(k)
-        if rs:
-            n += bisect.bisect_right(rs, ts + after) - bisect.bisect_left(rs, ts - before)
-    return n
 
 
 def expected_pair_set(left, right, before: int, after: int) -> set[int]:
@@ -205,10 +191,7 @@ def streamkit_case(args) -> None:
             if alone:
                 seconds = await records_done(runner, 2 * args.events)
             else:
-                while not (args.workdir / "done").exists():
-                    if runner.failed is not None:
-                        raise runner.failed
-                    await asyncio.sleep(0.05)
+                await until_done(runner, args.workdir)
                 seconds = 0.0  # the driver times the group
             late = runner.late_records  # with those of tasks moved away in a rebalance
             problem = None
@@ -274,14 +257,14 @@ def main() -> int:
     base = int(time.time() * 1000) - args.records - 120_000
     left = side(args.records, args.keys, args.seed, base)
     right = side(args.records, args.keys, args.seed + 1, base)
-    pairs = expected_pairs(left, right, args.window_ms, args.window_ms)
+    pair_set = expected_pair_set(left, right, args.window_ms, args.window_ms)
+    pairs = len(pair_set)
     print(f"stream_join: 2 x {args.records:,} records, {args.keys:,} keys, "
           f"{PARTITIONS} partitions, window +-{args.window_ms} ms (grace "
           f"{args.grace_ms} ms), {pairs:,} expected pairs, cases {cases}", flush=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-stream-join-"))
     runs: dict[str, list[dict]] = {c: [] for c in cases}
     failed: dict[str, str] = {}
-    pair_set: set[int] | None = None  # made for the first case of several processes
     try:
         with bench_broker(args, scratch) as broker:
             bootstrap = broker.bootstrap
@@ -318,9 +301,6 @@ def main() -> int:
                                                    env={"STREAMKIT_PROFILE": broker.profile})
                         for name in ("left", "right"):
                             verify_commits(bootstrap, f"{topic}-{name}", result, ends[name])
-                        if several and pair_set is None:
-                            pair_set = expected_pair_set(left, right, args.window_ms,
-                                                         args.window_ms)
                         written = check_output(bootstrap, f"{topic}-out", pairs,
                                                pair_set if several else None)
                         if several:

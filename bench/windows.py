@@ -65,7 +65,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH / "cases")]
 
 import w1  # noqa: E402  (bench/w1.py: the W1 events)
-from _common import (faust_app, faust_commit_through, finish, peak_rss_mb,  # noqa: E402
+from _common import (faust_app, faust_commit_through, finish, peak_rss_mb, until_done,  # noqa: E402
                      records_done, run_worker, stop_self, streamkit_settings,
                      when_started)
 from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args,  # noqa: E402
@@ -185,13 +185,7 @@ def streamkit_case(args) -> None:
                 got = {**finals, **open_windows(runner)}
                 problem = problem or compare(got, _expected(args))
             else:
-                # Until the driver has seen the end committed and the group stable; then
-                # until the tasks of the last rebalance are restored.
-                while not ((args.workdir / "done").exists() and runner.serving
-                           and runner.tasks):
-                    if runner.failed is not None:
-                        raise runner.failed
-                    await asyncio.sleep(0.05)
+                await until_done(runner, args.workdir, restored=True)
                 seconds, got, problem = 0.0, open_windows(runner), None  # the driver checks
                 (args.workdir / f"p{args.index}-open.json").write_bytes(orjson.dumps(got))
             state["result"] = {"seconds": seconds, "group": runner.group_id, "keys": len(got),

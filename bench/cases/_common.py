@@ -167,6 +167,25 @@ async def records_done(runner, n: int) -> float:
     return runner.last_commit_at - runner.first_record_at
 
 
+async def until_done(runner, workdir: Path, restored: bool = False, every_s: float = 0.05,
+                     each=None) -> None:
+    """Work until the driver writes WORKDIR/done (bench/group_run.py: the group has
+    committed the end of its input and is stable), calling each() every every_s until
+    then; with restored, then until this process serves the tasks of the last rebalance
+    (restored), so that its stores can be read."""
+    import asyncio
+
+    while True:
+        done = (workdir / "done").exists()
+        if done and not (restored and not (runner.serving and runner.tasks)):
+            return
+        if each is not None and not done:
+            each()
+        if runner.failed is not None:
+            raise runner.failed
+        await asyncio.sleep(every_s)
+
+
 def stop_self(state: dict, on_stuck=None) -> None:
     """Note when the stop began and SIGTERM this process (Faust's graceful stop). With
     on_stuck, a timer calls it and exits if the stop takes more than STOP_GRACE seconds

@@ -16,13 +16,12 @@ its stored keys.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import resource
 import time
 from pathlib import Path
 
 from _common import (commit_quantiles_ms, fail, load_expected, report, run_worker, stop_self,
-                     streamkit_settings, when_started)
+                     streamkit_settings, until_done, when_started)
 from streamkit import App
 
 SAMPLE_EVERY_S = 0.1
@@ -47,17 +46,11 @@ def main() -> None:
         runner = app.processors
         samples: list[tuple[float, int]] = []
         try:
-            while not (workdir / "done").exists():
-                samples.append((round(time.monotonic(), 3), runner.counters["records"]))
-                if runner.failed is not None:
-                    raise runner.failed
-                await asyncio.sleep(SAMPLE_EVERY_S)
-            # The group may have rebalanced since the last commit: read the stores once this
-            # process's tasks are restored.
-            while not (runner.serving and runner.tasks):
-                if runner.failed is not None:
-                    raise runner.failed
-                await asyncio.sleep(SAMPLE_EVERY_S)
+            # The group may have rebalanced since the last commit: the stores are read once
+            # this process's tasks are restored.
+            await until_done(runner, workdir, restored=True, every_s=SAMPLE_EVERY_S,
+                             each=lambda: samples.append((round(time.monotonic(), 3),
+                                                          runner.counters["records"])))
             expected = load_expected(workdir)
             stored = {k: v for task in runner.tasks.values()
                       for k, v in task.stores[sums.spec.name].items()}
