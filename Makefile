@@ -35,7 +35,7 @@ browser:
 # Style, types and who may import whom (pyproject.toml: [tool.ruff], [tool.mypy],
 # [tool.importlinter]; docs/architecture.md).
 lint: $(STAMP)
-	$(BIN)/ruff check streamkit
+	$(BIN)/ruff check streamkit bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
-
 from common import add_common_args, bench_broker  # noqa: E402
+
 from streamkit.config import Settings  # noqa: E402
 from streamkit.topics import TopicAdmin, TopicSpec  # noqa: E402
 

@@ -326,7 +326,8 @@ def run_json_case(cmd: list[str], workdir: Path, timeout: float,
         except subprocess.TimeoutExpired:
             proc.kill()  # the case process we started, by its PID
             proc.communicate()
-            raise BenchFailed(f"timed out after {timeout:.0f}s; stderr: {tail(stderr_path)}")
+            raise BenchFailed(
+                f"timed out after {timeout:.0f}s; stderr: {tail(stderr_path)}") from None
         except BaseException:  # interrupted: do not leave the case running
             proc.kill()
             proc.wait()

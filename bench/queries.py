@@ -42,8 +42,17 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (BenchFailed, Workers, add_common_args, base_meta, bench_broker,  # noqa: E402
-                    free_port, install_sigterm_as_interrupt, wait_until, write_results)
+from common import (  # noqa: E402
+    BenchFailed,
+    Workers,
+    add_common_args,
+    base_meta,
+    bench_broker,
+    free_port,
+    install_sigterm_as_interrupt,
+    wait_until,
+    write_results,
+)
 
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "queries.json"
 
@@ -110,7 +119,8 @@ def load(url: str, keys: int, seconds: float, conns: int) -> dict:
         return {"generator": "wrk -t1", "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
                 "p50_ms": _ms(re.search(r"\s50%\s+([\d.]+\w+)", out).group(1)),
                 "p99_ms": _ms(re.search(r"\s99%\s+([\d.]+\w+)", out).group(1)),
-                "non_2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0}
+                "non_2xx": int(m.group(1))
+                if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0}
     out = subprocess.run([sys.executable, "-c", LOADGEN, url, str(keys), str(seconds), str(conns)],
                          capture_output=True, text=True, check=True)
     return {"generator": "aiohttp client", **json.loads(out.stdout.strip().splitlines()[-1])}

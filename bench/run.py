@@ -44,8 +44,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (BENCH, BROKER_DESC_ENV, REPO, RESULTS, base_meta,  # noqa: E402
-                    dev_broker_description, needs_apache_kafka, now_iso, with_repo_on_path)
+from common import (  # noqa: E402
+    BENCH,
+    BROKER_DESC_ENV,
+    REPO,
+    RESULTS,
+    base_meta,
+    dev_broker_description,
+    needs_apache_kafka,
+    now_iso,
+    with_repo_on_path,
+)
 
 KAFKA_HEAP_MB = 1024
 FORMAT = "streamkit-bench/1"

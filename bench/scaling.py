@@ -42,11 +42,22 @@ import uuid
 from pathlib import Path
 
 import orjson
-
-from common import (KAFKA_STREAMS_HEAP, TOPIC_CONFIGS, BenchFailed, add_common_args,
-                    base_meta, bench_broker, create_topic,
-                    install_sigterm_as_interrupt, kafka_streams_command, produce, run_json_case,
-                    verify_commits, with_repo_on_path, write_results)
+from common import (
+    KAFKA_STREAMS_HEAP,
+    TOPIC_CONFIGS,
+    BenchFailed,
+    add_common_args,
+    base_meta,
+    bench_broker,
+    create_topic,
+    install_sigterm_as_interrupt,
+    kafka_streams_command,
+    produce,
+    run_json_case,
+    verify_commits,
+    with_repo_on_path,
+    write_results,
+)
 from group_run import run_group
 from w1 import make_workload
 

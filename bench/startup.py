@@ -45,11 +45,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson  # noqa: E402
-
-from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, Workers,  # noqa: E402
-                    add_common_args, base_meta, bench_broker, create_topic,
-                    drop_kafka_streams_on_dev, install_sigterm_as_interrupt,
-                    kafka_streams_command, produce, run_json_case, write_results)
+from common import (  # noqa: E402
+    KAFKA_STREAMS_HEAP,
+    PARTITIONS,
+    BenchFailed,
+    Workers,
+    add_common_args,
+    base_meta,
+    bench_broker,
+    create_topic,
+    drop_kafka_streams_on_dev,
+    install_sigterm_as_interrupt,
+    kafka_streams_command,
+    produce,
+    run_json_case,
+    write_results,
+)
 
 MODULE = "tests.integration.apps.counter"
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "startup.json"

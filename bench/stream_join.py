@@ -63,12 +63,34 @@ import orjson
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH / "cases")]
 
-from _common import (fail, records_done, report, run_worker, stop_self, until_done,  # noqa: E402
-                     streamkit_settings, when_started)
-from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args,  # noqa: E402
-                    add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
-                    install_sigterm_as_interrupt, json_bytes, kafka_streams_command, produce,
-                    run_json_case, verify_commits, write_results)
+from _common import (  # noqa: E402
+    fail,
+    records_done,
+    report,
+    run_worker,
+    stop_self,
+    streamkit_settings,
+    until_done,
+    when_started,
+)
+from common import (  # noqa: E402
+    KAFKA_STREAMS_HEAP,
+    PARTITIONS,
+    BenchFailed,
+    add_common_args,
+    add_ratios,
+    base_meta,
+    bench_broker,
+    create_topic,
+    drop_kafka_streams_on_dev,
+    install_sigterm_as_interrupt,
+    json_bytes,
+    kafka_streams_command,
+    produce,
+    run_json_case,
+    verify_commits,
+    write_results,
+)
 from group_run import run_app_processes  # noqa: E402
 
 JITTER_MS = 200

@@ -37,11 +37,26 @@ import uuid
 from pathlib import Path
 
 import orjson
-
-from common import (KAFKA_STREAMS_HEAP, PARTITIONS, TOPIC_CONFIGS, BenchFailed, add_common_args,
-                    add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
-                    install_sigterm_as_interrupt, json_bytes, kafka_streams_command, produce, run_json_case,
-                    summarize_runs, verify_commits, write_results)
+from common import (
+    KAFKA_STREAMS_HEAP,
+    PARTITIONS,
+    TOPIC_CONFIGS,
+    BenchFailed,
+    add_common_args,
+    add_ratios,
+    base_meta,
+    bench_broker,
+    create_topic,
+    drop_kafka_streams_on_dev,
+    install_sigterm_as_interrupt,
+    json_bytes,
+    kafka_streams_command,
+    produce,
+    run_json_case,
+    summarize_runs,
+    verify_commits,
+    write_results,
+)
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

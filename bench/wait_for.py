@@ -40,9 +40,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson  # noqa: E402
-
-from common import (BenchFailed, Workers, add_common_args, base_meta, bench_broker,  # noqa: E402
-                    install_sigterm_as_interrupt, open_loop, slices_text, write_results)
+from common import (  # noqa: E402
+    BenchFailed,
+    Workers,
+    add_common_args,
+    base_meta,
+    bench_broker,
+    install_sigterm_as_interrupt,
+    open_loop,
+    slices_text,
+    write_results,
+)
 
 OUT_DEFAULT = Path(tempfile.gettempdir()) / "streamkit-bench" / "wait_for.json"
 SERVICES = ["apps.customer.app", "apps.basket.app", "apps.orders.app"]

@@ -65,13 +65,37 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH / "cases")]
 
 import w1  # noqa: E402  (bench/w1.py: the W1 events)
-from _common import (faust_app, faust_commit_through, finish, peak_rss_mb, until_done,  # noqa: E402
-                     records_done, run_worker, stop_self, streamkit_settings,
-                     when_started)
-from common import (KAFKA_STREAMS_HEAP, PARTITIONS, BenchFailed, add_common_args,  # noqa: E402
-                    add_ratios, base_meta, bench_broker, create_topic, drop_kafka_streams_on_dev,
-                    install_sigterm_as_interrupt, json_bytes, kafka_streams_command, produce,
-                    run_json_case, summarize_runs, verify_commits, write_results)
+from _common import (  # noqa: E402
+    faust_app,
+    faust_commit_through,
+    finish,
+    peak_rss_mb,
+    records_done,
+    run_worker,
+    stop_self,
+    streamkit_settings,
+    until_done,
+    when_started,
+)
+from common import (  # noqa: E402
+    KAFKA_STREAMS_HEAP,
+    PARTITIONS,
+    BenchFailed,
+    add_common_args,
+    add_ratios,
+    base_meta,
+    bench_broker,
+    create_topic,
+    drop_kafka_streams_on_dev,
+    install_sigterm_as_interrupt,
+    json_bytes,
+    kafka_streams_command,
+    produce,
+    run_json_case,
+    summarize_runs,
+    verify_commits,
+    write_results,
+)
 from group_run import run_app_processes  # noqa: E402
 
 SIZE_MS, GRACE_MS, SPAN_MS = 60_000, 5_000, 600_000

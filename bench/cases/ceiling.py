@@ -13,10 +13,9 @@ import time
 import uuid
 
 import orjson
+from _common import compare_sums, fail, load_expected, parse_args, report
 from aiokafka import AIOKafkaConsumer
 from rocksdict import Options, Rdict
-
-from _common import compare_sums, fail, load_expected, parse_args, report
 
 
 async def run(args) -> None:

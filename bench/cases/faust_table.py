@@ -17,8 +17,17 @@ import asyncio
 import time
 import uuid
 
-from _common import (compare_sums, faust_app, faust_commit_through, finish, load_expected,
-                     parse_args, peak_rss_mb, run_worker, stop_self)
+from _common import (
+    compare_sums,
+    faust_app,
+    faust_commit_through,
+    finish,
+    load_expected,
+    parse_args,
+    peak_rss_mb,
+    run_worker,
+    stop_self,
+)
 
 
 def build(args):

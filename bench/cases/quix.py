@@ -20,10 +20,9 @@ import logging
 import time
 import uuid
 
+from _common import compare_sums, fail, load_expected, parse_args, report
 from quixstreams import Application
 from quixstreams.models.topics import TopicConfig
-
-from _common import compare_sums, fail, load_expected, parse_args, report
 
 RETENTION_MS = "604800000"
 

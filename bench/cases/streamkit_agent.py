@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 
 from _common import check_streamkit_sums, parse_args, run_streamkit_case, streamkit_settings
+
 from streamkit import App
 
 

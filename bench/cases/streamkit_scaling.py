@@ -20,8 +20,18 @@ import resource
 import time
 from pathlib import Path
 
-from _common import (commit_quantiles_ms, fail, load_expected, report, run_worker, stop_self,
-                     streamkit_settings, until_done, when_started)
+from _common import (
+    commit_quantiles_ms,
+    fail,
+    load_expected,
+    report,
+    run_worker,
+    stop_self,
+    streamkit_settings,
+    until_done,
+    when_started,
+)
+
 from streamkit import App
 
 SAMPLE_EVERY_S = 0.1
