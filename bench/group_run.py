@@ -130,13 +130,15 @@ def run_group(cmds: list[list[str]], workdir: Path, env: dict[str, str], bootstr
             log.close()
 
 
-def run_app_processes(cmds: list[list[str]], app_id: str, workdir: Path, broker, ends: Ends,
-                      timeout: float, events: int) -> tuple[dict, list[dict]]:
-    """run_group for processes of the streamkit app `app_id` on `broker` (its profile),
-    timed from the first record any of them took to the moment the ends were seen
-    committed: (the run's figures for `events` input records, each process's JSON line)."""
+def run_app_processes(case_cmd: list[str], processes: int, app_id: str, workdir: Path, broker,
+                      ends: Ends, timeout: float, events: int) -> tuple[dict, list[dict]]:
+    """run_group for `processes` runs of case_cmd, each given `--app-id app_id --index <i>`:
+    processes of the streamkit app `app_id` on `broker` (its profile), timed from the first
+    record any of them took to the moment the ends were seen committed: (the run's figures
+    for `events` input records, each process's JSON line)."""
     env = with_repo_on_path({**os.environ, "STREAMKIT_PROFILE": broker.profile,
                              "PYTHONUNBUFFERED": "1"})
+    cmds = [[*case_cmd, "--app-id", app_id, "--index", str(i)] for i in range(processes)]
     done_at, results = run_group(cmds, workdir, env, broker.bootstrap, f"{app_id}-processors",
                                  ends, timeout)
     firsts = [r["first_record_at"] for r in results if r["first_record_at"] is not None]
@@ -149,4 +151,4 @@ def run_app_processes(cmds: list[list[str]], app_id: str, workdir: Path, broker,
             "cpu_s_total": round(sum(r["cpu_s"] for r in results), 1),
             "rss_mb": max(r["rss_mb"] for r in results),
             "rss_mb_total": round(sum(r["rss_mb"] for r in results), 1),
-            "group": results[0]["group"], "processes": len(cmds)}, results
+            "group": results[0]["group"], "processes": processes}, results

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
 import sys
@@ -55,10 +54,9 @@ from common import (
     produce,
     run_json_case,
     verify_commits,
-    with_repo_on_path,
     write_results,
 )
-from group_run import run_group
+from group_run import run_app_processes
 from w1 import make_workload
 
 BENCH = Path(__file__).resolve().parent
@@ -109,16 +107,14 @@ def steady_rate(results: list[dict]) -> tuple[float | None, float]:
 
 # --------------------------------------------------------------------------- one run of each system
 
-def run_streamkit(n: int, args, bootstrap: str, profile: str, topic: str, ends: dict[int, int],
+def run_streamkit(n: int, args, broker, topic: str, ends: dict[int, int],
                   expected: dict[str, int], workdir: Path, timeout: float) -> dict:
-    app_id = f"scale-{uuid.uuid4().hex[:10]}"
+    bootstrap = broker.bootstrap
     (workdir / "expected.json").write_bytes(orjson.dumps(expected))
-    env = with_repo_on_path({**os.environ, "STREAMKIT_PROFILE": profile, "PYTHONUNBUFFERED": "1"})
-    cmds = [[args.python, str(CASE), "--bootstrap", bootstrap, "--topic", topic, "--events",
-             str(args.events), "--workdir", str(workdir), "--app-id", app_id, "--index", str(i)]
-            for i in range(n)]
-    done_at, results = run_group(cmds, workdir, env, bootstrap, f"{app_id}-processors",
-                                 {(topic, p): end for p, end in ends.items()}, timeout)
+    figures, results = run_app_processes(
+        [args.python, str(CASE), "--bootstrap", bootstrap, "--topic", topic, "--events",
+         str(args.events), "--workdir", str(workdir)], n, f"scale-{uuid.uuid4().hex[:10]}",
+        workdir, broker, {(topic, p): end for p, end in ends.items()}, timeout, args.events)
 
     keys = [k for r in results for k in r["stored_keys"]]
     if sorted(keys) != sorted(expected):
@@ -129,18 +125,11 @@ def run_streamkit(n: int, args, bootstrap: str, profile: str, topic: str, ends: 
     if wrong or len(changelog) != len(expected):
         raise BenchFailed(f"changelog: {len(wrong)} keys differ from the expected sums, "
                           f"{len(changelog)} keys vs {len(expected)}")
-    first = min(r["first_record_at"] for r in results if r["first_record_at"] is not None)
-    seconds = done_at - first
     steady, window = steady_rate(results)
-    return {"eps": args.events / seconds, "seconds": round(seconds, 3),
-            "eps_per_process": args.events / seconds / n, "steady_eps": steady,
+    return {**figures, "eps_per_process": figures["eps"] / n, "steady_eps": steady,
             "steady_window_s": round(window, 2),
-            "records_per_process": [r["events"] for r in results],
             "tasks_per_process": [len(r["tasks"]) for r in results],
-            "commit_p99_ms": max((r.get("commit_p99_ms") or 0) for r in results),
-            "cpu_s_total": round(sum(r["cpu_s"] for r in results), 1),
-            "rss_mb": max(r["rss_mb"] for r in results),
-            "rss_mb_total": round(sum(r["rss_mb"] for r in results), 1), "processes": n}
+            "commit_p99_ms": max((r.get("commit_p99_ms") or 0) for r in results)}
 
 
 def run_kafka_streams(n: int, args, bootstrap: str, topic: str, ends: dict[int, int],
@@ -252,8 +241,8 @@ def main() -> int:
                     print(f"rep {rep} {case:<18}", end="", flush=True)
                     try:
                         if system == "streamkit":
-                            r = run_streamkit(n, args, bootstrap, broker.profile, topic, ends,
-                                              expected, workdir, timeout)
+                            r = run_streamkit(n, args, broker, topic, ends, expected, workdir,
+                                              timeout)
                         else:
                             r = run_kafka_streams(n, args, bootstrap, topic, ends, expected,
                                                   workdir, timeout)

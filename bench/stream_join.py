@@ -170,11 +170,9 @@ def run_processes(n: int, options: list[str], args, broker, topic: str,
                   ends: dict[str, dict[int, int]], workdir: Path) -> dict:
     """streamkit-<n>p: n processes of one app, timed from the first record any of them took
     to the moment the group's commits were seen at the end of both inputs."""
-    app_id = f"sjoin-{uuid.uuid4().hex[:10]}"
-    cmds = [[sys.executable, str(Path(__file__)), "--case", *options, "--records",
-             str(args.records), "--app-id", app_id, "--index", str(i)] for i in range(n)]
     result, each = run_app_processes(
-        cmds, app_id, workdir, broker,
+        [sys.executable, str(Path(__file__)), "--case", *options, "--records", str(args.records)],
+        n, f"sjoin-{uuid.uuid4().hex[:10]}", workdir, broker,
         {(f"{topic}-{name}", p): end for name, e in ends.items() for p, end in e.items()},
         120 + args.records / 250, 2 * args.records)
     result["pairs_emitted"] = [r["pairs"] for r in each]

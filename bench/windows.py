@@ -283,11 +283,9 @@ def run_processes(n: int, contract: list[str], args, broker, topic: str, ends: d
                   workdir: Path) -> dict:
     """streamkit-<n>p: n processes of one app, timed from the first record any of them took
     to the moment the group's commits were seen at the end of the input."""
-    app_id = f"win-streamkit-{uuid.uuid4().hex[:10]}"
-    cmds = [[sys.executable, str(Path(__file__)), "--case", "streamkit", *contract,
-             "--app-id", app_id, "--index", str(i)] for i in range(n)]
-    result, _ = run_app_processes(cmds, app_id, workdir, broker,
-                                  {(topic, p): end for p, end in ends.items()},
+    result, _ = run_app_processes([sys.executable, str(Path(__file__)), "--case", "streamkit",
+                                   *contract], n, f"win-streamkit-{uuid.uuid4().hex[:10]}",
+                                  workdir, broker, {(topic, p): end for p, end in ends.items()},
                                   120 + args.events / 500, args.events)
     return result
 

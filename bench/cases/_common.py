@@ -21,6 +21,7 @@ bench/windows.py and bench/stream_join.py, which run a worker inside the case pr
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -144,8 +145,6 @@ def run_worker(app) -> None:
 def when_started(app, coro_fn) -> None:
     """Run coro_fn() once the worker has started. Not an @app.task: a task starts Faust's
     own consumer (docs/faust.md), which the streamkit cases do not measure."""
-    import asyncio
-
     started = app.on_started
 
     async def on_started() -> None:
@@ -158,8 +157,6 @@ def when_started(app, coro_fn) -> None:
 async def records_done(runner, n: int) -> float:
     """Wait until streamkit's processing runner has processed n records; return the
     measured seconds (first record to the end of the commit covering the last one)."""
-    import asyncio
-
     while runner.counters["records"] < n:
         if runner.failed is not None:
             raise runner.failed
@@ -173,8 +170,6 @@ async def until_done(runner, workdir: Path, restored: bool = False, every_s: flo
     committed the end of its input and is stable), calling each() every every_s until
     then; with restored, then until this process serves the tasks of the last rebalance
     (restored), so that its stores can be read."""
-    import asyncio
-
     while True:
         done = (workdir / "done").exists()
         if done and not (restored and not (runner.serving and runner.tasks)):
@@ -222,8 +217,6 @@ async def faust_commit_through(app, last: Mapping, timeout: float = 60.0) -> Non
     """Commit until every partition's offset after `last` (TP -> last offset seen) is
     committed. The last event of each partition is acked when the agent asks for the next
     one; Faust flushes the producer (and so the changelog) before committing."""
-    import asyncio
-
     target = {tp: off + 1 for tp, off in last.items()}
     deadline = time.monotonic() + timeout
     while True:
