@@ -49,14 +49,15 @@ async def measure(bootstrap: str, profile: str, count: int, keys: int) -> dict:
     for client in (tail, probe, producer):
         await client.start()
     tables = GlobalTables([GlobalTable(GlobalSpec("t", topic, resolve("str"), resolve("json")))],
-                          Path(tempfile.mkdtemp(prefix="catch-up-")))
+                          Path(tempfile.mkdtemp(prefix="catch-up-")), None,
+                          settings.read_to_end_wait_ms, settings.isolation_level == "read_committed")
     try:
         loaded = await tables.start(probe, tail, {topic: PARTITIONS})
         if loaded != keys:
             raise RuntimeError(f"the table loaded {loaded} records, expected {keys}")
         out = {}
         for case, write in (("nothing new", False), ("a record before each", True)):
-            took, cpu0 = [], time.process_time()
+            took, cpu0, read0 = [], time.process_time(), tables.catch_ups_read
             for i in range(count):
                 if write:
                     await producer.send_and_wait(topic, key=b"new%d" % i, value=b'{"level": "new"}')
@@ -66,7 +67,7 @@ async def measure(bootstrap: str, profile: str, count: int, keys: int) -> dict:
                 took.append((time.perf_counter() - t0) * 1000)
                 if write and tables.tables[0].get(f"new{i}") != {"level": "new"}:
                     raise RuntimeError(f"new{i} was written before the catch-up and is missing")
-            out[case] = {**latency_stats(took),
+            out[case] = {**latency_stats(took), "read": tables.catch_ups_read - read0,
                          "cpu_ms_per_catch_up": round((time.process_time() - cpu0) * 1000 / count, 3)}
         return out
     finally:

@@ -103,6 +103,11 @@ class ProcessingCollector(Collector):
                                         "them up", labels=["app"])
         catch_ups.add_metric([app_id], globals_.catch_ups if globals_ is not None else 0)
         yield catch_ups
+        reads = CounterMetricFamily("streamkit_global_catch_up_reads",
+                                    "Global-table catch-ups that found records to read (the "
+                                    "others took one fetch request per leader)", labels=["app"])
+        reads.add_metric([app_id], globals_.catch_ups_read if globals_ is not None else 0)
+        yield reads
         timeouts = CounterMetricFamily("streamkit_global_catch_up_timeouts",
                                        "Global-table catch-ups that ran out of time (the batch "
                                        "was processed with what the tables held)", labels=["app"])

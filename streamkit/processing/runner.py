@@ -185,7 +185,8 @@ class Runner(UncaughtErrors, Service):
             self.global_probe = clients.reader(s.read_to_end_wait_ms)
             self._clients += [self.global_consumer, self.global_probe]
             self.globals = GlobalTables(list(self.topology.globals.values()), self.state_dir,
-                                        self.read_cache)
+                                        self.read_cache, s.read_to_end_wait_ms,
+                                        s.isolation_level == "read_committed")
             self._global_readers = self.topology.groups_reading_globals()
         # Started side by side, and beside the creation of the topics, which they do not
         # need: each one's bootstrap (a connection and the cluster's metadata) is a few

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from ..partitioner import partition_for
 from ..serde import Serde
 from .keys import codec_for
+from .readable_ends import readable_ends
 from .restore import readable_end, seek_to_checkpoints
 from .store import PartitionStore, ReadCache
 
@@ -97,26 +98,39 @@ class GlobalTables:
     by a tailing consumer, and caught up on demand.
 
     Catching up is what makes a lookup see every update written before the record that
-    looks it up was fetched: the tail alone may be a fetch wait behind. A catch-up gives
+    looks it up was fetched: the tail alone may be a fetch wait behind. A catch-up first
+    asks each partition's leader for its readable end with one fetch request sent then
+    (readable_ends.py): when no partition has anything the stores lack (a table that
+    changes less often than its lookups), that is the whole catch-up. Otherwise it gives
     the probe consumer a new assignment (so every fetch response it counts comes from a
     request sent after the catch-up began, whose high watermark covers every record
     acknowledged before then) and reads each partition up to that high watermark. The high
     watermark of fetch responses is used, never ListOffsets, which some brokers answer
-    wrongly."""
+    wrongly.
+
+    wait_ms: how long the probe's fetches may wait at the broker
+    (STREAMKIT_READ_TO_END_WAIT_MS); read_committed: whether they stop at the last
+    stable offset."""
 
     def __init__(self, tables: list[GlobalTable], state_dir: Path,
-                 read_cache: ReadCache | None = None) -> None:
+                 read_cache: ReadCache | None, wait_ms: int, read_committed: bool) -> None:
         self.tables = tables
         self.state_dir = state_dir
         self.read_cache = read_cache
+        self.wait_ms, self.read_committed = wait_ms, read_committed
         self.by_tp: dict[TopicPartition, tuple[GlobalTable, PartitionStore]] = {}
+        # Per partition, where the probe's last read stopped: past the last record applied
+        # when the log ends in records no store takes (transaction markers, compacted away).
+        self.read_to: dict[TopicPartition, int] = {}
         self.catch_ups = 0
+        self.catch_ups_read = 0  # those that found something to read
         self.catch_up_timeouts = 0
 
     async def start(self, probe: AIOKafkaConsumer, tail: AIOKafkaConsumer,
                     partitions: dict[str, int]) -> int:
         """Open the stores, read every source partition to its end, and start the tail;
         return the number of records read."""
+        self.read_to.clear()
         for table in self.tables:
             for tp, store in table.open(self.state_dir, partitions[table.spec.topic],
                                         self.read_cache).items():
@@ -133,7 +147,7 @@ class GlobalTables:
         self.catch_ups += 1
         before = {tp: store.checkpoint for tp, (_, store) in self.by_tp.items()}
         try:
-            await asyncio.wait_for(self._read_to_end(probe), timeout_s)
+            await asyncio.wait_for(self._catch_up(probe), timeout_s)
         except asyncio.TimeoutError:
             self.catch_up_timeouts += 1
             probe.pause(*self.by_tp)
@@ -145,6 +159,19 @@ class GlobalTables:
                 if store.checkpoint is not None and store.checkpoint != before[tp]:
                     tail.seek(tp, store.checkpoint)  # the tail need not read it again
         return True
+
+    async def _catch_up(self, probe: AIOKafkaConsumer) -> None:
+        if not await self._nothing_new(probe):
+            self.catch_ups_read += 1
+            await self._read_to_end(probe)
+
+    async def _nothing_new(self, probe: AIOKafkaConsumer) -> bool:
+        """Whether every partition's readable end, as its leader reports it in answer to a
+        request sent now, is where the stores (or the probe's last read) already are."""
+        held = {tp: max(self.read_to.get(tp, 0), store.checkpoint or 0)
+                for tp, (_, store) in self.by_tp.items()}
+        ends = await readable_ends(probe, held, self.wait_ms, self.read_committed)
+        return ends is not None and all(ends[tp] <= held[tp] for tp in held)
 
     async def _assign(self, probe: AIOKafkaConsumer) -> float:
         """Assign the probe its partitions at the stores' checkpoints; when it was done."""
@@ -172,7 +199,8 @@ class GlobalTables:
             for tp in list(pending):
                 hw = readable_end(probe, tp)
                 answered = answered or hw is not None
-                if hw is not None and await probe.position(tp) >= hw:
+                if hw is not None and (position := await probe.position(tp)) >= hw:
+                    self.read_to[tp] = position
                     pending.discard(tp)
                     probe.pause(tp)  # with a fetch wait of 0 it would be fetched on and on
             if not answered and not reassigned and time.monotonic() - assigned_at > REASSIGN_AFTER_S:
