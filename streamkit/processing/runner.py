@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..serde import dumps
 from ..state.global_tables import GlobalTables
 from ..state.restore import RestoreProgress, restore
-from ..state.store import ReadCache
+from ..state.store import MISSING, ReadCache
 from ..topics import REGISTRY_TOPIC, TopicAdmin, dead_letter_topic
 from .assignor import ClusterMap, TaskAssignor, TaskId
 from .commit import Commit, CommitListener
@@ -48,6 +48,17 @@ from .transactions import Transactions
 from .uncaught import UncaughtErrors
 
 log = logging.getLogger(__name__)
+
+
+class StateWaiters(Protocol):
+    """Requests waiting for table entries to reach a state (query/waiters.py)."""
+
+    def pending(self) -> bool:
+        """Whether any request waits."""
+
+    def met_uncommitted(self, uncommitted: Callable[[str, int, bytes], Any]) -> bool:
+        """Whether an update not yet durable would answer one."""
+
 
 PRODUCER_BATCH_BYTES = 512 * 1024
 # How long records that look up global tables wait for those tables to catch up.
@@ -101,9 +112,10 @@ class Runner(UncaughtErrors, Service):
         # and with the task ids this worker stops running.
         self.commit_listeners: list[CommitListener] = []
         self.revoke_listeners: list[Callable[[set[TaskId]], None]] = []
-        # Someone waits for a state to become durable (a ?wait_for= read): while any of
-        # these says so, a commit follows every processed fetch instead of the interval.
-        self.prompt_commit_checks: list[Callable[[], bool]] = []
+        # Requests waiting for a state to become durable (?wait_for= reads): while any
+        # waits, a processed fetch that could lead to an answer is committed at once
+        # rather than at the interval (_prompt_commit_due).
+        self.state_waiters: list[StateWaiters] = []
         self._lock = asyncio.Lock()
         self._generation = 0
         self._uncommitted = 0
@@ -466,18 +478,42 @@ class Runner(UncaughtErrors, Service):
                                       >= s.commit_interval_ms / 1000
                                       or self._waiting_writes() >= s.commit_max_records):
                 await self._commit_or_retry()
-            elif self._unflushed and any(c() for c in self.prompt_commit_checks):
+            elif self._unflushed and self._prompt_commit_due():
                 # Someone waits for a state: make it durable now (changelog, outputs,
                 # RocksDB); the input offsets follow at the commit interval.
                 await self._commit_or_retry(offsets=False)
+
+    def _outboxes(self) -> list[Outbox]:
+        return [self.outbox, *(self.txn.outboxes.values() if self.txn is not None else ())]
 
     def _waiting_writes(self) -> int:
         """The state updates and output records a commit would write now: what
         STREAMKIT_COMMIT_MAX_RECORDS bounds (the memory they hold, the size of a commit).
         Updates of one key in one commit period count once, as they are written once."""
-        outboxes = [self.outbox, *(self.txn.outboxes.values() if self.txn is not None else ())]
         return (sum(task.dirty_count() for task in self.tasks.values())
-                + sum(o.count for o in outboxes))
+                + sum(o.count for o in self._outboxes()))
+
+    def _prompt_commit_due(self) -> bool:
+        """Whether to make what was processed durable now rather than at the commit
+        interval: a request waits for a state, and what was processed holds records to
+        send (the state awaited may follow from them, on this worker or another) or an
+        update that answers a waiter. Updates that answer nobody (an order's state before
+        the one awaited) wait for the next commit, which costs a produce round trip."""
+        waiting = [w for w in self.state_waiters if w.pending()]
+        if not waiting:
+            return False
+        if any(o.count for o in self._outboxes()):
+            return True
+        return any(w.met_uncommitted(self._uncommitted_value) for w in waiting)
+
+    def _uncommitted_value(self, table: str, partition: int, kb: bytes) -> Any:
+        """The value a table key awaits the next commit with, None if none (or its
+        deletion)."""
+        spec = self.topology.tables.get(table)
+        task = self.tasks.get((spec.group.root().id, partition)) if spec is not None else None
+        store = task.stores.get(table) if task is not None else None
+        value = store.uncommitted(kb) if store is not None else None
+        return None if value is MISSING else value
 
     def make_durable_soon(self) -> None:
         """Someone has just started to wait for a state (a ?wait_for= read): make what was

@@ -51,8 +51,8 @@ class TableRoutes(Part):
                                runner.make_durable_soon)
         runner.commit_listeners.append(self.waiters.on_commit)
         runner.revoke_listeners.append(self.waiters.on_revoke)
-        # A waiter is answered from committed state: commit at once while any waits.
-        runner.prompt_commit_checks.append(self.waiters.pending)
+        # A waiter is answered from committed state: commit at once what could answer one.
+        runner.state_waiters.append(self.waiters)
         self.counters: Counter[str] = Counter(forwarded=0)
 
     def stats(self) -> dict[str, int]:

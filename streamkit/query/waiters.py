@@ -3,10 +3,12 @@
 A waiter is registered on the worker that owns the key and answered from committed
 state: after each commit, the keys that changed are checked against their waiters. While
 any request waits, the worker makes its state durable (changelog, outputs, RocksDB) after
-every fetch it processes, not once a commit interval, and at once when a waiter arrives
-while processed state is not durable yet, so an answer follows the state within
-milliseconds of processing, and a state that was answered is in the changelog: it survives
-a crash. (Input offsets are still committed at the interval.)
+every fetch it processes that holds records to send (what is awaited may follow from
+them, on this worker or another) or an update that answers a waiter, not once a commit
+interval, and at once when a waiter arrives while processed state is not durable yet, so
+an answer follows the state within milliseconds of processing, and a state that was
+answered is in the changelog: it survives a crash. (Input offsets are still committed at
+the interval.)
 """
 from __future__ import annotations
 
@@ -57,6 +59,16 @@ class Waiters:
                     waiters.remove(waiter)
                 if not waiters:
                     del self._by_key[slot]
+
+    def met_uncommitted(self, uncommitted: Callable[[str, int, bytes], Any]) -> bool:
+        """Whether an update that is not durable yet would answer a waiter:
+        uncommitted(table, partition, key bytes) is the value the key awaits the next
+        commit with (None when it awaits none, or its deletion, which answers nobody)."""
+        for (table, partition, kb), waiters in self._by_key.items():
+            value = uncommitted(table, partition, kb)
+            if value is not None and any(w.predicate(value) for w in waiters):
+                return True
+        return False
 
     def on_commit(self, table: str, partition: int, items: list[tuple[bytes, bytes | None]]) -> None:
         if not self._by_key or not any(t == table for t, _, _ in self._by_key):

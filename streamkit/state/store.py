@@ -201,6 +201,17 @@ class PartitionStore:
             cache[kb] = value
         return value
 
+    def uncommitted(self, kb: bytes) -> Any:
+        """The value that the key encoded as kb awaits the next commit with: MISSING when
+        it awaits nothing, None when its deletion."""
+        key, value = kb, self.dirty.get(kb, MISSING) if self.takes_encoded else MISSING
+        if value is MISSING:
+            key = self.keys.decode(kb)
+            value = self.dirty.get(key, MISSING)
+        if value is MISSING or value is TOMBSTONE:
+            return None if value is TOMBSTONE else MISSING
+        return self.decoded(key, value)[1]
+
     def get_committed(self, key: Any) -> Any:
         """The value as of the last commit (not the uncommitted cache)."""
         raw = self._db.get(self.keys.encode(key))

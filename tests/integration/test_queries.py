@@ -57,6 +57,13 @@ def committed_value(w, key: str):
     return items[0]["value"] if items and items[0]["key"] == key else None
 
 
+def processed_value(w, key: str):
+    """key's value in the items table as processed (a read shows uncommitted updates too
+    under at-least-once)."""
+    status, body = w.get(f"/tables/items/keys/{key}")
+    return body["value"] if status == 200 else None
+
+
 def waits(w) -> float | None:
     return metric(metrics_text(w), "streamkit_query_waits")
 
@@ -211,6 +218,44 @@ def test_wait_for_answers_when_the_entry_reaches_the_state_and_times_out_otherwi
     assert status == 200 and body["value"] == {"state": "VALIDATED", "n": 1}
     status, body = three[0].get("/tables/items/keys/order-1?wait_for=state:PAID&timeout_ms=300")
     assert (status, body["error"]["code"]) == (504, "timeout")
+
+
+def test_while_a_request_waits_only_updates_that_could_answer_it_are_committed_at_once(
+        broker, app_id, workers, tmp_path):
+    """A wait makes the worker commit promptly what could answer it: an update that meets
+    the condition is committed at once, one that does not (the order's state before the
+    one awaited) waits for the next commit, here the commit interval's, ten minutes away."""
+    w = workers(CATALOG, worker_env(broker, tmp_path / "data", CATALOG_APP_ID=app_id,
+                                    STREAMKIT_COMMIT_INTERVAL_MS="600000"), "w")
+    w.wait_ready()
+    produce(broker, f"{app_id}-items", [("order-1", {"state": "CREATED"})])
+    # At-least-once reads show processed state, committed or not.
+    wait_for(lambda: processed_value(w, "order-1") == {"state": "CREATED"})
+    result = {}
+
+    def waiter():
+        result["resp"] = w.get(
+            "/tables/items/keys/order-1?wait_for=state:VALIDATED&timeout_ms=30000", timeout=40)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    # A wait that arrives while processed state is not durable makes it durable at once.
+    wait_for(lambda: waits(w) == 1 and committed_value(w, "order-1") == {"state": "CREATED"})
+
+    def commits() -> float:
+        return metric(metrics_text(w), "streamkit_commit_seconds_count")
+
+    before = commits()
+    produce(broker, f"{app_id}-items", [("order-1", {"state": "PENDING"})])
+    wait_for(lambda: processed_value(w, "order-1") == {"state": "PENDING"})
+    produce(broker, f"{app_id}-items", [("order-1", {"state": "VALIDATED"})])
+    t.join(40)
+    status, body = result["resp"]
+    assert status == 200 and body["value"] == {"state": "VALIDATED"}
+    # One commit took both updates: PENDING's, processed first in a fetch of its own,
+    # waited for the one that answered.
+    assert commits() - before == 1
+    assert committed_value(w, "order-1") == {"state": "VALIDATED"}
 
 
 def test_an_owner_that_does_not_answer_gives_503_naming_it_with_retry_after(three):
