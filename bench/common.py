@@ -448,12 +448,14 @@ async def open_loop(rate: float, seconds: float,
                     timeout_s: float = 30.0, slice_s: float = 5.0) -> dict:
     """Offer `rate` requests/s for `seconds`, open loop: request i is due at start + i/rate
     whatever happened to the earlier ones, and its latency runs from when it was due, so a
-    stall is not hidden (no coordinated omission). `fire(i, session)` sends request i with
-    the aiohttp session and returns None when the answer is right, else the kind of error
-    (an HTTP status, "wrong_answer", ...). Latencies are those of right answers.
-    `slices`: p99 and max of the requests due in each `slice_s` of the run, to tell a tail
-    spread over the run from one stall or a slow start."""
-    import aiohttp
+    stall is not hidden (no coordinated omission). `fire(i, client)` sends request i with
+    the client (keepalive.py's KeepAlive, whose CPU per request is a fraction of aiohttp's
+    client's) and returns None when the answer is right, else the kind of error (an HTTP
+    status, "wrong_answer", ...); a request not answered within timeout_s counts as
+    "TimeoutError". Latencies are those of right answers. `slices`: p99 and max of the
+    requests due in each `slice_s` of the run, to tell a tail spread over the run from one
+    stall or a slow start."""
+    from keepalive import BadAnswer, KeepAlive
 
     n = int(rate * seconds)
     latencies: list[float] = []
@@ -462,10 +464,12 @@ async def open_loop(rate: float, seconds: float,
     examples: dict[str, str] = {}
     loop = asyncio.get_running_loop()
 
-    async def one(i: int, due: float, session) -> None:
+    async def one(i: int, due: float, client: KeepAlive) -> None:
         try:
-            err = await fire(i, session)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            async with asyncio.timeout(timeout_s):
+                err = await fire(i, client)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, BadAnswer,
+                TimeoutError) as exc:
             err = type(exc).__name__
         done = loop.time()
         if err is None:
@@ -476,9 +480,8 @@ async def open_loop(rate: float, seconds: float,
             errors[kind] = errors.get(kind, 0) + 1
             examples.setdefault(kind, err[:300])
 
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+    client = KeepAlive()
+    try:
         tasks = []
         start = loop.time() + 0.05
         for i in range(n):
@@ -486,9 +489,11 @@ async def open_loop(rate: float, seconds: float,
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, due, session)))
+            tasks.append(asyncio.create_task(one(i, due, client)))
         await asyncio.gather(*tasks)
         elapsed = loop.time() - start
+    finally:
+        await client.close()
     return {"offered_rps": rate, "seconds": seconds, "requests": n, "ok": len(latencies),
             "errors": errors, "error_examples": examples,
             "answered_rps": round(len(latencies) / elapsed, 1) if elapsed > 0 else None,
@@ -520,8 +525,41 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _steal_ticks() -> int | None:
+    """CPU time the machine's host gave to others while this one's CPUs wanted it (the
+    steal column of /proc/stat), in clock ticks; None where there is no /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) if fields[0] == "cpu" and len(fields) > 8 else None
+    except (OSError, ValueError):
+        return None
+
+
+_STEAL_AT_START = _steal_ticks()
+
+
+def machine_speed() -> dict:
+    """How fast the machine was: `python_loop_ms`, the best of five runs of a fixed Python
+    loop, timed now (lower is faster; about 55-60 ms on the 2-core machine of
+    bench/README.md in its quiet minutes), and `steal_s`, the CPU seconds the host took
+    from this machine since the driver started. A shared machine's speed moves by more
+    than the difference between two runs of the same code: these say which runs met a
+    slow machine."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(i * i for i in range(1_000_000))
+        best = min(best, time.perf_counter() - started)
+    now = _steal_ticks()
+    steal = (None if now is None or _STEAL_AT_START is None
+             else round((now - _STEAL_AT_START) / os.sysconf("SC_CLK_TCK"), 2))
+    return {"python_loop_ms": round(best * 1000, 1), "steal_s": steal}
+
+
 def base_meta(broker: Broker | str | None, **extra: Any) -> dict:
-    """The meta every driver writes: broker, profile, date, Python, CPUs, versions, command."""
+    """The meta every driver writes: broker, profile, date, Python, CPUs, versions, command, and
+    the machine's speed at the end (machine_speed)."""
     meta: dict[str, Any] = {}
     if isinstance(broker, Broker):
         meta["broker"] = broker.description
@@ -531,7 +569,8 @@ def base_meta(broker: Broker | str | None, **extra: Any) -> dict:
     meta.update({"date": now_iso(), "python": platform.python_version(),
                  "platform": platform.platform(), "cpus": os.cpu_count(),
                  "versions": versions(),
-                 "command": " ".join([Path(sys.executable).name, *sys.argv])})
+                 "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                 "machine": machine_speed()})
     meta.update(extra)
     return meta
 

@@ -115,19 +115,17 @@ def start_echo_deployment(broker, workers: Workers, run: str) -> tuple:
 
 
 def echo_requests(bases: list[str], tag: str):
-    """fire(i, session) for open_loop: POST {"n": i} to /api/echo/<tag><i> on bases[i % n]."""
-    headers = {"Content-Type": "application/json"}
+    """fire(i, client) for open_loop: POST {"n": i} to /api/echo/<tag><i> on bases[i % n]."""
 
-    async def fire(i: int, session) -> str | None:
+    async def fire(i: int, client) -> str | None:
         path = f"{tag}{i}"
-        async with session.post(f"{bases[i % len(bases)]}/api/echo/{path}",
-                                data=orjson.dumps({"n": i}), headers=headers) as resp:
-            payload = await resp.read()
-            if resp.status != 200:
-                return f"{resp.status}: {payload[:200]!r}"
-            if orjson.loads(payload) != echo_answer("POST", path, {}, {"n": i}):
-                return f"wrong_answer: {payload[:200]!r}"
-            return None
+        status, payload = await client.request("POST", f"{bases[i % len(bases)]}/api/echo/{path}",
+                                               orjson.dumps({"n": i}))
+        if status != 200:
+            return f"{status}: {payload[:200]!r}"
+        if orjson.loads(payload) != echo_answer("POST", path, {}, {"n": i}):
+            return f"wrong_answer: {payload[:200]!r}"
+        return None
 
     return fire
 

@@ -59,9 +59,9 @@ async def timed_load(base: str, rate: int, seconds: float, tag: str) -> tuple[di
     fire = echo_requests([base], tag)
     times: dict[int, tuple[float, float]] = {}
 
-    async def timed(i: int, session) -> str | None:
+    async def timed(i: int, client) -> str | None:
         sent = time.time() * 1000
-        err = await fire(i, session)
+        err = await fire(i, client)
         times[i] = (sent, time.time() * 1000)
         return err
 
