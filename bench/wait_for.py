@@ -115,20 +115,19 @@ def prepare(gateway_url: str, prefix: str, n: int) -> list[str]:
 
 
 def checkouts(base: str, ids: list[str]):
-    """fire(i, session) for open_loop: the checkout of customer ids[i], waiting for the order."""
-    async def fire(i: int, session) -> str | None:
+    """fire(i, client) for open_loop: the checkout of customer ids[i], waiting for the order."""
+    async def fire(i: int, client) -> str | None:
         cid = ids[i]
-        async with session.post(f"{base}/api/basket/{cid}/checkout?wait_for=state:VALIDATED,FAILED",
-                                headers=JSON) as resp:
-            raw = await resp.read()
-            if resp.status != 200:
-                return f"{resp.status}: {raw[:200]!r}"
-            value = (orjson.loads(raw) or {}).get("value") or {}
-            if value.get("state") != "VALIDATED":
-                return f"state_{value.get('state')}: {raw[:300]!r}"
-            if value.get("customer_id") != cid or value.get("total") != TOTAL:
-                return f"wrong_order: {raw[:300]!r}"
-            return None
+        status, raw = await client.request(
+            "POST", f"{base}/api/basket/{cid}/checkout?wait_for=state:VALIDATED,FAILED")
+        if status != 200:
+            return f"{status}: {raw[:200]!r}"
+        value = (orjson.loads(raw) or {}).get("value") or {}
+        if value.get("state") != "VALIDATED":
+            return f"state_{value.get('state')}: {raw[:300]!r}"
+        if value.get("customer_id") != cid or value.get("total") != TOTAL:
+            return f"wrong_order: {raw[:300]!r}"
+        return None
 
     return fire
 
