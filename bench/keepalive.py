@@ -27,7 +27,7 @@ class KeepAlive:
 
     def __init__(self) -> None:
         self._idle: dict[tuple[str, int], list[Connection]] = {}
-        self._opened: list[asyncio.StreamWriter] = []
+        self._opened: set[asyncio.StreamWriter] = set()
         self._targets: dict[str, tuple[str, int, bytes]] = {}
 
     async def request(self, method: str, url: str, body: bytes = b"",
@@ -35,6 +35,8 @@ class KeepAlive:
         """(status, body) of one request."""
         host, port, head = self._target(url)
         idle = self._idle.setdefault((host, port), [])
+        while idle and idle[-1][0].at_eof():  # closed by the server while idle
+            self._close(idle.pop()[1])
         reader, writer = idle.pop() if idle else await self._open(host, port)
         writer.write(b"%s %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
                      % (method.encode(), head, content_type, len(body), body))
@@ -42,12 +44,12 @@ class KeepAlive:
             status, length, keep = _parse_head(await reader.readuntil(b"\r\n\r\n"))
             payload = await reader.readexactly(length)
         except BaseException:
-            writer.close()  # what is left of its answer would be read as the next one's
+            self._close(writer)  # what is left of its answer would be read as the next one's
             raise
         if keep:
             idle.append((reader, writer))
         else:
-            writer.close()
+            self._close(writer)
         return status, payload
 
     def _target(self, url: str) -> tuple[str, int, bytes]:
@@ -69,14 +71,18 @@ class KeepAlive:
 
     async def _open(self, host: str, port: int) -> Connection:
         reader, writer = await asyncio.open_connection(host, port)
-        self._opened.append(writer)
+        self._opened.add(writer)
         return reader, writer
 
+    def _close(self, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        self._opened.discard(writer)
+
     async def close(self) -> None:
-        for writer in self._opened:
+        writers, self._opened = self._opened, set()
+        for writer in writers:
             writer.close()
-        await asyncio.gather(*(w.wait_closed() for w in self._opened), return_exceptions=True)
-        self._opened.clear()
+        await asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
         self._idle.clear()
 
 
@@ -91,6 +97,8 @@ def _parse_head(head: bytes) -> tuple[int, int, bool]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
         if name == b"content-length":
+            if not value.strip().isdigit():
+                raise BadAnswer(f"Content-Length {value.strip()[:20]!r}")
             length = int(value)
         elif name == b"connection":
             keep = value.strip().lower() == b"keep-alive"
@@ -98,4 +106,6 @@ def _parse_head(head: bytes) -> tuple[int, int, bool]:
             raise BadAnswer(f"Transfer-Encoding {value.strip()!r} is not read here")
     if length is None:
         raise BadAnswer("an answer without Content-Length")
+    if not parts[1].isdigit():
+        raise BadAnswer(f"status {parts[1][:20]!r}")
     return int(parts[1]), length, keep

@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..serde import dumps
 from ..state.global_tables import GlobalTables
 from ..state.restore import RestoreProgress, restore
-from ..state.store import MISSING, ReadCache
+from ..state.store import ReadCache
 from ..topics import REGISTRY_TOPIC, TopicAdmin, dead_letter_topic
 from .assignor import ClusterMap, TaskAssignor, TaskId
 from .commit import Commit, CommitListener
@@ -56,7 +56,7 @@ class StateWaiters(Protocol):
     def pending(self) -> bool:
         """Whether any request waits."""
 
-    def met_uncommitted(self, uncommitted: Callable[[str, int, bytes], Any]) -> bool:
+    def met_uncommitted(self, uncommitted: Callable[[str, int, bytes], bytes | None]) -> bool:
         """Whether an update not yet durable would answer one."""
 
 
@@ -506,14 +506,13 @@ class Runner(UncaughtErrors, Service):
             return True
         return any(w.met_uncommitted(self._uncommitted_value) for w in waiting)
 
-    def _uncommitted_value(self, table: str, partition: int, kb: bytes) -> Any:
-        """The value a table key awaits the next commit with, None if none (or its
-        deletion)."""
+    def _uncommitted_value(self, table: str, partition: int, kb: bytes) -> bytes | None:
+        """The encoded value a table key awaits the next commit with, None if none (or
+        its deletion)."""
         spec = self.topology.tables.get(table)
         task = self.tasks.get((spec.group.root().id, partition)) if spec is not None else None
         store = task.stores.get(table) if task is not None else None
-        value = store.uncommitted(kb) if store is not None else None
-        return None if value is MISSING else value
+        return store.uncommitted(kb) if store is not None else None
 
     def make_durable_soon(self) -> None:
         """Someone has just started to wait for a state (a ?wait_for= read): make what was

@@ -60,14 +60,17 @@ class Waiters:
                 if not waiters:
                     del self._by_key[slot]
 
-    def met_uncommitted(self, uncommitted: Callable[[str, int, bytes], Any]) -> bool:
+    def met_uncommitted(self, uncommitted: Callable[[str, int, bytes], bytes | None]) -> bool:
         """Whether an update that is not durable yet would answer a waiter:
-        uncommitted(table, partition, key bytes) is the value the key awaits the next
-        commit with (None when it awaits none, or its deletion, which answers nobody)."""
+        uncommitted(table, partition, key bytes) is the encoded value the key awaits the
+        next commit with (None when it awaits none, or its deletion, which answers
+        nobody), judged decoded as on_commit will judge it."""
         for (table, partition, kb), waiters in self._by_key.items():
-            value = uncommitted(table, partition, kb)
-            if value is not None and any(w.predicate(value) for w in waiters):
-                return True
+            vb = uncommitted(table, partition, kb)
+            if vb is not None:
+                value = self._decode(table, vb)
+                if any(w.predicate(value) for w in waiters):
+                    return True
         return False
 
     def on_commit(self, table: str, partition: int, items: list[tuple[bytes, bytes | None]]) -> None:

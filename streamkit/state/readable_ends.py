@@ -40,22 +40,33 @@ async def readable_ends(consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartit
         if leader is None or leader < 0:
             return None
         by_leader[leader][tp.topic].append((tp.partition, offset, _NO_RECORDS))
-    requests = [client.send(leader, FetchRequest(wait_ms, 1, _NO_RECORDS, int(read_committed),
+    # min_bytes 0: the broker answers at once whether or not records are there (wait_ms
+    # only bounds the wait of a broker that holds fetches regardless).
+    requests = [client.send(leader, FetchRequest(wait_ms, 0, _NO_RECORDS, int(read_committed),
                                                  list(topics.items())))
                 for leader, topics in by_leader.items()]
-    try:
-        responses = await asyncio.gather(*requests)
-    except KafkaError:
-        return None
+    responses = await asyncio.gather(*requests, return_exceptions=True)
     ends: dict[TopicPartition, int] = {}
     for response in responses:
+        if isinstance(response, BaseException):
+            if isinstance(response, KafkaError):
+                return None
+            raise response
         if getattr(response, "error_code", 0):
             return None
         for topic, partitions in response.topics:
             for partition, error_code, highwater, *rest in partitions:
                 if error_code:
                     return None
-                # From version 4 on, the last stable offset follows the high watermark.
-                lso = rest[0] if read_committed and response.API_VERSION >= 4 else -1
-                ends[TopicPartition(topic, partition)] = highwater if lso < 0 else min(highwater, lso)
+                # From version 4 on, the last stable offset follows the high watermark;
+                # only a read_committed reader stops there.
+                lso = rest[0] if read_committed and response.API_VERSION >= 4 else None
+                ends[TopicPartition(topic, partition)] = end_of(highwater, lso)
     return ends if ends.keys() == offsets.keys() else None
+
+
+def end_of(highwater: int, last_stable: int | None) -> int:
+    """Where reading a partition ends for now: its high watermark, or its last stable offset
+    if a broker gave one (-1: none) and it is lower, since a read_committed consumer stops
+    before the records of an open transaction."""
+    return highwater if last_stable is None or last_stable < 0 else min(highwater, last_stable)

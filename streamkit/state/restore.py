@@ -20,6 +20,7 @@ from typing import Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 
+from .readable_ends import end_of
 from .store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,7 @@ def readable_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
     watermark, or the last stable offset if it is lower, since a read_committed consumer
     stops before the records of an open transaction."""
     hw = consumer.highwater(tp)
-    lso = consumer.last_stable_offset(tp)
-    return hw if hw is None or lso is None or lso < 0 else min(hw, lso)
+    return None if hw is None else end_of(hw, consumer.last_stable_offset(tp))
 
 
 async def seek_to_checkpoints(consumer: AIOKafkaConsumer,

@@ -201,16 +201,19 @@ class PartitionStore:
             cache[kb] = value
         return value
 
-    def uncommitted(self, kb: bytes) -> Any:
-        """The value that the key encoded as kb awaits the next commit with: MISSING when
-        it awaits nothing, None when its deletion."""
-        key, value = kb, self.dirty.get(kb, MISSING) if self.takes_encoded else MISSING
-        if value is MISSING:
-            key = self.keys.decode(kb)
-            value = self.dirty.get(key, MISSING)
-        if value is MISSING or value is TOMBSTONE:
-            return None if value is TOMBSTONE else MISSING
-        return self.decoded(key, value)[1]
+    def uncommitted(self, kb: bytes) -> bytes | None:
+        """The encoded value that the key encoded as kb awaits the next commit with; None
+        when it awaits none, or its deletion. Encoded, so that whoever judges it sees what
+        a reader of the committed value will."""
+        if self.takes_encoded:
+            value = self.dirty.get(kb, MISSING)
+            if value is not MISSING:  # put encoded: taken as it is
+                return None if value is TOMBSTONE else value
+        try:
+            value = self.dirty.get(self.keys.decode(kb), MISSING)
+        except TypeError:  # a key no dict holds (a JSON list or object): never put
+            return None
+        return None if value is MISSING or value is TOMBSTONE else self.values.encode(value)
 
     def get_committed(self, key: Any) -> Any:
         """The value as of the last commit (not the uncommitted cache)."""

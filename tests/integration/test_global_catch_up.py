@@ -22,8 +22,8 @@ PARTITIONS = 3
 async def open_tables(broker: str, topic: str, tmp_path):
     """(tables, probe, tail, settings): the worker's clients for one global table of topic,
     loaded. The tail is never polled here, so only catch-ups bring records in."""
-    settings = Settings.from_env({"STREAMKIT_BROKER": f"kafka://{broker}",
-                                  "STREAMKIT_PROFILE": os.environ["STREAMKIT_PROFILE"]})
+    # The session's profile, as its workers inherit it (the plugin sets it unless given).
+    settings = Settings.from_env({**os.environ, "STREAMKIT_BROKER": f"kafka://{broker}"})
     clients = Clients(settings)
     tail = clients.reader(settings.global_fetch_wait_ms)
     probe = clients.reader(settings.read_to_end_wait_ms)

@@ -1,5 +1,6 @@
 import gc
 
+import orjson
 import pytest
 
 from streamkit.serde import resolve
@@ -178,3 +179,22 @@ def test_prefix_end_is_the_first_key_past_the_prefix():
     assert scan_end(None, None) is None
     assert scan_end(b"az", b"a") == b"az" and scan_end(b"c", b"a") == b"b"
     assert scan_end(None, b"\xff") is None and scan_end(b"q", None) == b"q"
+
+
+def test_the_value_a_key_awaits_the_commit_with_is_given_encoded(tmp_path):
+    """What a waiter is judged against before a commit (uncommitted): the pending value,
+    encoded; nothing for a key without one, deleted, or committed since; and nothing, not
+    an error, for a key no dict can hold (a JSON list, which a client may name in a read)."""
+    keys = SerdeKeys(resolve("json"))
+    store = PartitionStore(tmp_path / "t", keys, resolve("json")).open()
+    store.put("o1", {"state": "CREATED"})
+    store.put("o2", {"state": "VALIDATED"})
+    store.delete("o2")
+    assert orjson.loads(store.uncommitted(b'"o1"')) == {"state": "CREATED"}
+    assert store.uncommitted(b'"o2"') is None
+    assert store.uncommitted(b'"o3"') is None
+    assert store.uncommitted(b"[1,2]") is None
+    store.write(store.encode_dirty(), 1)
+    store.settle()
+    assert store.uncommitted(b'"o1"') is None
+    assert store.get("o1") == {"state": "CREATED"}
