@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as _dt
+import gc
 import json
 import os
 import platform
@@ -454,7 +455,14 @@ async def open_loop(rate: float, seconds: float,
     status, "wrong_answer", ...); a request not answered within timeout_s counts as
     "TimeoutError". Latencies are those of right answers. `slices`: p99 and max of the
     requests due in each `slice_s` of the run, to tell a tail spread over the run from one
-    stall or a slow start."""
+    stall or a slow start.
+
+    The load generator shares the machine with what it measures, so its own pauses would
+    show as their latency: its collector does not run during the step (what exists is
+    collected and frozen first; a full pass of this process, which holds the imported
+    framework, took about 30 ms), and the end of the step waits on a count of the requests
+    still open rather than on a gather over all of them (gathering 20,000 finished tasks
+    held the loop for about 50 ms while the last requests were answered)."""
     from keepalive import BadAnswer, KeepAlive
 
     n = int(rate * seconds)
@@ -471,28 +479,52 @@ async def open_loop(rate: float, seconds: float,
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, BadAnswer,
                 TimeoutError) as exc:
             err = type(exc).__name__
+        finally:
+            open_requests[0] -= 1
+            if open_requests[0] == 0 and sent_all:
+                all_done.set()
         done = loop.time()
         if err is None:
             latencies.append((done - due) * 1000)
             by_slice.setdefault(int((due - start) // slice_s), []).append(latencies[-1])
+            if keep is not None:
+                keep.append((round(due - start, 4), round(latencies[-1], 3)))
         else:
             kind = err.split(":", 1)[0]
             errors[kind] = errors.get(kind, 0) + 1
             examples.setdefault(kind, err[:300])
 
+    # BENCH_LATENCIES_DIR: every right answer's due time and latency, to tell stalls (the
+    # slow requests in runs of consecutive ones) from a spread.
+    keep: list[tuple[float, float]] | None = [] if os.environ.get("BENCH_LATENCIES_DIR") else None
+    open_requests, sent_all, all_done = [0], False, asyncio.Event()
+    running: set[asyncio.Task] = set()
     client = KeepAlive()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     try:
-        tasks = []
         start = loop.time() + 0.05
         for i in range(n):
             due = start + i / rate
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i, due, client)))
-        await asyncio.gather(*tasks)
+            open_requests[0] += 1
+            task = asyncio.create_task(one(i, due, client))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        sent_all = True
+        if open_requests[0]:
+            await all_done.wait()
         elapsed = loop.time() - start
+        if keep is not None:
+            save_latencies(keep, time.time() - elapsed, rate)
     finally:
+        gc.enable()
+        gc.unfreeze()
+        for task in running:
+            task.cancel()
         await client.close()
     return {"offered_rps": rate, "seconds": seconds, "requests": n, "ok": len(latencies),
             "errors": errors, "error_examples": examples,
@@ -500,6 +532,15 @@ async def open_loop(rate: float, seconds: float,
             **latency_stats(latencies), "slice_s": slice_s,
             "slices": [{"from_s": k * slice_s, "p99_ms": stats["p99_ms"], "max_ms": stats["max_ms"]}
                        for k in sorted(by_slice) for stats in [latency_stats(by_slice[k])]]}
+
+
+def save_latencies(kept: list[tuple[float, float]], started: float, rate: float) -> None:
+    """<BENCH_LATENCIES_DIR>/<wall-clock start>-<rate>.json: the step's start (seconds since
+    the epoch) and [seconds after it the request was due, its latency in ms] for each."""
+    folder = Path(os.environ["BENCH_LATENCIES_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{started:.3f}-{rate:g}.json"
+    path.write_text(json.dumps({"started": started, "rate": rate, "due_s_and_ms": sorted(kept)}))
 
 
 def slices_text(out: dict) -> str:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import shutil
 import sys
 import tempfile
@@ -133,10 +132,6 @@ def echo_requests(bases: list[str], tag: str):
 async def step(name: str, bases: list[str], rate: int, seconds: float, warmup: float) -> dict:
     if warmup > 0:
         await open_loop(rate, warmup, echo_requests(bases, f"warm-{name}-{rate}-"))
-    # The load generator's own full garbage collections (this process holds the imported
-    # framework) would show as latency of whatever is measured.
-    gc.collect()
-    gc.freeze()
     out = await open_loop(rate, seconds, echo_requests(bases, f"{name}-{rate}-"))
     if out["errors"].get("wrong_answer"):
         raise BenchFailed(f"{name} at {rate} req/s: wrong answers: {out['error_examples']}")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import shutil
 import sys
@@ -194,8 +193,6 @@ def main() -> int:
                         if warm["errors"]:
                             raise BenchFailed(f"warm-up checkouts failed: {warm['errors']}: "
                                               f"{warm['error_examples']}")
-                    gc.collect()
-                    gc.freeze()
                     return await open_loop(args.rate, args.seconds, checkouts(gw.url, ids[warm_n:]))
 
                 before = work(workers)
