@@ -3,6 +3,7 @@ group timings. Producers wait for every in-sync replica (acks=all): a commit cou
 what they acknowledged."""
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any, Awaitable, Callable
 
@@ -73,3 +74,23 @@ class Rebalance(ConsumerRebalanceListener):
         result = self._assigned(set(assigned))
         if inspect.isawaitable(result):
             await result
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """consumer.stop(), carried to its end when a broker is gone. aiokafka (0.14) closes a
+    consumer's fetcher by cancelling its fetch tasks and awaiting each without catching the
+    cancellation: a fetch that failed (its broker dead, or failing over) and waits out its
+    retry backoff makes stop() raise CancelledError half way, before the consumer's other
+    fetch tasks and its connections are closed (aio-libs/aiokafka#647). That error is not a
+    cancellation of the caller, which is passed on."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        pending = list(getattr(consumer._fetcher, "_pending_tasks", ()))
+        for fetch in pending:
+            fetch.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await consumer._client.close()

@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from ..clients import Clients, Rebalance
+from ..clients import Clients, Rebalance, stop_consumer
 from ..config import Settings
 from ..envelope import ReplyEnvelope
 from ..errors import EnvelopeError
@@ -74,7 +74,7 @@ class ResponseConsumer:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer is not None:
             await self._commit()
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
 
     @property
     def alive(self) -> bool:

@@ -18,12 +18,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
-from ..clients import Clients, Rebalance
+from ..clients import Clients, Rebalance, stop_consumer
 from ..config import Settings
 from ..errors import ConfigError
 from ..serde import dumps
@@ -250,7 +250,10 @@ class Runner(UncaughtErrors, Service):
             if self.globals is not None:
                 self.globals.close()
         for client in reversed(self._clients):
-            await client.stop()
+            if isinstance(client, AIOKafkaConsumer):
+                await stop_consumer(client)
+            else:
+                await client.stop()
         await self.purger.close()
         log.info("processors stopped in %.3fs", time.monotonic() - started)
 

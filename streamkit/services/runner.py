@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
-from ..clients import Clients, Rebalance
+from ..clients import Clients, Rebalance, stop_consumer
 from ..config import Settings
 from ..http import json_response
 from ..ops.openapi import get_operation
@@ -121,10 +121,11 @@ class ServiceRunner(Service, Part):
             await asyncio.gather(self._task, return_exceptions=True)
         if self.consumer is not None:  # it started
             await self._on_revoked()
-            await self.consumer.stop()
-        for client in (self.restorer, self.producer):
-            if client is not None:
-                await client.stop()
+            await stop_consumer(self.consumer)
+        if self.restorer is not None:
+            await stop_consumer(self.restorer)
+        if self.producer is not None:
+            await self.producer.stop()
 
     # the part of the worker -----------------------------------------------------------
     def ready(self) -> bool:

@@ -1,7 +1,7 @@
 """streamkit on three Kafka brokers (replication 3, min.insync.replicas 2, acks=all) while
 brokers fail: a partition leader or the group coordinator SIGKILLed mid-stream, a broker
-killed under gateway load, every broker frozen for 20 s, and a changelog the broker
-really compacts."""
+killed under gateway load, every broker frozen for 20 s, a changelog the broker really
+compacts, and a global table's catch-up after the leader of its source was killed."""
 from __future__ import annotations
 
 import asyncio
@@ -11,11 +11,14 @@ import time
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 
-from streamkit.testing.kafka import admin_client, caught_up, produce, read_topic
+from streamkit.clients import stop_consumer
+from streamkit.testing.kafka import admin_client, caught_up, produce, produce_async, read_topic
 
 from ..integration.conftest import totals
 from ..integration.test_gateway import Deployment, call, expected_echo, session
+from ..integration.test_global_catch_up import open_tables
 from ..integration.test_tables import KEYS, events, expected
 from .conftest import cluster_env, coordinator_of, leader_of, replicas_in_sync, until
 
@@ -234,3 +237,54 @@ def test_a_changelog_compacted_by_the_broker_restores_exact_tables(
     status, count = b.get("/tables/items/count")
     assert (status, count["count"]) == (200, 90 + len(rolled))
     assert "changelog records" in b.log_tail(200_000)
+
+
+async def test_a_global_catch_up_after_its_sources_leader_was_killed_reads_on_the_new_leader(
+        healthy, app_id, tmp_path):
+    """A catch-up asks each partition's leader for its end in one request; with the leader
+    of a partition dead (the probe's metadata still names it) that request fails, and the
+    catch-up must read the usual way instead: every record acknowledged before it is in the
+    table, within the catch-up's time, and once the client knows the new leaders a catch-up
+    that finds nothing new reads nothing again."""
+    cluster, topic, partitions = healthy, f"{app_id}-customers", 3
+    await produce_async(cluster.bootstrap, topic, [(f"c{i}", {"n": i}) for i in range(30)],
+                        partitions=partitions, replication=3)
+    tables, probe, tail, _ = await open_tables(cluster.url, topic, tmp_path)
+    table = tables.tables[0]
+    try:
+        assert await tables.start(probe, tail, {topic: partitions}) == 30
+        assert await tables.catch_up(probe, tail, 10.0) and tables.catch_ups_read == 0
+
+        victim = await asyncio.to_thread(leader_of, cluster, topic, 0)
+        await asyncio.to_thread(cluster.kill, victim)
+
+        def moved() -> bool:
+            try:
+                return leader_of(cluster, topic, 0) not in (victim, -1)
+            except KafkaError:  # the admin client asked the dead node
+                return False
+
+        await asyncio.to_thread(until, moved)
+        # Nothing new, the old leader still in the probe's metadata: correct, and in time.
+        assert await tables.catch_up(probe, tail, 10.0)
+        assert [table.get(f"c{i}") for i in range(30)] == [{"n": i} for i in range(30)]
+
+        # Acknowledged by the partitions' leaders now (two replicas in sync of three).
+        await produce_async(cluster.bootstrap, topic,
+                            [(f"c{i}", {"n": -i}) for i in range(30)] + [("c100", {"n": 100})],
+                            partitions=partitions, replication=3, idempotent=True)
+        assert await tables.catch_up(probe, tail, 10.0)
+        assert [table.get(f"c{i}") for i in range(30)] == [{"n": -i} for i in range(30)]
+        assert table.get("c100") == {"n": 100}
+
+        # The one-request path comes back: five catch-ups in a row that read nothing.
+        quiet, deadline = 0, asyncio.get_running_loop().time() + 30
+        while quiet < 5:
+            assert asyncio.get_running_loop().time() < deadline, "every catch-up still reads"
+            read = tables.catch_ups_read
+            assert await tables.catch_up(probe, tail, 10.0)
+            quiet = quiet + 1 if tables.catch_ups_read == read else 0
+        assert tables.catch_up_timeouts == 0
+    finally:
+        for client in (tail, probe):
+            await stop_consumer(client)

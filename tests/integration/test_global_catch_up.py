@@ -11,7 +11,7 @@ import uuid
 from aiokafka import AIOKafkaProducer
 
 from streamkit import Settings
-from streamkit.clients import Clients
+from streamkit.clients import Clients, stop_consumer
 from streamkit.serde import resolve
 from streamkit.state.global_tables import GlobalSpec, GlobalTable, GlobalTables
 from streamkit.testing.kafka import ensure_topic, produce_async
@@ -21,9 +21,11 @@ PARTITIONS = 3
 
 async def open_tables(broker: str, topic: str, tmp_path):
     """(tables, probe, tail, settings): the worker's clients for one global table of topic,
-    loaded. The tail is never polled here, so only catch-ups bring records in."""
+    loaded. The tail is never polled here, so only catch-ups bring records in. broker:
+    host:port, or STREAMKIT_BROKER's kafka://h:p,kafka://h:p for a cluster."""
+    url = broker if "://" in broker else f"kafka://{broker}"
     # The session's profile, as its workers inherit it (the plugin sets it unless given).
-    settings = Settings.from_env({**os.environ, "STREAMKIT_BROKER": f"kafka://{broker}"})
+    settings = Settings.from_env({**os.environ, "STREAMKIT_BROKER": url})
     clients = Clients(settings)
     tail = clients.reader(settings.global_fetch_wait_ms)
     probe = clients.reader(settings.read_to_end_wait_ms)
@@ -77,7 +79,7 @@ async def test_catch_up_reads_what_was_acknowledged_before_it_and_nothing_more(
         assert (tables.catch_ups, tables.catch_ups_read) == (16, 6)
     finally:
         for client in (tail, probe):
-            await client.stop()
+            await stop_consumer(client)
         tables.close()
 
 
@@ -124,5 +126,5 @@ async def test_catch_up_after_a_transaction_reads_once_then_finds_nothing_new(
     finally:
         await producer.stop()
         for client in (tail, probe):
-            await client.stop()
+            await stop_consumer(client)
         tables.close()
