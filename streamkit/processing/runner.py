@@ -23,7 +23,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
-from ..clients import Clients, Rebalance, stop_consumer
+from ..clients import Clients, Rebalance, await_topics, stop_consumer
 from ..config import Settings
 from ..errors import ConfigError
 from ..serde import dumps
@@ -221,6 +221,7 @@ class Runner(UncaughtErrors, Service):
             log.info("global tables loaded (%d records) in %.3fs", n, time.monotonic() - started)
             self._loops.append(asyncio.create_task(self._guard(self._run_globals)))
         self._listener = Rebalance(self._on_revoked, self._on_assigned)
+        await await_topics(self.consumer, sorted(self.topology.sources), "source topics")
         self.consumer.subscribe(sorted(self.topology.sources), listener=self._listener)
         self._loops += [asyncio.create_task(self._run()),
                         asyncio.create_task(self._guard(self._run_standbys))]
