@@ -32,12 +32,18 @@ from streamkit.config import Settings  # noqa: E402
 from streamkit.topics import TopicAdmin, TopicSpec  # noqa: E402
 
 
-async def measure(bootstrap: str, rate: int, seconds: int, fetch_wait_ms: int,
-                  partitions: int) -> tuple[list[dict], dict]:
-    """The hop's latency per 10 s window, and this process's CPU per record sent."""
+async def new_topic(bootstrap: str, partitions: int) -> str:
+    """A topic of its own for this run."""
     topic = f"broker-hop-{time.time_ns()}"
     async with TopicAdmin(Settings(broker=f"kafka://{bootstrap}")) as admin:
         await admin.ensure([TopicSpec(topic, partitions)])
+    return topic
+
+
+async def measure(bootstrap: str, rate: int, seconds: int, fetch_wait_ms: int,
+                  partitions: int) -> tuple[list[dict], dict]:
+    """The hop's latency per 10 s window, and this process's CPU per record sent."""
+    topic = await new_topic(bootstrap, partitions)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic,
                                 fetch_max_wait_ms=fetch_wait_ms, auto_offset_reset="latest")
@@ -81,13 +87,7 @@ def measure_librdkafka(bootstrap: str, rate: int, seconds: int, fetch_wait_ms: i
 
     from confluent_kafka import Consumer, Producer
 
-    topic = f"broker-hop-{time.time_ns()}"
-
-    async def create() -> None:
-        async with TopicAdmin(Settings(broker=f"kafka://{bootstrap}")) as admin:
-            await admin.ensure([TopicSpec(topic, partitions)])
-
-    asyncio.run(create())
+    topic = asyncio.run(new_topic(bootstrap, partitions))
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic,
                          "fetch.wait.max.ms": fetch_wait_ms, "auto.offset.reset": "latest",

@@ -460,9 +460,9 @@ async def open_loop(rate: float, seconds: float,
     The load generator shares the machine with what it measures, so its own pauses would
     show as their latency: its collector does not run during the step (what exists is
     collected and frozen first; a full pass of this process, which holds the imported
-    framework, took about 30 ms), and the end of the step waits on a count of the requests
-    still open rather than on a gather over all of them (gathering 20,000 finished tasks
-    held the loop for about 50 ms while the last requests were answered)."""
+    framework, took about 30 ms), and the end of the step waits for the requests still open
+    only (gathering all 20,000 of a step's finished tasks held the loop for about 50 ms while
+    the last requests were answered)."""
     from keepalive import BadAnswer, KeepAlive
 
     n = int(rate * seconds)
@@ -479,10 +479,6 @@ async def open_loop(rate: float, seconds: float,
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, BadAnswer,
                 TimeoutError) as exc:
             err = type(exc).__name__
-        finally:
-            open_requests[0] -= 1
-            if open_requests[0] == 0 and sent_all:
-                all_done.set()
         done = loop.time()
         if err is None:
             latencies.append((done - due) * 1000)
@@ -497,8 +493,7 @@ async def open_loop(rate: float, seconds: float,
     # BENCH_LATENCIES_DIR: every right answer's due time and latency, to tell stalls (the
     # slow requests in runs of consecutive ones) from a spread.
     keep: list[tuple[float, float]] | None = [] if os.environ.get("BENCH_LATENCIES_DIR") else None
-    open_requests, sent_all, all_done = [0], False, asyncio.Event()
-    running: set[asyncio.Task] = set()
+    running: set[asyncio.Task] = set()  # the requests still open
     client = KeepAlive()
     gc.collect()
     gc.freeze()
@@ -510,13 +505,11 @@ async def open_loop(rate: float, seconds: float,
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            open_requests[0] += 1
             task = asyncio.create_task(one(i, due, client))
             running.add(task)
             task.add_done_callback(running.discard)
-        sent_all = True
-        if open_requests[0]:
-            await all_done.wait()
+        while running:
+            await asyncio.gather(*running)
         elapsed = loop.time() - start
         if keep is not None:
             save_latencies(keep, time.time() - elapsed, rate)

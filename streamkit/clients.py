@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import logging
-import time
 from typing import Any, Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from .config import Settings
-
-log = logging.getLogger(__name__)
 
 # A member that takes this long to rejoin (it is restoring tables in its assignment
 # callback) is not yet dropped from its group.
@@ -80,8 +76,8 @@ class Rebalance(ConsumerRebalanceListener):
             await result
 
 
-async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
-    """consumer.stop(), carried to its end when a broker is gone. aiokafka (0.14) closes a
+async def stop_client(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """client.stop(), carried to its end when a broker is gone. aiokafka (0.14) closes a
     consumer's fetcher by cancelling its fetch tasks and awaiting each without catching the
     cancellation: a fetch that failed (its broker dead, or failing over) and waits out its
     retry backoff makes stop() raise CancelledError half way, before the consumer's other
@@ -89,37 +85,15 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     same, aio-libs/aiokafka#647, and then the fetcher is not closed at all). That error is
     not a cancellation of the caller, which is passed on."""
     try:
-        await consumer.stop()
+        await client.stop()
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise
-        fetcher = consumer._fetcher
+        fetcher = getattr(client, "_fetcher", None)  # a consumer's
         left = [t for t in (getattr(fetcher, "_fetch_task", None),
                             *getattr(fetcher, "_pending_tasks", ())) if t is not None]
         for t in left:
             t.cancel()
         await asyncio.gather(*left, return_exceptions=True)
-        await consumer._client.close()
-
-
-async def await_topics(consumer: AIOKafkaConsumer, topics: list[str], what: str,
-                       timeout_s: float = 30.0) -> None:
-    """Refresh the consumer's metadata until it lists every topic of `topics` (`what` they
-    are, for the warning logged if some are still missing after timeout_s; the caller then
-    subscribes anyway, as before). Subscribe only after it: on a cluster, a topic just created is
-    known to the controller before every broker's metadata, and a group that forms while
-    the broker its metadata came from does not list a topic is assigned none of it, until
-    aiokafka next refreshes its metadata (metadata_max_age_ms, 5 minutes)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        missing = [t for t in topics if not consumer.partitions_for_topic(t)]
-        if not missing:
-            return
-        if time.monotonic() >= deadline:
-            log.warning("%s not in the brokers' metadata after %g s, subscribing anyway: %s",
-                        what, timeout_s, missing)
-            return
-        await consumer._client.force_metadata_update()
-        if any(not consumer.partitions_for_topic(t) for t in missing):
-            await asyncio.sleep(0.05)  # the brokers' metadata catches up within milliseconds
+        await client._client.close()

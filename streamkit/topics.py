@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.protocol.metadata import MetadataRequest
 
 from .clients import Clients
@@ -25,6 +25,7 @@ _ALREADY_EXISTS = TopicAlreadyExistsError.errno
 # from the first to the last.
 VISIBLE_FIRST_PAUSE_S = 0.005
 VISIBLE_MAX_PAUSE_S = 0.05
+BROKER_ASK_S = 5.0  # the longest a topic's visibility waits for one broker's answer
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,9 @@ class TopicAdmin:
     async def __aexit__(self, *exc) -> None:
         await self._admin.close()
 
-    async def partition_counts(self, names: list[str]) -> dict[str, int]:
-        """Partition count of each named topic that exists."""
+    async def partition_counts(self, names: list[str], node: int | None = None) -> dict[str, int]:
+        """Partition count of each named topic that exists (as broker `node` lists it, or
+        any one broker)."""
         if not names:
             return {}
         # The metadata of these topics only, and with auto-creation off: listing every topic
@@ -79,7 +81,7 @@ class TopicAdmin:
         # client's describe_topics would let a broker auto-create the missing ones with its
         # default partitions and cleanup policy.
         request = MetadataRequest(sorted(set(names)), allow_auto_topic_creation=False)
-        response = await self._admin._send_request(request)
+        response = await self._admin._send_request(request, node)
         out = {}
         for desc in response.to_object()["topics"]:
             if desc.get("error_code", 0) == 0 and desc.get("partitions"):
@@ -113,14 +115,17 @@ class TopicAdmin:
 
     async def _until_visible(self, names: list[str], timeout_s: float = 30.0) -> dict[str, int]:
         """Partition counts of topics just created (or created meanwhile by another worker),
-        once the broker's metadata shows them: a broker answers CreateTopics before every
-        part of it knows the topic. Usually they show within milliseconds, so the first
-        pauses are short (a worker's start waits on this)."""
+        once every broker's metadata shows them: CreateTopics is answered before every
+        broker knows the topic, and a client's next metadata request may go to any broker
+        (a group that formed on metadata without its topic would be assigned none of it
+        until its client next refreshed its metadata, 5 minutes later). Usually they show
+        within milliseconds, so the first pauses are short (a worker's start waits on
+        this)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         pause = VISIBLE_FIRST_PAUSE_S
         while True:
-            counts = await self.partition_counts(names)
+            counts = await self._counts_on_every_broker(names)
             if len(counts) == len(names):
                 return counts
             if loop.time() > deadline:
@@ -129,6 +134,25 @@ class TopicAdmin:
                                    f"{timeout_s:.0f}s")
             await asyncio.sleep(pause)
             pause = min(pause * 2, VISIBLE_MAX_PAUSE_S)
+
+    async def _counts_on_every_broker(self, names: list[str]) -> dict[str, int]:
+        """The partition counts of the named topics that every broker lists, asking each
+        at once. A broker that does not answer within BROKER_ASK_S is left out (it is down
+        or frozen: no client's metadata comes from it now), unless none answers."""
+        nodes = sorted(b.nodeId for b in self._admin._client.cluster.brokers())
+        if not nodes:
+            return await self.partition_counts(names)
+        answers = await asyncio.gather(
+            *(asyncio.wait_for(self.partition_counts(names, n), BROKER_ASK_S) for n in nodes),
+            return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(
+                    answer, (KafkaError, asyncio.TimeoutError)):
+                raise answer
+        lists = [a for a in answers if isinstance(a, dict)]
+        if not lists:
+            raise next(a for a in answers if isinstance(a, BaseException))
+        return {t: c for t, c in lists[0].items() if all(t in other for other in lists[1:])}
 
 
 def _errors(response) -> list[tuple[str, int, str | None]]:

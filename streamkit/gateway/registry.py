@@ -17,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from ..clients import Clients, stop_consumer
+from ..clients import Clients, stop_client
 from ..config import Settings
 from ..query.keys import parse_key_text
 from ..serde import resolve
@@ -55,7 +55,7 @@ class Registry:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer is not None:
-            await stop_consumer(self._consumer)
+            await stop_client(self._consumer)
 
     async def _assign(self) -> bool:
         consumer = self._consumer

@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from ..clients import Clients, Rebalance, await_topics, stop_consumer
+from ..clients import Clients, Rebalance, stop_client
 from ..config import Settings
 from ..envelope import ReplyEnvelope
 from ..errors import EnvelopeError
@@ -65,7 +65,6 @@ class ResponseConsumer:
         self._consumer = Clients(self.settings).member(self.group_id,
                                                        self.gsettings.fetch_wait_ms)
         await self._consumer.start()
-        await await_topics(self._consumer, [self.topic], "the response topic")
         self._consumer.subscribe([self.topic], listener=Rebalance(self._on_revoked, self._on_assigned))
         self._task = asyncio.create_task(self._run())
 
@@ -75,7 +74,7 @@ class ResponseConsumer:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer is not None:
             await self._commit()
-            await stop_consumer(self._consumer)
+            await stop_client(self._consumer)
 
     @property
     def alive(self) -> bool:

@@ -18,12 +18,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
-from ..clients import Clients, Rebalance, await_topics, stop_consumer
+from ..clients import Clients, Rebalance, stop_client
 from ..config import Settings
 from ..errors import ConfigError
 from ..serde import dumps
@@ -221,7 +221,6 @@ class Runner(UncaughtErrors, Service):
             log.info("global tables loaded (%d records) in %.3fs", n, time.monotonic() - started)
             self._loops.append(asyncio.create_task(self._guard(self._run_globals)))
         self._listener = Rebalance(self._on_revoked, self._on_assigned)
-        await await_topics(self.consumer, sorted(self.topology.sources), "source topics")
         self.consumer.subscribe(sorted(self.topology.sources), listener=self._listener)
         self._loops += [asyncio.create_task(self._run()),
                         asyncio.create_task(self._guard(self._run_standbys))]
@@ -251,10 +250,7 @@ class Runner(UncaughtErrors, Service):
             if self.globals is not None:
                 self.globals.close()
         for client in reversed(self._clients):
-            if isinstance(client, AIOKafkaConsumer):
-                await stop_consumer(client)
-            else:
-                await client.stop()
+            await stop_client(client)
         await self.purger.close()
         log.info("processors stopped in %.3fs", time.monotonic() - started)
 

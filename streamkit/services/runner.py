@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
-from ..clients import Clients, Rebalance, await_topics, stop_consumer
+from ..clients import Clients, Rebalance, stop_client
 from ..config import Settings
 from ..http import json_response
 from ..ops.openapi import get_operation
@@ -111,7 +111,6 @@ class ServiceRunner(Service, Part):
         await asyncio.gather(*(client.start() for client in
                                (self.producer, self.restorer, self.consumer)))
         self._rebalance = Rebalance(self._on_revoked, self._on_assigned)
-        await await_topics(self.consumer, sorted(self.specs), "request topics")
         self.consumer.subscribe(sorted(self.specs), listener=self._rebalance)
         self._task = asyncio.create_task(self._run())
         log.info("services of %s on %s (group %s)", self.app_id, sorted(self.specs), self.group_id)
@@ -122,11 +121,10 @@ class ServiceRunner(Service, Part):
             await asyncio.gather(self._task, return_exceptions=True)
         if self.consumer is not None:  # it started
             await self._on_revoked()
-            await stop_consumer(self.consumer)
-        if self.restorer is not None:
-            await stop_consumer(self.restorer)
-        if self.producer is not None:
-            await self.producer.stop()
+            await stop_client(self.consumer)
+        for client in (self.restorer, self.producer):
+            if client is not None:
+                await stop_client(client)
 
     # the part of the worker -----------------------------------------------------------
     def ready(self) -> bool:

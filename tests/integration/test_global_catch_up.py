@@ -11,7 +11,7 @@ import uuid
 from aiokafka import AIOKafkaProducer
 
 from streamkit import Settings
-from streamkit.clients import Clients, stop_consumer
+from streamkit.clients import Clients, stop_client
 from streamkit.serde import resolve
 from streamkit.state.global_tables import GlobalSpec, GlobalTable, GlobalTables
 from streamkit.testing.kafka import ensure_topic, produce_async
@@ -79,7 +79,7 @@ async def test_catch_up_reads_what_was_acknowledged_before_it_and_nothing_more(
         assert (tables.catch_ups, tables.catch_ups_read) == (16, 6)
     finally:
         for client in (tail, probe):
-            await stop_consumer(client)
+            await stop_client(client)
         tables.close()
 
 
@@ -126,5 +126,5 @@ async def test_catch_up_after_a_transaction_reads_once_then_finds_nothing_new(
     finally:
         await producer.stop()
         for client in (tail, probe):
-            await stop_consumer(client)
+            await stop_client(client)
         tables.close()
