@@ -297,16 +297,24 @@ async def fence_an_open_transaction(broker: str, app_id: str, worker, timeout: f
             stable = await stable_reader.end_offsets(tps)
             ends = await end_reader.end_offsets(tps)
             for tp in tps:
-                if ends[tp] > stable[tp]:
-                    os.kill(worker.pid, signal.SIGSTOP)
-                    try:
+                if ends[tp] <= stable[tp]:
+                    continue
+                os.kill(worker.pid, signal.SIGSTOP)
+                try:
+                    # Read again with the worker frozen: the transaction seen open may have
+                    # committed in the meantime; if one is still open, the range is its
+                    # records (one task's producer writes a partition).
+                    start = (await stable_reader.end_offsets([tp]))[tp]
+                    end = (await end_reader.end_offsets([tp]))[tp]
+                    if end > start:
                         fencer = AIOKafkaProducer(bootstrap_servers=broker,
                                                   transactional_id=f"{app_id}-0_{tp.partition}")
                         await fencer.start()
                         await fencer.stop()
-                    finally:
-                        os.kill(worker.pid, signal.SIGCONT)
-                    return tp, stable[tp], ends[tp]
+                finally:
+                    os.kill(worker.pid, signal.SIGCONT)
+                if end > start:
+                    return tp, start, end
         raise TimeoutError(f"no transaction seen open on {topic} in {timeout}s")
     finally:
         await stable_reader.stop()
@@ -356,13 +364,13 @@ def test_a_transaction_fenced_half_way_shows_nothing_and_the_worker_recovers(
     feeder = threading.Thread(target=feed, args=(lambda n: not fenced.is_set(),))
     feeder.start()
     try:
-        for _ in range(5):
+        for _ in range(20):
             tp, start, end = asyncio.run(fence_an_open_transaction(broker, app_id, w))
             written = asyncio.run(read_range(broker, tp, start, end, "read_uncommitted"))
             visible = asyncio.run(read_range(broker, tp, start, end, "read_committed"))
             if not visible:
                 break
-            # Its commit was under way when the producer started: it counts, try again.
+            # Its commit had been sent before the worker froze: it counts, try again.
     finally:
         fenced.set()
         feeder.join()
