@@ -1,19 +1,22 @@
 """A global table's catch-up on the real broker: every record acknowledged before it began is
 in the table afterwards, whether or not the tail has read it, and a catch-up that finds
 nothing new reads nothing (its one fetch request per leader is the whole of it), also after
-a log that ends in a transaction's commit marker, which no store takes."""
+a log that ends in a transaction's commit marker, which no store takes. The one request's
+answer itself (readable_ends) is checked against the offsets the broker acknowledged, and
+each answer it cannot use sends the catch-up the usual way."""
 from __future__ import annotations
 
 import asyncio
 import os
 import uuid
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 
 from streamkit import Settings
 from streamkit.clients import Clients, stop_client
 from streamkit.serde import resolve
 from streamkit.state.global_tables import GlobalSpec, GlobalTable, GlobalTables
+from streamkit.state.readable_ends import readable_ends
 from streamkit.testing.kafka import ensure_topic, produce_async
 
 PARTITIONS = 3
@@ -124,6 +127,62 @@ async def test_catch_up_after_a_transaction_reads_once_then_finds_nothing_new(
         assert tables.catch_ups_read == read + 1
         assert table.get("aborted") is None
     finally:
+        await producer.stop()
+        for client in (tail, probe):
+            await stop_client(client)
+        tables.close()
+
+
+async def test_readable_ends_are_the_acknowledged_ends_or_none_for_an_answer_it_cannot_use(
+        broker, app_id, tmp_path):
+    topic = f"{app_id}-customers"
+    await ensure_topic(broker, topic, PARTITIONS)
+    tables, probe, tail, _ = await open_tables(broker, topic, tmp_path)
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all")
+    txn = AIOKafkaProducer(bootstrap_servers=broker, acks="all",
+                           transactional_id=f"{app_id}-{uuid.uuid4().hex[:6]}")
+    await producer.start()
+    await txn.start()
+    try:
+        await tables.start(probe, tail, {topic: PARTITIONS})  # the probe knows the leaders
+        # The end of a partition is the offset after the last record acknowledged there.
+        ends = {tp: 0 for tp in tps}
+        for p, n in ((1, 2), (2, 5)):
+            for i in range(n):
+                meta = await producer.send_and_wait(topic, b"{}", key=b"k%d" % i, partition=p)
+                ends[tps[p]] = meta.offset + 1
+        assert [ends[tp] for tp in tps] == [0, 2, 5]
+        at_start = {tp: 0 for tp in tps}
+        for committed in (True, False):
+            assert await readable_ends(probe, at_start, 0, committed) == ends
+        # Asked from anywhere up to the end, the answer is the same.
+        assert await readable_ends(probe, {tps[0]: 0, tps[1]: 2, tps[2]: 3}, 0, True) == ends
+
+        # An open transaction's records: a read_committed reader's end stays before them;
+        # once committed, its end is past them and their commit marker (one offset more).
+        await txn.begin_transaction()
+        for i in range(3):
+            await txn.send_and_wait(topic, b"{}", key=b"t%d" % i, partition=0)
+        assert (await readable_ends(probe, at_start, 0, True))[tps[0]] == 0
+        assert (await readable_ends(probe, at_start, 0, False))[tps[0]] == 3
+        await txn.commit_transaction()
+        # The broker writes the marker after the commit returns: wait for the end to move.
+        deadline = asyncio.get_running_loop().time() + 20
+        while (got := await readable_ends(probe, at_start, 0, True))[tps[0]] == 0:
+            assert asyncio.get_running_loop().time() < deadline, got
+        assert got == {**ends, tps[0]: 4}
+
+        # Answers it cannot use give None, and the catch-up then reads the usual way: an
+        # offset past the end (the broker answers with an error), a partition no broker
+        # leads (it does not exist), a topic the probe has no metadata for.
+        assert await readable_ends(probe, {**at_start, tps[2]: 9}, 0, True) is None
+        assert await readable_ends(probe, {**at_start, TopicPartition(topic, 7): 0}, 0,
+                                   True) is None
+        assert await readable_ends(probe, {TopicPartition(f"{topic}-none", 0): 0}, 0,
+                                   True) is None
+    finally:
+        await txn.stop()
         await producer.stop()
         for client in (tail, probe):
             await stop_client(client)
