@@ -591,9 +591,22 @@ def machine_speed() -> dict:
     return {"python_loop_ms": round(best * 1000, 1), "steal_s": steal}
 
 
+def cpu_sharing() -> str | None:
+    """How Linux shares the CPUs between the benchmark's processes: "per session" when its
+    autogroup is on (each session, and so each worker, broker and driver started with a
+    session of its own, gets an equal share when the CPUs are busy, whatever its number of
+    threads), "per thread" when it is off; None where the setting cannot be read. The
+    gateway's tail at 1000 req/s differs between the two (bench/README.md)."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return "per session" if f.read().strip() == "1" else "per thread"
+    except OSError:
+        return None
+
+
 def base_meta(broker: Broker | str | None, **extra: Any) -> dict:
     """The meta every driver writes: broker, profile, date, Python, CPUs, versions, command, and
-    the machine's speed at the end (machine_speed)."""
+    the machine's speed at the end (machine_speed) and how it shares its CPUs (cpu_sharing)."""
     meta: dict[str, Any] = {}
     if isinstance(broker, Broker):
         meta["broker"] = broker.description
@@ -604,7 +617,7 @@ def base_meta(broker: Broker | str | None, **extra: Any) -> dict:
                  "platform": platform.platform(), "cpus": os.cpu_count(),
                  "versions": versions(),
                  "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                 "machine": machine_speed()})
+                 "machine": {**machine_speed(), "cpu_sharing": cpu_sharing()}})
     meta.update(extra)
     return meta
 
