@@ -68,6 +68,11 @@ class ApplicationShutdown(StreamkitError, RuntimeError):
 
 
 # state and queries ------------------------------------------------------------------
+class StateDirectoryInUse(StreamkitError, RuntimeError):
+    """Another worker of the app runs on this state directory (`<data dir>/<app id>`):
+    give each worker of an app its own STREAMKIT_DATA_DIR, or stop the other one first."""
+
+
 class StoreUnavailable(StreamkitError):
     """The store is rebalancing or recovering: retry after a short wait."""
 

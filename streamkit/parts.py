@@ -22,6 +22,11 @@ class Part:
         """Whether the worker may say it is ready, as far as this part is concerned."""
         return True
 
+    def keeps_state(self) -> bool:
+        """Whether it keeps stores under the app's state directory (which the worker then
+        locks)."""
+        return False
+
 
 class RoutesPart(Part):
     """A part made of one route installer (App.add_routes)."""
@@ -31,3 +36,11 @@ class RoutesPart(Part):
 
     def install_routes(self, routes: Routes) -> None:
         self.installer(routes)
+
+
+def runs_as_worker(app: Any) -> bool:
+    """Whether this process runs the app as a worker: not as Faust's client-only app (which
+    a script starts to send or ask an agent, `app.start_client()`) nor its producer-only
+    one. Only a worker takes partitions, opens state and locks the state directory; a
+    client beside the workers must not join their groups."""
+    return not (getattr(app, "client_only", False) or getattr(app, "producer_only", False))

@@ -22,11 +22,12 @@ from .dsl import GroupedStream, Stream, Table, global_table, source_stream, tabl
 from .dsl.agents import AgentNode, Agents, AgentStream, AgentTable
 from .errors import ConfigError
 from .http import json_response, unavailable
-from .parts import Part, RoutesPart
+from .parts import Part, RoutesPart, runs_as_worker
 from .processing.runner import Runner
 from .processing.topology import Topology
 from .routing import Routes
 from .serde import SerdeSpec, resolve
+from .state.directory_lock import DirectoryLock
 from .state.global_tables import GlobalTable
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,9 @@ class AppShell(faust.App):
         self.service_name = service_name or id
         self.plugins: list[str] | None = None
         self._agents = Agents(self.topology)
+        # <data dir>/<app id>: the stores of streamkit's tables, its services' reply records
+        # and Faust's own tables, used by one worker at a time.
+        self.state_lock = DirectoryLock(Path(settings.data_dir) / id)
 
     # the processing DSL ---------------------------------------------------------
     def source(self, topic: str, keys: SerdeSpec = "str", values: SerdeSpec = "json",
@@ -266,6 +270,29 @@ class AppShell(faust.App):
         self.check_table_names()
         await super().on_first_start()
 
+    @property
+    def keeps_state(self) -> bool:
+        """Whether a worker of this app keeps stores under its state directory: streamkit's
+        tables (window stores and join buffers among them), global tables, Faust's tables,
+        or a part's (the services' reply records). A stateless app (a gateway) runs as many
+        workers as wanted on one data directory."""
+        topo = self.topology
+        return bool(topo.tables or topo.globals or self.tables
+                    or any(part.keeps_state() for part in self.parts))
+
+    async def on_start(self) -> None:
+        if runs_as_worker(self) and self.keeps_state:
+            self.state_lock.acquire()  # before any child opens a store (at every start)
+        await super().on_start()
+
+    async def stop(self) -> None:
+        try:
+            await super().stop()
+        finally:
+            # After every child (the runner, the services, Faust's tables) closed its
+            # stores, and whether or not each stopped cleanly.
+            self.state_lock.release()
+
     async def on_started(self) -> None:
         await super().on_started()
         # What exists now (Faust, aiohttp, the topology, the clients) lives as long as the
@@ -281,7 +308,8 @@ class AppShell(faust.App):
             # timers that tasks use. Without any of them it would hold a consumer group of
             # its own, and rebalance it, for nothing.
             self.boot_strategy.enable_kafka_consumer = False
-        return [*super().on_init_dependencies(), self.processors]
+        own = [self.processors] if runs_as_worker(self) else []
+        return [*super().on_init_dependencies(), *own]
 
     def on_webserver_init(self, web: Any) -> None:
         super().on_webserver_init(web)

@@ -11,7 +11,7 @@ from ..app import App
 from ..config import Settings
 from ..errors import ConfigError
 from ..httpclient import peer_session
-from ..parts import Part
+from ..parts import Part, runs_as_worker
 from ..routing import Routes
 from .core import Gateway
 from .openapi import gateway_paths
@@ -54,7 +54,8 @@ class GatewayApp(App):
         self.ops.registry.register(GatewayCollector(id, self.gateway))
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
-        return [*super().on_init_dependencies(), self.gateway]
+        own = [self.gateway] if runs_as_worker(self) else []  # a client joins no group
+        return [*super().on_init_dependencies(), *own]
 
     async def topology_view(self) -> dict[str, Any]:
         """Every app registered with the gateway (from one of its workers), and the gateway."""

@@ -26,7 +26,7 @@ from ..clients import Clients, Rebalance, stop_client
 from ..config import Settings
 from ..http import json_response
 from ..ops.openapi import get_operation
-from ..parts import Part
+from ..parts import Part, runs_as_worker
 from ..routing import Routes
 from ..state.restore import restore
 from ..topics import TopicAdmin, TopicSpec, dead_letter_topic
@@ -62,6 +62,7 @@ class ServiceRunner(Service, Part):
     def __init__(self, app: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.app_id = app.conf.id
+        self._app = app
         self.settings: Settings = getattr(app, "settings", None) or Settings.from_env()
         self.clients = Clients(self.settings)
         self.group_id = f"{self.app_id}-services"
@@ -95,6 +96,8 @@ class ServiceRunner(Service, Part):
 
     # lifecycle -------------------------------------------------------------------------
     async def on_start(self) -> None:
+        if not runs_as_worker(self._app):
+            return  # a client of the services sends requests; it answers none
         s, clients = self.settings, self.clients
         async with TopicAdmin(s) as admin:
             counts = await admin.ensure([TopicSpec(t, s.partitions) for t in sorted(self.specs)]
@@ -129,6 +132,9 @@ class ServiceRunner(Service, Part):
     # the part of the worker -----------------------------------------------------------
     def ready(self) -> bool:
         return self.assigned
+
+    def keeps_state(self) -> bool:
+        return bool(self.specs)  # the record of each request partition's replies
 
     def openapi_paths(self) -> dict[str, Any]:
         return {"/services/stats": get_operation("the service consumer's assignment and counters")}

@@ -8,6 +8,8 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -17,9 +19,10 @@ from pathlib import Path
 from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streamkit.testing.kafka import admin_client, caught_up, committed_and_end, produce, read_topic
+from streamkit.testing.kafka import (admin_client, caught_up, committed_and_end, group_members,
+                                    produce, read_topic)
 
-from .conftest import COUNTER, metric, metrics_text, records_in, totals
+from .conftest import COUNTER, ROOT, metric, metrics_text, records_in, totals
 
 KEYS = [f"k{i}" for i in range(50)]
 
@@ -201,6 +204,73 @@ def test_two_workers_split_partitions_and_survivor_serves_every_key(
     a.kill()
     wait_for(lambda: len(b.tasks()) == 4)
     assert totals(b, KEYS) == want
+
+
+def test_a_second_worker_on_a_state_directory_in_use_is_refused_at_start(
+        broker, app_id, workers, counter_env):
+    # Given the data directory of a running worker of the same app, a worker would open
+    # the stores of whatever partitions the group moved to it, and meet the first
+    # worker's open RocksDB stores (or not) depending on the assignment.
+    produce(broker, f"{app_id}-events", events(3000))
+    a = start_counter(workers, counter_env("a"), "a")
+    b = workers(COUNTER, counter_env("a"), "b")
+    wait_for(lambda: not b.alive(), timeout=60)
+    assert b.returncode != 0
+    assert (f"the state directory {a.env['STREAMKIT_DATA_DIR']}/{app_id} is in use by "
+            f"another worker of this app (pid {a.pid})") in b.log_tail(50_000)
+    assert sorted(a.tasks()) == [[0, p] for p in range(4)]  # no rebalance took any
+    wait_for(lambda: settled(a, expected(3000)))
+    # Killed, its worker lets go of the directory at once: the next one starts on it.
+    a.kill()
+    c = start_counter(workers, counter_env("a"), "c")
+    produce(broker, f"{app_id}-events", events(1000, 3000))
+    wait_for(lambda: settled(c, expected(4000)))
+    # Another app may share the data directory: its state directory is its own.
+    other = workers(COUNTER, {**counter_env("a"), "COUNTER_APP_ID": f"{app_id}-other"}, "other")
+    other.wait_ready()
+
+
+# Faust's client-only app (what a script starts to send to or ask the workers), given the
+# workers' data directory: it sends, and then waits until its stdin is closed.
+CLIENT = """
+import os, sys
+from tests.integration.apps.counter import app
+
+async def main():
+    await app.start_client()
+    topic = app.topic(os.environ["COUNTER_SOURCE"])
+    for i in range(100):
+        await topic.send(key=f"k{i % 50}", value={"amount": i % 7 + 1})
+    await app.producer.flush()
+    sys.stdin.read()
+    await app.stop()
+
+app.loop.run_until_complete(main())
+"""
+
+
+def test_a_client_only_app_beside_its_worker_sends_and_takes_no_partition(
+        broker, app_id, workers, counter_env, tmp_path):
+    a = start_counter(workers, counter_env("a"), "a")
+    log = tmp_path / "client.log"
+    with open(log, "wb") as out:
+        client = subprocess.Popen([sys.executable, "-c", CLIENT], cwd=ROOT, stdin=subprocess.PIPE,
+                                  stdout=out, stderr=subprocess.STDOUT,
+                                  env={**a.env, "PYTHONPATH": ROOT})
+    try:
+        # What it sent is counted by the worker (a client that failed to start has ended).
+        wait_for(lambda: settled(a, expected(100)) or client.poll() is not None, timeout=60)
+        assert client.poll() is None, log.read_text()
+        # Neither the processing nor the state of the app started in the client: the
+        # worker is alone in its group, with every task.
+        assert group_members(broker, f"{app_id}-processors") == 1
+        assert sorted(a.tasks()) == [[0, p] for p in range(4)]
+        client.stdin.close()
+        assert client.wait(30) == 0, log.read_text()
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait(10)
 
 
 def test_a_worker_frozen_past_its_session_timeout_beside_another_loses_no_update(

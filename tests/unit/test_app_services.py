@@ -1,4 +1,8 @@
-"""Which services a worker starts: Faust's consumer only for Faust agents, tables or tasks."""
+"""Which services a worker starts: Faust's consumer only for Faust agents, tables or tasks;
+no processing and no services in Faust's client-only app; the state directory's lock only
+for an app that keeps state."""
+import asyncio
+
 import streamkit
 from streamkit import Settings
 
@@ -38,3 +42,35 @@ def test_a_task_or_a_leader_timer_brings_faust_consumer_back():
         pass
 
     assert app.consumer in started(app)
+
+
+def test_a_client_only_app_starts_neither_the_processing_nor_the_services():
+    app = streamkit.App("svc-client", settings=Settings.from_env({}))
+    app.source("events").group_by_key().count("n")
+
+    @streamkit.service(app, "svc-client-requests")
+    async def handle(req):
+        return {}
+
+    app.client_only = True  # what app.start_client() sets before the app starts
+    assert app.processors not in started(app)
+    runner = next(part for part in app.parts if part.keeps_state())
+    asyncio.run(runner.on_start())  # no broker here: a start that made clients would fail
+    assert (runner.producer, runner.consumer) == (None, None)
+
+
+def test_only_an_app_that_keeps_state_locks_its_state_directory():
+    def app_with(declare):
+        app = streamkit.App("svc-state", settings=Settings.from_env({}))
+        declare(app)
+        return app.keeps_state
+
+    assert not app_with(lambda app: app.source("events").to("out"))
+    assert app_with(lambda app: app.source("events").group_by_key().count("n"))
+    assert app_with(lambda app: app.global_table("g", "g-topic"))
+    assert app_with(lambda app: app.Table("faust-counts", default=int))
+    assert app_with(lambda app: streamkit.service(app, "reqs")(_echo))
+
+
+async def _echo(req):
+    return {}
