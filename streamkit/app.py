@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .config import Settings
+from .errors import NotAWorker
 from .ops.routes import OpsRoutes
+from .parts import runs_as_worker
 from .query.faust_tables import FaustTables
 from .query.forward import Forwarder
 from .query.reader import TableReader
@@ -34,7 +36,12 @@ class App(AppShell):
 
     async def read(self, table: str, key: Any) -> Any:
         """A table's value for key, read where it lives (this worker or its owner); None
-        when absent; StoreUnavailable while partitions move (retry)."""
+        when absent; StoreUnavailable while partitions move (retry); NotAWorker in a
+        client-only app, which holds no tables and knows no owners."""
+        if not runs_as_worker(self):
+            raise NotAWorker(f"app.read({table!r}, ...) runs in a worker of {self.conf.id}; "
+                             "this process runs the app client-only: read GET "
+                             f"/tables/{table}/keys/<key> from a worker")
         return await self._reader.read(table, key)
 
     async def on_stop(self) -> None:

@@ -73,6 +73,12 @@ class StateDirectoryInUse(StreamkitError, RuntimeError):
     give each worker of an app its own STREAMKIT_DATA_DIR, or stop the other one first."""
 
 
+class NotAWorker(StreamkitError, RuntimeError):
+    """A call that needs the app's tables was made where the app runs as Faust's
+    client-only or producer-only app (a script that sends to or asks the workers), which
+    holds none: read a worker's HTTP view (`GET /tables/<table>/keys/<key>`) instead."""
+
+
 class StoreUnavailable(StreamkitError):
     """The store is rebalancing or recovering: retry after a short wait."""
 

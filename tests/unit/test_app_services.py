@@ -3,6 +3,8 @@ no processing and no services in Faust's client-only app; the state directory's 
 for an app that keeps state."""
 import asyncio
 
+import pytest
+
 import streamkit
 from streamkit import Settings
 
@@ -74,3 +76,11 @@ def test_only_an_app_that_keeps_state_locks_its_state_directory():
 
 async def _echo(req):
     return {}
+
+
+def test_app_read_in_a_client_only_app_says_it_needs_a_worker():
+    app = streamkit.App("svc-read", settings=Settings.from_env({}))
+    app.source("events").group_by_key().count("n")
+    app.client_only = True
+    with pytest.raises(streamkit.NotAWorker, match=r"GET /tables/n/keys/<key> from a worker"):
+        asyncio.run(app.read("n", "k"))
