@@ -125,6 +125,9 @@ class AppShell(faust.App):
         super().__init__(id, **{**faust_options(id, settings), **options})
         self.topology = Topology(id)
         self.processors = Runner(id, self.topology, settings, beacon=self.beacon)
+        # What only a worker starts (after Faust's own services): not Faust's client-only
+        # or producer-only app, which must not join the workers' groups.
+        self.worker_services: list[ServiceT] = [self.processors]
         self.parts: list[Part] = []
         self.limit_breaches: Counter[str] = Counter()   # HTTP requests refused, per limit
         self._routes_on: Any = None
@@ -308,7 +311,7 @@ class AppShell(faust.App):
             # timers that tasks use. Without any of them it would hold a consumer group of
             # its own, and rebalance it, for nothing.
             self.boot_strategy.enable_kafka_consumer = False
-        own = [self.processors] if runs_as_worker(self) else []
+        own = self.worker_services if runs_as_worker(self) else []
         return [*super().on_init_dependencies(), *own]
 
     def on_webserver_init(self, web: Any) -> None:

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import aiohttp
-from mode import ServiceT
 
 from ..app import App
 from ..config import Settings
 from ..errors import ConfigError
 from ..httpclient import peer_session
-from ..parts import Part, runs_as_worker
+from ..parts import Part
 from ..routing import Routes
 from .core import Gateway
 from .openapi import gateway_paths
@@ -50,12 +49,9 @@ class GatewayApp(App):
                  settings: Settings | None = None, **options: Any) -> None:
         super().__init__(id, settings=settings, **options)
         self.gateway = Gateway(self.settings, gateway_settings, beacon=self.beacon)
+        self.worker_services.append(self.gateway)
         self.add_part(GatewayRoutesPart(self.gateway))
         self.ops.registry.register(GatewayCollector(id, self.gateway))
-
-    def on_init_dependencies(self) -> Iterable[ServiceT]:
-        own = [self.gateway] if runs_as_worker(self) else []  # a client joins no group
-        return [*super().on_init_dependencies(), *own]
 
     async def topology_view(self) -> dict[str, Any]:
         """Every app registered with the gateway (from one of its workers), and the gateway."""

@@ -225,9 +225,11 @@ def test_a_second_worker_on_a_state_directory_in_use_is_refused_at_start(
     c = start_counter(workers, counter_env("a"), "c")
     produce(broker, f"{app_id}-events", events(1000, 3000))
     wait_for(lambda: settled(c, expected(4000)))
-    # Another app may share the data directory: its state directory is its own.
-    other = workers(COUNTER, {**counter_env("a"), "COUNTER_APP_ID": f"{app_id}-other"}, "other")
-    other.wait_ready()
+    # Another app may share the data directory: its state directory is its own (it counts
+    # the same events into a table of its own).
+    other = start_counter(
+        workers, {**counter_env("a"), "COUNTER_APP_ID": f"{app_id}-other"}, "other")
+    wait_for(lambda: settled(other, expected(4000)))
 
 
 # Faust's client-only app (what a script starts to send to or ask the workers), given the

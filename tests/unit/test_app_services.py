@@ -56,6 +56,11 @@ def test_a_client_only_app_starts_neither_the_processing_nor_the_services():
 
     app.client_only = True  # what app.start_client() sets before the app starts
     assert app.processors not in started(app)
+    gateway = streamkit.create_gateway("svc-gw", {"orders": "orders-requests"},
+                                       settings=Settings.from_env({}))
+    assert gateway.gateway in started(gateway)
+    gateway.client_only = True
+    assert gateway.gateway not in started(gateway) and gateway.processors not in started(gateway)
     runner = next(part for part in app.parts if part.keeps_state())
     asyncio.run(runner.on_start())  # no broker here: a start that made clients would fail
     assert (runner.producer, runner.consumer) == (None, None)
