@@ -2,12 +2,14 @@
 --rate records/s for --seconds to a 4-partition topic and a consumer (fetch wait as in the dev
 profile, 10 ms) reads them; prints the hop latency (consumer receipt minus record timestamp)
 per 10 s window, and the CPU this process (the aiokafka producer and consumer) spent per
-record while it sent. No streamkit code is on the path: this measures the broker the other
-benchmarks run on, and the least a hop costs a Python process that uses aiokafka.
+record while it sent. With aiokafka no streamkit code is on the path: this measures the
+broker the other benchmarks run on, and the least a hop costs a Python process that uses
+aiokafka; `--client streamkit-wire` makes the same hop with the produce and fetch requests
+of the gateway's and the services' path (streamkit.wire, over aiokafka's connections).
 
     python bench/broker_hop.py [--rate 500] [--seconds 60] [--partitions 4]
-                               [--client aiokafka|confluent-kafka] [--broker HOST:PORT]
-                               [--out FILE]
+                               [--client aiokafka|streamkit-wire|confluent-kafka]
+                               [--broker HOST:PORT] [--out FILE]
 
 Without --broker it starts a dev broker. Writes --out (default bench/results/broker_hop.json,
 the dev broker's figures that bench/README.md cites). bench/run.py does not run it.
@@ -21,6 +23,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -28,8 +31,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from common import add_common_args, bench_broker  # noqa: E402
 
+from streamkit.clients import Rebalance  # noqa: E402
 from streamkit.config import Settings  # noqa: E402
 from streamkit.topics import TopicAdmin, TopicSpec  # noqa: E402
+from streamkit.wire import RequestConsumer, RequestProducer  # noqa: E402
 
 
 async def new_topic(bootstrap: str, partitions: int) -> str:
@@ -41,14 +46,19 @@ async def new_topic(bootstrap: str, partitions: int) -> str:
 
 
 async def measure(bootstrap: str, rate: int, seconds: int, fetch_wait_ms: int,
-                  partitions: int) -> tuple[list[dict], dict]:
-    """The hop's latency per 10 s window, and this process's CPU per record sent."""
+                  partitions: int, wire: bool = False) -> tuple[list[dict], dict]:
+    """The hop's latency per 10 s window, and this process's CPU per record sent; with
+    wire, through streamkit's request-path clients (streamkit.wire) over aiokafka's."""
     topic = await new_topic(bootstrap, partitions)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=topic,
-                                fetch_max_wait_ms=fetch_wait_ms, auto_offset_reset="latest")
+    producer: Any = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
+    consumer: Any = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=topic,
+                                     fetch_max_wait_ms=fetch_wait_ms, auto_offset_reset="latest")
+    if wire:
+        producer = RequestProducer(producer)
+        consumer = RequestConsumer(consumer, fetch_wait_ms, read_committed=False, reset="latest")
     await producer.start()
     await consumer.start()
+    consumer.subscribe([topic], listener=Rebalance(lambda: None, lambda tps: None))
     hops: list[tuple[int, float]] = []
 
     async def consume() -> None:
@@ -151,14 +161,15 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=60)
     p.add_argument("--fetch-wait-ms", type=int, default=10)
     p.add_argument("--partitions", type=int, default=4, help="of the topic, all read by the consumer")
-    p.add_argument("--client", choices=("aiokafka", "confluent-kafka"), default="aiokafka",
+    p.add_argument("--client", choices=("aiokafka", "streamkit-wire", "confluent-kafka"), default="aiokafka",
                    help="the Kafka client of the producer and the consumer")
     add_common_args(p, ROOT / "bench" / "results" / "broker_hop.json")
     args = p.parse_args()
     with bench_broker(args) as broker:
-        if args.client == "aiokafka":
+        if args.client in ("aiokafka", "streamkit-wire"):
             windows, cpu = asyncio.run(measure(broker.bootstrap, args.rate, args.seconds,
-                                               args.fetch_wait_ms, args.partitions))
+                                               args.fetch_wait_ms, args.partitions,
+                                               wire=args.client == "streamkit-wire"))
         else:
             windows, cpu = measure_librdkafka(broker.bootstrap, args.rate, args.seconds,
                                               args.fetch_wait_ms, args.partitions)

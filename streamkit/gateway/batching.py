@@ -11,8 +11,9 @@ never given for a request whose record the broker refused.
 from __future__ import annotations
 
 import asyncio
+import functools
 
-from aiokafka import AIOKafkaProducer
+from ..wire import RequestProducer
 
 Pending = tuple[str, bytes, bytes | None, asyncio.Future]
 
@@ -20,7 +21,7 @@ Pending = tuple[str, bytes, bytes | None, asyncio.Future]
 class BatchedSender:
     """send() hands a record over and returns the future of its acknowledgement."""
 
-    def __init__(self, producer: AIOKafkaProducer, linger_ms: int) -> None:
+    def __init__(self, producer: RequestProducer, linger_ms: int) -> None:
         self.producer = producer
         self.linger_s = linger_ms / 1000
         self._pending: list[Pending] = []
@@ -56,7 +57,7 @@ class BatchedSender:
                 if not ack.done():
                     ack.set_exception(exc)
                 continue
-            sent.add_done_callback(lambda done, ack=ack: _copy(done, ack))
+            sent.add_done_callback(functools.partial(_copy, ack))
 
     async def close(self) -> None:
         """Send what waits for its window, and wait until the producer holds it."""
@@ -66,7 +67,7 @@ class BatchedSender:
         await asyncio.gather(*self._sending, return_exceptions=True)
 
 
-def _copy(done: asyncio.Future, ack: asyncio.Future) -> None:
+def _copy(ack: asyncio.Future, done: asyncio.Future) -> None:
     if ack.done():
         return
     if done.cancelled():

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, cast
 
 import aiohttp
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from mode import Service
 
@@ -24,6 +23,7 @@ from ..envelope import ReplyEnvelope, RequestEnvelope
 from ..errors import GatewayTimeout, ParkedFull
 from ..httpclient import peer_session
 from ..topics import TopicAdmin, TopicSpec
+from ..wire import RequestProducer
 from .batching import BatchedSender
 from .correlation import CorrelationIds
 from .handoff import HandOff
@@ -75,7 +75,7 @@ class Gateway(Service):
         self.metrics = RequestMetrics(frozenset(gsettings.services))
         self.accepting = False
         # Made when the gateway starts.
-        self.producer = cast(AIOKafkaProducer, None)
+        self.producer = cast(RequestProducer, None)
         self.sender = cast(BatchedSender, None)
         self.http = cast(aiohttp.ClientSession, None)
 
@@ -89,7 +89,8 @@ class Gateway(Service):
                 + [TopicSpec(t, s.partitions) for t in sorted(set(gs.services.values()))])
         # An existing response topic may have another count; the ids must match what exists.
         self.ids = CorrelationIds(counts[gs.responses])
-        self.producer = Clients(s).producer()
+        # Produce requests made by streamkit over the aiokafka producer's connections.
+        self.producer = RequestProducer(Clients(s).producer())
         await self.producer.start()
         self.sender = BatchedSender(self.producer, gs.linger_ms)
         # Waits are asked of the apps' workers, which check the deployment's token.

@@ -20,13 +20,14 @@ import time
 from typing import Callable, cast
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from ..clients import Clients, Rebalance, stop_client
+from ..clients import Clients, Rebalance
 from ..config import Settings
 from ..envelope import ReplyEnvelope
 from ..errors import EnvelopeError
+from ..wire import RequestConsumer
 from .handoff import HandOff
 from .settings import GatewaySettings
 
@@ -57,13 +58,15 @@ class ResponseConsumer:
         self._processed: dict[TopicPartition, int] = {}
         self._unresolved: dict[TopicPartition, set[int]] = {}
         self._committed: dict[TopicPartition, int] = {}
-        self._consumer = cast(AIOKafkaConsumer, None)  # made in start()
+        self._consumer = cast(RequestConsumer, None)  # made in start()
         self._task: asyncio.Task | None = None
         self._last_commit = time.monotonic()
 
     async def start(self) -> None:
-        self._consumer = Clients(self.settings).member(self.group_id,
-                                                       self.gsettings.fetch_wait_ms)
+        # Fetches made by streamkit; the aiokafka member keeps the group and the offsets.
+        self._consumer = RequestConsumer(
+            Clients(self.settings).member(self.group_id, self.gsettings.fetch_wait_ms),
+            self.gsettings.fetch_wait_ms, self.settings.isolation_level == "read_committed")
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=Rebalance(self._on_revoked, self._on_assigned))
         self._task = asyncio.create_task(self._run())
@@ -74,7 +77,7 @@ class ResponseConsumer:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer is not None:
             await self._commit()
-            await stop_client(self._consumer)
+            await self._consumer.stop()
 
     @property
     def alive(self) -> bool:

@@ -16,6 +16,7 @@ from ..envelope import ReplyEnvelope, RequestEnvelope
 from ..errors import EnvelopeError, ServiceError, StoreUnavailable
 from ..serde import dumps
 from ..topics import dead_letter_topic
+from ..wire import RequestProducer
 from .handler import HandlerSpec, ServiceRequest, build_reply, readdress
 from .replies import Item, ReplyLog
 
@@ -37,7 +38,7 @@ class PartitionHost(Protocol):
 
     app_id: str
     group_id: str
-    producer: AIOKafkaProducer
+    producer: RequestProducer
     counters: dict[str, int]
     inflight: dict[str, asyncio.Future]  # requests being handled, by dedupe key
 
@@ -67,7 +68,7 @@ class PartitionWorker:
     def __init__(self, runner: PartitionHost, tp: TopicPartition, spec: HandlerSpec,
                  replies: ReplyLog, transactional: AIOKafkaProducer | None = None) -> None:
         self.runner, self.tp, self.spec, self.replies = runner, tp, spec, replies
-        self.producer = transactional or runner.producer
+        self.producer: Any = transactional or runner.producer
         self._answer = self._answer_at_least_once if transactional is None \
             else self._answer_in_transaction
         self.queue: asyncio.Queue = asyncio.Queue()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
@@ -30,6 +30,7 @@ from ..parts import Part, runs_as_worker
 from ..routing import Routes
 from ..state.restore import restore
 from ..topics import TopicAdmin, TopicSpec, dead_letter_topic
+from ..wire import RequestConsumer, RequestProducer
 from .handler import HandlerSpec
 from .partition import PartitionWorker
 from .replies import ReplyLog, replies_topic
@@ -83,8 +84,8 @@ class ServiceRunner(Service, Part):
         self.txn = PartitionProducers(self.clients, self.app_id) \
             if self.settings.exactly_once else None
         # Made when the service starts.
-        self.producer = cast(AIOKafkaProducer, None)
-        self.consumer = cast(AIOKafkaConsumer, None)
+        self.producer = cast(RequestProducer, None)
+        self.consumer = cast(RequestConsumer, None)
         self.restorer = cast(AIOKafkaConsumer, None)
 
     def add(self, spec: HandlerSpec) -> None:
@@ -108,9 +109,13 @@ class ServiceRunner(Service, Part):
                                 for t in sorted(self.specs)])
         if self.txn is not None:
             await self.txn.check_broker()
-        self.producer = clients.producer()
+        # The requests and the replies go through produce and fetch requests made by
+        # streamkit over the aiokafka clients' connections (streamkit.wire).
+        self.producer = RequestProducer(clients.producer())
         self.restorer = clients.reader(s.read_to_end_wait_ms, reset="none")
-        self.consumer = clients.member(self.group_id, s.request_fetch_wait_ms)
+        self.consumer = RequestConsumer(clients.member(self.group_id, s.request_fetch_wait_ms),
+                                        s.request_fetch_wait_ms,
+                                        s.isolation_level == "read_committed")
         await asyncio.gather(*(client.start() for client in
                                (self.producer, self.restorer, self.consumer)))
         self._rebalance = Rebalance(self._on_revoked, self._on_assigned)
@@ -124,10 +129,11 @@ class ServiceRunner(Service, Part):
             await asyncio.gather(self._task, return_exceptions=True)
         if self.consumer is not None:  # it started
             await self._on_revoked()
-            await stop_client(self.consumer)
-        for client in (self.restorer, self.producer):
-            if client is not None:
-                await stop_client(client)
+            await self.consumer.stop()
+        if self.restorer is not None:
+            await stop_client(self.restorer)
+        if self.producer is not None:
+            await self.producer.stop()
 
     # the part of the worker -----------------------------------------------------------
     def ready(self) -> bool:

@@ -1,0 +1,233 @@
+"""A producer for the request path: aiokafka's producer's connections and metadata, with
+produce requests built and answered here (protocol.py).
+
+Records wait per partition. A broker with no produce request of ours in flight gets one at
+once with everything waiting for the partitions it leads (one record batch per partition);
+what arrives meanwhile goes in the next, so batches grow with the load without a linger
+window. A partition is in at most one request at a time and a retried batch goes back to the
+front of its queue, so records keep their order per partition. Retriable errors (a leader
+moved, a broker gone, a timeout) are retried after a metadata refresh until the record's
+delivery deadline; acks=all, not idempotent: a retry after a lost answer may write a record
+twice (at least once, as aiokafka's producer without idempotence).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, for_code
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.structs import RecordMetadata
+
+from ..clients import stop_client
+from ..partitioner import partition_for
+from .protocol import produce_request
+
+log = logging.getLogger(__name__)
+
+RETRY_BACKOFF_S = 0.1
+MAX_REQUEST_BYTES = 1 << 20  # aiokafka's max_request_size, and the broker's default
+
+
+class _Record:
+    __slots__ = ("key", "value", "headers", "timestamp", "future", "deadline")
+
+    def __init__(self, key: bytes | None, value: bytes | None, headers: list, timestamp: int,
+                 future: asyncio.Future, deadline: float) -> None:
+        self.key, self.value, self.headers = key, value, headers
+        self.timestamp, self.future, self.deadline = timestamp, future, deadline
+
+
+class RequestProducer:
+    """send() as AIOKafkaProducer's (a future of the record's RecordMetadata), for records
+    outside transactions; start() and stop() start and stop the aiokafka producer too."""
+
+    def __init__(self, producer: AIOKafkaProducer, delivery_timeout_ms: int = 40_000,
+                 request_timeout_ms: int = 30_000) -> None:
+        self.producer = producer
+        self.delivery_s = delivery_timeout_ms / 1000
+        self.request_timeout_ms = request_timeout_ms
+        self._waiting: dict[TopicPartition, collections.deque[_Record]] = {}
+        self._in_request: set[TopicPartition] = set()
+        self._busy: set[int] = set()  # brokers with a request of ours in flight
+        self._tasks: set[asyncio.Task] = set()
+        self._counts: dict[str, int] = {}  # partitions per topic
+        self._refreshing = False
+        self.requests = 0  # produce requests sent
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        """Wait (up to the delivery timeout) for what was sent, then stop the producer."""
+        deadline = time.monotonic() + self.delivery_s
+        while (self._tasks or any(self._waiting.values())) and time.monotonic() < deadline:
+            await asyncio.wait(self._tasks or [asyncio.ensure_future(asyncio.sleep(0.05))],
+                               timeout=0.05)
+        await stop_client(self.producer)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return await self.producer.partitions_for(topic)
+
+    async def send_and_wait(self, topic: str, value: bytes | None = None,
+                            key: bytes | None = None, **kw: Any) -> RecordMetadata:
+        return await (await self.send(topic, value, key, **kw))
+
+    async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                   partition: int | None = None, timestamp_ms: int | None = None,
+                   headers: list | None = None) -> asyncio.Future:
+        if value is None and key is None:
+            raise ValueError("a record needs a key or a value")
+        headers = headers or []
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+        if size > MAX_REQUEST_BYTES:
+            raise MessageSizeTooLargeError(f"the record is {size} bytes, more than "
+                                           f"{MAX_REQUEST_BYTES}")
+        count = self._counts.get(topic)
+        if count is None:
+            count = self._counts[topic] = len(await self.producer.partitions_for(topic))
+        if partition is None:
+            partition = partition_for(key, count) if key is not None else random.randrange(count)
+        elif not 0 <= partition < count:
+            raise ValueError(f"{topic} has no partition {partition}")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        now = time.time()
+        ts = timestamp_ms if timestamp_ms is not None else int(now * 1000)
+        tp = TopicPartition(topic, partition)
+        queue = self._waiting.get(tp)
+        if queue is None:
+            queue = self._waiting[tp] = collections.deque()
+        queue.append(_Record(key, value, headers, ts, future, time.monotonic() + self.delivery_s))
+        if tp not in self._in_request:
+            self._to_leader(tp)
+        return future
+
+    # sending ---------------------------------------------------------------------------
+    def _to_leader(self, tp: TopicPartition) -> None:
+        node = self.producer.client.cluster.leader_for_partition(tp)
+        if node is None or node < 0:
+            self._refresh()
+        elif node not in self._busy:
+            self._busy.add(node)
+            task = asyncio.get_running_loop().create_task(self._drain(node))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _refresh(self) -> None:
+        """Ask for metadata once, and send what waits when it is there."""
+        if self._refreshing:
+            return
+        self._refreshing = True
+        self._counts.clear()
+
+        def done(_: Any) -> None:
+            self._refreshing = False
+            for tp, queue in self._waiting.items():
+                if queue and tp not in self._in_request:
+                    self._to_leader(tp)
+
+        self.producer.client.force_metadata_update().add_done_callback(done)
+
+    async def _drain(self, node: int) -> None:
+        try:
+            while True:
+                batches = self._collect(node)
+                if not batches:
+                    return
+                await self._send(node, batches)
+        finally:
+            self._busy.discard(node)
+
+    def _collect(self, node: int) -> dict[TopicPartition, tuple[bytes, list[_Record]]]:
+        """One batch per waiting partition that node leads, as much as fits a request."""
+        cluster, now = self.producer.client.cluster, time.monotonic()
+        out: dict[TopicPartition, tuple[bytes, list[_Record]]] = {}
+        room = MAX_REQUEST_BYTES - 1024
+        for tp, queue in self._waiting.items():
+            if not queue or tp in self._in_request:
+                continue
+            leader = cluster.leader_for_partition(tp)
+            if leader != node:
+                if leader is None or leader < 0:
+                    self._refresh()
+                elif leader not in self._busy:
+                    self._to_leader(tp)
+                continue
+            if room <= 0:
+                break
+            builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, room)
+            taken: list[_Record] = []
+            while queue:
+                rec = queue[0]
+                if rec.future.done() or rec.deadline < now:
+                    queue.popleft()
+                    if not rec.future.done():
+                        rec.future.set_exception(KafkaTimeoutError(
+                            f"{tp.topic}[{tp.partition}]: not acknowledged within "
+                            f"{self.delivery_s} s"))
+                    continue
+                if builder.append(len(taken), rec.timestamp, rec.key, rec.value,
+                                  rec.headers) is None:
+                    break
+                taken.append(queue.popleft())
+            if taken:
+                data = builder.build()
+                room -= len(data)
+                out[tp] = (data, taken)
+                self._in_request.add(tp)
+        return out
+
+    async def _send(self, node: int, batches: dict[TopicPartition, tuple[bytes, list[_Record]]]
+                    ) -> None:
+        request = produce_request(((tp.topic, tp.partition, data)
+                                   for tp, (data, _) in batches.items()), self.request_timeout_ms)
+        self.requests += 1
+        try:
+            answer = await self.producer.client.send(node, request)
+        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            log.info("produce request to broker %d failed, retrying: %r", node, exc)
+            await self._again(batches)
+            return
+        retry = {}
+        for topic, parts in answer.items():
+            for p in parts:
+                tp = TopicPartition(topic, p.partition)
+                if tp not in batches:
+                    continue
+                records = batches.pop(tp)[1]
+                self._in_request.discard(tp)
+                if p.error == 0:
+                    for i, rec in enumerate(records):
+                        if not rec.future.done():
+                            rec.future.set_result(RecordMetadata(
+                                topic, p.partition, tp, p.base_offset + i, rec.timestamp, 0, -1))
+                    continue
+                error = for_code(p.error)
+                if getattr(error, "retriable", False):
+                    retry[tp] = (b"", records)
+                    continue
+                refused = error(p.message or f"{topic}[{p.partition}]")
+                for rec in records:
+                    if not rec.future.done():
+                        rec.future.set_exception(refused)
+        retry.update(batches)  # a partition the answer left out
+        if retry:
+            await self._again(retry)
+
+    async def _again(self, batches: dict[TopicPartition, tuple[bytes, list[_Record]]]) -> None:
+        """Put the records back at the front of their queues, in order, and send them once
+        the metadata has been read again."""
+        for tp, (_, records) in batches.items():
+            self._waiting[tp].extendleft(reversed(records))
+        self._refresh()
+        await asyncio.sleep(RETRY_BACKOFF_S)
+        for tp in batches:
+            self._in_request.discard(tp)
+        for tp in batches:
+            self._to_leader(tp)

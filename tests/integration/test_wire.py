@@ -1,0 +1,175 @@
+"""The request path's clients (streamkit.wire) on the real broker: what RequestProducer sends
+is where aiokafka's partitioner puts it, at the offsets the broker reports, as aiokafka's
+consumer reads it back; RequestConsumer reads it in order as a group member, commits,
+pauses, seeks, resets an offset out of range, and with read_committed leaves out aborted
+transactions and the transactions' markers."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+from streamkit import Settings
+from streamkit.clients import Clients, Rebalance
+from streamkit.testing.kafka import ensure_topic, read_topic_async
+from streamkit.wire import RequestConsumer, RequestProducer
+
+PARTITIONS = 3
+
+
+def _clients(broker: str) -> Clients:
+    url = broker if "://" in broker else f"kafka://{broker}"
+    return Clients(Settings.from_env({**os.environ, "STREAMKIT_BROKER": url}))
+
+
+async def _member(broker: str, group: str, topic: str, read_committed: bool = False
+                  ) -> RequestConsumer:
+    consumer = RequestConsumer(_clients(broker).member(group, 100), 100, read_committed)
+    await consumer.start()
+    consumer.subscribe([topic], listener=Rebalance(lambda: None, lambda tps: None))
+    return consumer
+
+
+async def _take(consumer: RequestConsumer, count: int, timeout_s: float = 30.0
+                ) -> list[tuple[int, int, bytes | None, bytes | None]]:
+    """(partition, offset, key, value) of the next `count` records, in the order taken."""
+    out: list = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while len(out) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{len(out)} of {count} read"
+        for tp, recs in (await consumer.getmany(timeout_ms=200)).items():
+            out += [(tp.partition, r.offset, r.key, r.value) for r in recs]
+    return out
+
+
+async def _nothing_more(consumer: RequestConsumer, wait_s: float = 1.5) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + wait_s
+    while loop.time() < end:
+        assert await consumer.getmany(timeout_ms=200) == {}
+
+
+async def test_records_go_where_aiokafka_puts_them_and_come_back_in_order(broker, app_id):
+    topic = f"{app_id}-wire"
+    await ensure_topic(broker, topic, PARTITIONS)
+    producer = RequestProducer(_clients(broker).producer())
+    await producer.start()
+    try:
+        sent = []
+        for i in range(300):
+            key = f"k{i % 57}".encode()
+            # Every fifth record names its partition; the rest go by key.
+            partition = i % PARTITIONS if i % 5 == 0 else None
+            future = await producer.send(topic, f"v{i}".encode(), key=key, partition=partition)
+            sent.append((key, f"v{i}".encode(), partition, future))
+        metas = await asyncio.gather(*(f for *_, f in sent))
+    finally:
+        await producer.stop()
+    by_key = DefaultPartitioner()
+    for (key, _, partition, _), meta in zip(sent, metas):
+        want = partition if partition is not None else \
+            by_key(key, list(range(PARTITIONS)), list(range(PARTITIONS)))
+        assert (meta.topic, meta.partition) == (topic, want)
+    # Offsets count up from 0 per partition in the order sent.
+    for p in range(PARTITIONS):
+        assert [m.offset for m in metas if m.partition == p] == \
+            list(range(sum(m.partition == p for m in metas)))
+    # aiokafka's consumer reads exactly that back.
+    back = {(r.partition, r.offset): (r.key, r.value) for r in await read_topic_async(broker, topic)}
+    assert back == {(m.partition, m.offset): (key, value)
+                    for (key, value, _, _), m in zip(sent, metas)}
+
+    consumer = await _member(broker, f"{app_id}-g", topic)
+    try:
+        got = await _take(consumer, 300)
+        assert sorted(got) == sorted((m.partition, m.offset, k, v)
+                                     for (k, v, _, _), m in zip(sent, metas))
+        for p in range(PARTITIONS):  # in offset order within each partition
+            offsets = [o for q, o, _, _ in got if q == p]
+            assert offsets == sorted(offsets)
+        await _nothing_more(consumer)
+        # Half of each partition's records committed.
+        half = {p: sum(m.partition == p for m in metas) // 2 for p in range(PARTITIONS)}
+        await consumer.commit({TopicPartition(topic, p): half[p] for p in range(PARTITIONS)})
+    finally:
+        await consumer.stop()
+    # A member of the same group starts at the committed offsets.
+    again = await _member(broker, f"{app_id}-g", topic)
+    try:
+        after = sorted((m.partition, m.offset, k, v) for (k, v, _, _), m in zip(sent, metas)
+                       if m.offset >= half[m.partition])
+        assert sorted(await _take(again, len(after))) == after
+        await _nothing_more(again)
+    finally:
+        await again.stop()
+
+
+async def test_pause_resume_seek_and_an_offset_out_of_range(broker, app_id):
+    topic = f"{app_id}-wire"
+    await ensure_topic(broker, topic, 1)
+    tp = TopicPartition(topic, 0)
+    producer = RequestProducer(_clients(broker).producer())
+    await producer.start()
+    consumer = await _member(broker, f"{app_id}-g", topic)
+    try:
+        await producer.send_and_wait(topic, b"first", key=b"a")
+        assert [v for *_, v in await _take(consumer, 1)] == [b"first"]
+        consumer.pause(tp)
+        await producer.send_and_wait(topic, b"second", key=b"a")
+        await _nothing_more(consumer)  # paused: nothing is handed out
+        consumer.resume(tp)
+        assert [v for *_, v in await _take(consumer, 1)] == [b"second"]
+        consumer.seek(tp, 0)
+        assert [(o, v) for _, o, _, v in await _take(consumer, 2)] == [(0, b"first"),
+                                                                     (1, b"second")]
+        # Past the log's end: the member's reset policy (earliest) starts it again at 0.
+        consumer.seek(tp, 1_000_000)
+        assert [(o, v) for _, o, _, v in await _take(consumer, 2)] == [(0, b"first"),
+                                                                     (1, b"second")]
+        await _nothing_more(consumer)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def test_read_committed_leaves_out_aborted_transactions_and_markers(broker, app_id):
+    topic = f"{app_id}-wire"
+    await ensure_topic(broker, topic, 1)
+    tp = TopicPartition(topic, 0)
+    txn = AIOKafkaProducer(bootstrap_servers=broker, transactional_id=f"{app_id}-txn")
+    committed = await _member(broker, f"{app_id}-rc", topic, read_committed=True)
+    everything = await _member(broker, f"{app_id}-ru", topic, read_committed=False)
+    plain = RequestProducer(_clients(broker).producer())
+    await txn.start()
+    await plain.start()
+
+    async def transaction(values: list[bytes], commit: bool) -> None:
+        await txn.begin_transaction()
+        for v in values:
+            await txn.send_and_wait(topic, v, key=b"k")
+        await (txn.commit_transaction() if commit else txn.abort_transaction())
+
+    try:
+        await transaction([b"a0", b"a1"], commit=True)  # offsets 0, 1, the marker 2
+        assert [v for *_, v in await _take(committed, 2)] == [b"a0", b"a1"]
+        await transaction([b"b0", b"b1"], commit=False)  # 3, 4, the marker 5
+        # A fetch that finds only an aborted transaction hands out nothing, and moves the
+        # position past it and its marker.
+        await _nothing_more(committed)
+        assert await committed.position(tp) == 6
+        await transaction([b"c0"], commit=True)  # 6, the marker 7
+        assert [v for *_, v in await _take(committed, 1)] == [b"c0"]
+        assert [v for *_, v in await _take(everything, 5)] == [b"a0", b"a1", b"b0", b"b1",
+                                                                b"c0"]
+        await _nothing_more(committed)
+        meta = await plain.send_and_wait(topic, b"d0", key=b"k")
+        assert meta.offset == 8  # 5 records and 3 markers before it
+        assert await _take(committed, 1) == [(0, 8, b"k", b"d0")]
+        assert await _take(everything, 1) == [(0, 8, b"k", b"d0")]
+    finally:
+        for c in (committed, everything):
+            await c.stop()
+        await plain.stop()
+        await txn.stop()
