@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, OffsetOutOfRangeError, for_code
+from aiokafka.errors import CorruptRecordException, KafkaError, OffsetOutOfRangeError, for_code
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord
 
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = 0.1
 POLL_EVERY_S = 1.0  # how often the aiokafka consumer is polled (its max.poll.interval)
+# The broker's wait for a fetch while some assigned partition is paused: a long wait on the
+# others would hold a resumed partition's next records until it ended (one fetch in flight
+# per broker, and a broker answers a connection's requests in order).
+PAUSED_FETCH_WAIT_MS = 10
 PARTITION_MAX_BYTES = 1 << 20
 FETCH_MAX_BYTES = 50 << 20
 _CONTROL_KEY = struct.Struct(">hh")  # version, type (0 abort, 1 commit)
@@ -60,6 +64,11 @@ class RequestConsumer:
         self._last_poll = 0.0
         self._refreshing = False
         self._leader: dict[TopicPartition, int] = {}  # as the metadata last said
+        # A partition's error, raised by the next getmany() (as aiokafka's consumer does);
+        # the partition is not fetched again until then.
+        self._errors: dict[TopicPartition, Exception] = {}
+        self._starting: set[asyncio.Task] = set()
+        self._closed = False
         self.fetches = 0
 
     # aiokafka's calls --------------------------------------------------------------------
@@ -67,6 +76,7 @@ class RequestConsumer:
         await self.consumer.start()
 
     async def stop(self) -> None:
+        self._closed = True
         self._stop_fetching()
         await stop_client(self.consumer)
 
@@ -123,6 +133,10 @@ class RequestConsumer:
                 await asyncio.wait_for(self._arrived.wait(), timeout_ms / 1000)
             except asyncio.TimeoutError:
                 return {}
+        if self._errors and not any(tp not in self._paused for tp in self._fetched):
+            tp, exc = self._errors.popitem()
+            self._kick()
+            raise exc
         out, room = {}, max_records or 1 << 62
         for tp in list(self._fetched):
             if room <= 0:
@@ -144,38 +158,49 @@ class RequestConsumer:
         return out
 
     def _ready(self) -> bool:
-        return any(tp not in self._paused for tp in self._fetched)
+        return bool(self._errors) or any(tp not in self._paused for tp in self._fetched)
 
     # the group's assignment --------------------------------------------------------------
     def revoked(self) -> None:
+        """Everything of the assignment ends with it; a new one starts unpaused, as in
+        aiokafka."""
         self._generation += 1
         self._positions.clear()
         self._leader.clear()
         self._fetched.clear()
+        self._errors.clear()
+        self._paused.clear()
         self._stop_fetching()
 
     async def assigned(self, tps: set[TopicPartition]) -> None:
         """Keep aiokafka's fetcher off them; start each at its position (the committed
         offset, or the reset policy's), unless a seek came first."""
         self.consumer.pause(*tps)
-        generation = self._generation
-        asyncio.get_running_loop().create_task(self._start_at(tps, generation))
+        loop = asyncio.get_running_loop()
+        for tp in tps:
+            task = loop.create_task(self._start_at(tp, self._generation))
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
 
-    async def _start_at(self, tps: set[TopicPartition], generation: int) -> None:
-        try:
-            found = await asyncio.gather(*(self.consumer.position(tp) for tp in tps))
-        except KafkaError as exc:  # the assignment moved on meanwhile
-            log.info("positions not read: %r", exc)
+    async def _start_at(self, tp: TopicPartition, generation: int) -> None:
+        """Each partition on its own, so that one whose leader is away holds up no other;
+        retried until it is read or the assignment has moved on."""
+        while generation == self._generation and not self._closed:
+            try:
+                offset = await self.consumer.position(tp)
+            except KafkaError as exc:
+                log.info("position of %s[%d] not read, retrying: %r", tp.topic, tp.partition,
+                         exc)
+                await asyncio.sleep(RETRY_BACKOFF_S)
+                continue
+            if generation == self._generation:
+                self._positions.setdefault(tp, offset)
+                self._kick()
             return
-        if generation != self._generation:
-            return
-        for tp, offset in zip(tps, found):
-            self._positions.setdefault(tp, offset)
-        self._kick()
 
     # fetching ----------------------------------------------------------------------------
     def _stop_fetching(self) -> None:
-        for task in self._fetching.values():
+        for task in (*self._fetching.values(), *self._starting):
             task.cancel()
         self._fetching.clear()
 
@@ -185,7 +210,7 @@ class RequestConsumer:
         leader, cluster = self._leader, self.consumer._client.cluster
         out: dict[int, list[tuple[TopicPartition, int]]] = {}
         for tp, offset in self._positions.items():
-            if tp in self._paused:
+            if tp in self._paused or tp in self._errors:
                 continue
             node = leader.get(tp)
             if node is None:
@@ -199,6 +224,8 @@ class RequestConsumer:
 
     def _kick(self) -> None:
         """A fetch loop for each broker that leads a partition to fetch and has none."""
+        if self._closed:
+            return
         for node in self._leaders():
             task = self._fetching.get(node)
             if task is None or task.done():
@@ -216,16 +243,20 @@ class RequestConsumer:
                 del self._fetching[node]
 
     def _refresh(self) -> None:
-        if self._refreshing:
+        """Ask for metadata once, and fetch again a retry backoff after it is there (a
+        partition still without a leader asks again then, not at once)."""
+        if self._refreshing or self._closed:
             return
         self._refreshing = True
+        loop = asyncio.get_running_loop()
 
-        def done(_: Any) -> None:
+        def again() -> None:
             self._refreshing = False
             self._leader.clear()
             self._kick()
 
-        self.consumer._client.force_metadata_update().add_done_callback(done)
+        self.consumer._client.force_metadata_update().add_done_callback(
+            lambda _: loop.call_later(RETRY_BACKOFF_S, again))
 
     async def _fetch_loop(self, node: int) -> None:
         client = self.consumer._client
@@ -235,9 +266,10 @@ class RequestConsumer:
             if not wanted or any(tp in self._fetched for tp, _ in wanted):
                 return
             generation = self._generation
+            wait = min(self.fetch_wait_ms, PAUSED_FETCH_WAIT_MS) if self._paused \
+                else self.fetch_wait_ms
             request = fetch_request(((tp.topic, tp.partition, offset) for tp, offset in wanted),
-                                    self.fetch_wait_ms, 1, FETCH_MAX_BYTES, PARTITION_MAX_BYTES,
-                                    self.isolation)
+                                    wait, 1, FETCH_MAX_BYTES, PARTITION_MAX_BYTES, self.isolation)
             self.fetches += 1
             try:
                 error, answer = await client.send(node, request)
@@ -254,6 +286,7 @@ class RequestConsumer:
                 await asyncio.sleep(RETRY_BACKOFF_S)
                 continue
             asked = dict(wanted)
+            backoff, out_of_range = False, []
             for topic, parts in answer.items():
                 for p in parts:
                     tp = TopicPartition(topic, p.partition)
@@ -261,30 +294,52 @@ class RequestConsumer:
                     if offset is None or self._positions.get(tp) != offset or tp in self._paused:
                         continue  # moved, paused or sought meanwhile
                     if p.error:
-                        await self._failed(tp, p.error)
+                        error = for_code(p.error)
+                        if error is OffsetOutOfRangeError:
+                            out_of_range.append((tp, offset))
+                        elif getattr(error, "retriable", False) or \
+                                getattr(error, "invalid_metadata", False):
+                            self._leader.pop(tp, None)  # a leader moved, most likely
+                            self._refresh()
+                            backoff = True
+                        else:
+                            self._errors[tp] = error(f"fetch of {tp.topic}[{tp.partition}]")
                         continue
-                    records, next_offset = _records(tp, offset, p.records, p.aborted)
+                    try:
+                        records, next_offset = decode_records(tp, offset, p.records, p.aborted)
+                    except Exception as exc:  # a batch that does not decode
+                        self._errors[tp] = exc if isinstance(exc, KafkaError) else \
+                            CorruptRecordException(f"{tp.topic}[{tp.partition}]@{offset}: {exc!r}")
+                        continue
                     if records:
                         self._fetched[tp] = _Fetched(records, next_offset)
                     elif next_offset > offset:  # only control records or aborted ones
                         self._positions[tp] = next_offset
+            # What came is handed out first; a partition's trouble then waits once.
             if self._ready():
                 self._arrived.set()
+            for tp, offset in out_of_range:
+                await self._reset(tp, offset)
+            if backoff:
+                await asyncio.sleep(RETRY_BACKOFF_S)
 
-    async def _failed(self, tp: TopicPartition, code: int) -> None:
-        error = for_code(code)
-        if error is OffsetOutOfRangeError:
+    async def _reset(self, tp: TopicPartition, offset: int) -> None:
+        """A position past the log's ends moves by the reset policy (or, with none, the
+        error goes to the caller), unless a seek moved it meanwhile."""
+        if self.reset not in ("earliest", "latest"):
+            self._errors[tp] = OffsetOutOfRangeError(f"{tp.topic}[{tp.partition}]@{offset}")
+            self._arrived.set()
+            return
+        try:
             ends = await (self.consumer.beginning_offsets([tp]) if self.reset == "earliest"
                           else self.consumer.end_offsets([tp]))
-            log.warning("%s[%d]: offset %s out of range, reset to %d", tp.topic, tp.partition,
-                        self._positions.get(tp), ends[tp])
+        except KafkaError as exc:
+            log.info("offsets of %s[%d] not read, retrying: %r", tp.topic, tp.partition, exc)
+            return
+        if self._positions.get(tp) == offset:
+            log.warning("%s[%d]: offset %d out of range, reset to %d", tp.topic, tp.partition,
+                        offset, ends[tp])
             self._positions[tp] = ends[tp]
-        elif getattr(error, "retriable", False) or getattr(error, "invalid_metadata", False):
-            self._refresh()
-            await asyncio.sleep(RETRY_BACKOFF_S)
-        else:
-            log.warning("fetch of %s[%d] failed: %r", tp.topic, tp.partition, error)
-            await asyncio.sleep(RETRY_BACKOFF_S)
 
 
 class _Around(ConsumerRebalanceListener):
@@ -303,7 +358,7 @@ class _Around(ConsumerRebalanceListener):
         await self.inner.on_partitions_assigned(assigned)
 
 
-def _records(tp: TopicPartition, position: int, data: bytes | None,
+def decode_records(tp: TopicPartition, position: int, data: bytes | None,
              aborted: list[tuple[int, int]] | None) -> tuple[list[ConsumerRecord], int]:
     """The records of a fetch answer from position on, and the offset after its last whole
     batch; records of aborted transactions and control records left out."""

@@ -17,10 +17,10 @@ import collections
 import logging
 import random
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, for_code
+from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, ProducerClosed, for_code
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import RecordMetadata
 
@@ -56,19 +56,29 @@ class RequestProducer:
         self._in_request: set[TopicPartition] = set()
         self._busy: set[int] = set()  # brokers with a request of ours in flight
         self._tasks: set[asyncio.Task] = set()
-        self._counts: dict[str, int] = {}  # partitions per topic
         self._refreshing = False
+        self._closed = False
         self.requests = 0  # produce requests sent
 
     async def start(self) -> None:
         await self.producer.start()
 
     async def stop(self) -> None:
-        """Wait (up to the delivery timeout) for what was sent, then stop the producer."""
+        """Wait (up to the delivery timeout) for what was sent, then stop the producer;
+        what is still unacknowledged then fails with ProducerClosed."""
         deadline = time.monotonic() + self.delivery_s
-        while (self._tasks or any(self._waiting.values())) and time.monotonic() < deadline:
+        while (self._tasks or self._in_request or any(self._waiting.values())) \
+                and time.monotonic() < deadline:
             await asyncio.wait(self._tasks or [asyncio.ensure_future(asyncio.sleep(0.05))],
                                timeout=0.05)
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for queue in self._waiting.values():
+            self._fail(queue, ProducerClosed("the producer stopped before the broker "
+                                             "acknowledged the record"))
         await stop_client(self.producer)
 
     async def partitions_for(self, topic: str) -> set[int]:
@@ -81,16 +91,24 @@ class RequestProducer:
     async def send(self, topic: str, value: bytes | None = None, key: bytes | None = None,
                    partition: int | None = None, timestamp_ms: int | None = None,
                    headers: list | None = None) -> asyncio.Future:
+        if self._closed:
+            raise ProducerClosed("the producer has stopped")
         if value is None and key is None:
             raise ValueError("a record needs a key or a value")
+        for name, raw in (("key", key), ("value", value)):
+            if raw is not None and not isinstance(raw, (bytes, bytearray)):
+                raise TypeError(f"a record's {name} is bytes or None, not {type(raw).__name__}")
         headers = headers or []
         size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
         if size > MAX_REQUEST_BYTES:
             raise MessageSizeTooLargeError(f"the record is {size} bytes, more than "
                                            f"{MAX_REQUEST_BYTES}")
-        count = self._counts.get(topic)
-        if count is None:
-            count = self._counts[topic] = len(await self.producer.partitions_for(topic))
+        # As the metadata says now (aiokafka refreshes it every few minutes): partitions
+        # added to a topic are used, as aiokafka's partitioner does.
+        partitions = self.producer.client.cluster.partitions_for_topic(topic)
+        if partitions is None:
+            partitions = await self.producer.partitions_for(topic)
+        count = len(partitions)
         if partition is None:
             partition = partition_for(key, count) if key is not None else random.randrange(count)
         elif not 0 <= partition < count:
@@ -120,19 +138,42 @@ class RequestProducer:
             task.add_done_callback(self._tasks.discard)
 
     def _refresh(self) -> None:
-        """Ask for metadata once, and send what waits when it is there."""
-        if self._refreshing:
+        """Ask for metadata once; a retry backoff after it is there, fail what has waited
+        past its deadline and send the rest (a partition still without a leader asks
+        again then, so metadata is asked for at most once per backoff)."""
+        if self._refreshing or self._closed:
             return
         self._refreshing = True
-        self._counts.clear()
+        loop = asyncio.get_running_loop()
 
-        def done(_: Any) -> None:
+        def again() -> None:
             self._refreshing = False
+            if self._closed:
+                return
+            now = time.monotonic()
             for tp, queue in self._waiting.items():
                 if queue and tp not in self._in_request:
-                    self._to_leader(tp)
+                    self._expire(tp, queue, now)
+                    if queue:
+                        self._to_leader(tp)
 
-        self.producer.client.force_metadata_update().add_done_callback(done)
+        self.producer.client.force_metadata_update().add_done_callback(
+            lambda _: loop.call_later(RETRY_BACKOFF_S, again))
+
+    def _expire(self, tp: TopicPartition, queue: collections.deque[_Record], now: float
+                ) -> None:
+        """Drop from the front of a partition's queue what was given up on or is late."""
+        while queue and (queue[0].future.done() or queue[0].deadline < now):
+            rec = queue.popleft()
+            if not rec.future.done():
+                rec.future.set_exception(KafkaTimeoutError(
+                    f"{tp.topic}[{tp.partition}]: not acknowledged within {self.delivery_s} s"))
+
+    @staticmethod
+    def _fail(records: Iterable[_Record], exc: BaseException) -> None:
+        for rec in records:
+            if not rec.future.done():
+                rec.future.set_exception(exc)
 
     async def _drain(self, node: int) -> None:
         try:
@@ -164,14 +205,10 @@ class RequestProducer:
             builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, room)
             taken: list[_Record] = []
             while queue:
+                self._expire(tp, queue, now)
+                if not queue:
+                    break
                 rec = queue[0]
-                if rec.future.done() or rec.deadline < now:
-                    queue.popleft()
-                    if not rec.future.done():
-                        rec.future.set_exception(KafkaTimeoutError(
-                            f"{tp.topic}[{tp.partition}]: not acknowledged within "
-                            f"{self.delivery_s} s"))
-                    continue
                 if builder.append(len(taken), rec.timestamp, rec.key, rec.value,
                                   rec.headers) is None:
                     break
@@ -192,7 +229,7 @@ class RequestProducer:
             answer = await self.producer.client.send(node, request)
         except (KafkaError, OSError, asyncio.TimeoutError) as exc:
             log.info("produce request to broker %d failed, retrying: %r", node, exc)
-            await self._again(batches)
+            self._again(batches)
             return
         retry = {}
         for topic, parts in answer.items():
@@ -201,33 +238,40 @@ class RequestProducer:
                 if tp not in batches:
                     continue
                 records = batches.pop(tp)[1]
+                error = for_code(p.error) if p.error else None
+                if error is not None and getattr(error, "retriable", False):
+                    retry[tp] = (b"", records)  # still the partition's request in flight
+                    continue
                 self._in_request.discard(tp)
-                if p.error == 0:
-                    for i, rec in enumerate(records):
-                        if not rec.future.done():
-                            rec.future.set_result(RecordMetadata(
-                                topic, p.partition, tp, p.base_offset + i, rec.timestamp, 0, -1))
+                if error is not None:
+                    self._fail(records, error(p.message or f"{topic}[{p.partition}]"))
                     continue
-                error = for_code(p.error)
-                if getattr(error, "retriable", False):
-                    retry[tp] = (b"", records)
-                    continue
-                refused = error(p.message or f"{topic}[{p.partition}]")
-                for rec in records:
+                # LogAppendTime topics give the broker's time; CreateTime ones -1.
+                appended = p.log_append_time >= 0
+                for i, rec in enumerate(records):
                     if not rec.future.done():
-                        rec.future.set_exception(refused)
+                        rec.future.set_result(RecordMetadata(
+                            topic, p.partition, tp, p.base_offset + i,
+                            p.log_append_time if appended else rec.timestamp, int(appended),
+                            p.log_start_offset))
         retry.update(batches)  # a partition the answer left out
         if retry:
-            await self._again(retry)
+            self._again(retry)
 
-    async def _again(self, batches: dict[TopicPartition, tuple[bytes, list[_Record]]]) -> None:
+    def _again(self, batches: dict[TopicPartition, tuple[bytes, list[_Record]]]) -> None:
         """Put the records back at the front of their queues, in order, and send them once
-        the metadata has been read again."""
+        the metadata has been read again and a backoff has passed. Until then each of
+        these partitions still counts as in a request, so that no other broker's drain
+        sends its later records first; this broker's drain goes on with the others."""
         for tp, (_, records) in batches.items():
             self._waiting[tp].extendleft(reversed(records))
         self._refresh()
-        await asyncio.sleep(RETRY_BACKOFF_S)
-        for tp in batches:
-            self._in_request.discard(tp)
-        for tp in batches:
-            self._to_leader(tp)
+
+        def release() -> None:
+            for tp in batches:
+                self._in_request.discard(tp)
+            if not self._closed:
+                for tp in batches:
+                    self._to_leader(tp)
+
+        asyncio.get_running_loop().call_later(RETRY_BACKOFF_S, release)

@@ -40,6 +40,8 @@ class PartitionProduced:
     partition: int
     error: int
     base_offset: int
+    log_append_time: int  # -1 unless the topic's timestamps are the broker's
+    log_start_offset: int  # -1 before version 5
     message: str | None
 
 
@@ -149,10 +151,11 @@ def decode_produce(view: memoryview, version: int) -> dict[str, list[PartitionPr
         (n_parts,), pos = _i32.unpack_from(view, pos), pos + 4
         parts = out[topic] = []
         for _ in range(n_parts):
-            index, error, base_offset, _appended = _PART_PRODUCED.unpack_from(view, pos)
+            index, error, base_offset, appended = _PART_PRODUCED.unpack_from(view, pos)
             pos += _PART_PRODUCED.size
+            start = -1
             if version >= 5:
-                pos += 8  # log start offset
+                (start,), pos = _i64.unpack_from(view, pos), pos + 8
             message = None
             if version >= 8:
                 (n_errors,), pos = _i32.unpack_from(view, pos), pos + 4
@@ -160,7 +163,7 @@ def decode_produce(view: memoryview, version: int) -> dict[str, list[PartitionPr
                     pos += 4
                     _, pos = _read_string(view, pos)
                 message, pos = _read_string(view, pos)
-            parts.append(PartitionProduced(index, error, base_offset, message))
+            parts.append(PartitionProduced(index, error, base_offset, appended, start, message))
     return out
 
 

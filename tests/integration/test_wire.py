@@ -77,7 +77,8 @@ async def test_records_go_where_aiokafka_puts_them_and_come_back_in_order(broker
         assert [m.offset for m in metas if m.partition == p] == \
             list(range(sum(m.partition == p for m in metas)))
     # aiokafka's consumer reads exactly that back.
-    back = {(r.partition, r.offset): (r.key, r.value) for r in await read_topic_async(broker, topic)}
+    back = {(r.partition, r.offset): (r.key, r.value)
+            for r in await read_topic_async(broker, topic)}
     assert back == {(m.partition, m.offset): (key, value)
                     for (key, value, _, _), m in zip(sent, metas)}
 
@@ -173,3 +174,27 @@ async def test_read_committed_leaves_out_aborted_transactions_and_markers(broker
             await c.stop()
         await plain.stop()
         await txn.stop()
+
+
+async def test_a_partition_resumed_during_a_long_fetch_wait_is_fetched_at_once(broker, app_id):
+    # The broker may hold a fetch for the member's whole wait (a minute here) when its
+    # partitions have nothing new; a partition resumed meanwhile must not wait for it.
+    topic = f"{app_id}-wire"
+    await ensure_topic(broker, topic, 2)
+    busy = TopicPartition(topic, 0)
+    consumer = RequestConsumer(_clients(broker).member(f"{app_id}-g", 60_000), 60_000, False)
+    await consumer.start()
+    consumer.subscribe([topic], listener=Rebalance(lambda: None, lambda tps: None))
+    producer = RequestProducer(_clients(broker).producer())
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"r0", partition=0)
+        assert [v for *_, v in await _take(consumer, 1)] == [b"r0"]
+        consumer.pause(busy)
+        await producer.send_and_wait(topic, b"r1", partition=0)
+        await _nothing_more(consumer)
+        consumer.resume(busy)
+        assert await _take(consumer, 1, timeout_s=30) == [(0, 1, None, b"r1")]
+    finally:
+        await consumer.stop()
+        await producer.stop()

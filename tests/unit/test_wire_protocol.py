@@ -95,24 +95,30 @@ def _decoded(request, version, encoded: bytes):
 
 @pytest.mark.parametrize("version", range(3, 9))
 def test_a_produce_answer_decodes_as_aiokafka_encodes_it(version):
-    rows = [(0, 0, 1000, -1), (3, 6, -1, -1)]  # partition, error, base offset, append time
+    # partition, error, base offset, append time, log start offset
+    rows = [(0, 0, 1000, -1, 40), (3, 6, -1, -1, 0)]
     msg = "not the leader" if version >= 8 else None
-    parts_a, parts_b = [], [(1, 0, 5, 1_700_000_000_000)]
-    for partition, error, offset, ts in rows:
+    parts_a, parts_b = [], [(1, 0, 5, 1_700_000_000_000, 2)]
+    for partition, error, offset, ts, start in rows:
         row = [partition, error, offset, ts]
         if version >= 5:
-            row.append(0)  # log start offset
+            row.append(start)
         if version >= 8:
             row += [[(0, "bad record")] if error else [], msg if error else None]
         parts_a.append(tuple(row))
-    parts_b = [tuple(list(r) + ([0] if version >= 5 else []) + ([[], None] if version >= 8 else []))
-               for r in parts_b]
+    parts_b = [tuple(list(r[:4]) + ([r[4]] if version >= 5 else [])
+                     + ([[], None] if version >= 8 else [])) for r in parts_b]
     cls = getattr(akp, f"ProduceResponse_v{version}")
     encoded = cls([("orders", parts_a), ("pay", parts_b)], 0).encode()
     got = _decoded(produce_request(BATCHES, 1000), version, encoded)
+
+    def start(s: int) -> int:
+        return s if version >= 5 else -1
+
     assert got == {
-        "orders": [PartitionProduced(0, 0, 1000, None), PartitionProduced(3, 6, -1, msg)],
-        "pay": [PartitionProduced(1, 0, 5, None)],
+        "orders": [PartitionProduced(0, 0, 1000, -1, start(40), None),
+                   PartitionProduced(3, 6, -1, -1, start(0), msg)],
+        "pay": [PartitionProduced(1, 0, 5, 1_700_000_000_000, start(2), None)],
     }
 
 
@@ -131,9 +137,10 @@ def test_a_fetch_answer_decodes_as_aiokafka_encodes_it(version):
             row.append(-1)  # preferred read replica
         row.append(p.records)
         topics.setdefault(topic, []).append(tuple(row))
-    head = [0] if version < 7 else [0, 0, 0]  # throttle[, error, session]
+    # throttle[, the request's error (FETCH_SESSION_ID_NOT_FOUND), session]
+    head = [0] if version < 7 else [0, 70, 0]
     cls = getattr(akf, f"FetchResponse_v{version}")
     encoded = cls(*head, list(topics.items())).encode()
     error, got = _decoded(fetch_request([], 1, 1, 1, 1, 0), version, encoded)
-    assert error == 0
+    assert error == (70 if version >= 7 else 0)
     assert got == {"replies": [want[0][1], want[1][1]], "req": [want[2][1]]}
