@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator, Iterable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
 from ..config import Settings
@@ -47,6 +47,15 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int = 4,
     settings = Settings(broker=bootstrap, replication_factor=replication)
     async with TopicAdmin(settings) as admin:
         return (await admin.ensure([TopicSpec(topic, partitions)]))[topic]
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int = 1, replication: int = 1,
+                       **configs: str) -> None:
+    """Create topic with the topic configs given (names with dots, as the broker spells
+    them: `**{"compression.type": "zstd"}`)."""
+    async with admin_client(bootstrap) as admin:
+        await admin.create_topics([NewTopic(topic, partitions, replication,
+                                            topic_configs=configs)])
 
 
 async def produce_async(bootstrap: str, topic: str, records: Iterable[tuple[Any, ...]],

@@ -56,6 +56,9 @@ class RequestConsumer:
         self.isolation = 1 if read_committed else 0
         self.reset = reset
         self._positions: dict[TopicPartition, int] = {}
+        # The partitions a seek may move: those of the assignment in hand, none between a
+        # revocation and the next assignment (a seek then would outlive it).
+        self._assigned: set[TopicPartition] = set()
         self._paused: set[TopicPartition] = set()
         self._fetched: dict[TopicPartition, _Fetched] = {}
         self._fetching: dict[int, asyncio.Task] = {}  # broker -> its fetch loop
@@ -84,6 +87,8 @@ class RequestConsumer:
         self.consumer.subscribe(topics, listener=_Around(self, listener))
 
     def assignment(self) -> set[TopicPartition]:
+        # aiokafka's, which still names the revoked partitions in the revocation's
+        # callbacks: the callers commit them there.
         return self.consumer.assignment()
 
     def paused(self) -> set[TopicPartition]:
@@ -100,7 +105,7 @@ class RequestConsumer:
         self._kick()
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
-        if tp not in self.consumer.assignment():
+        if tp not in self._assigned:
             return
         self._positions[tp] = offset
         self._fetched.pop(tp, None)
@@ -165,6 +170,7 @@ class RequestConsumer:
         """Everything of the assignment ends with it; a new one starts unpaused, as in
         aiokafka."""
         self._generation += 1
+        self._assigned.clear()
         self._positions.clear()
         self._leader.clear()
         self._fetched.clear()
@@ -176,6 +182,7 @@ class RequestConsumer:
         """Keep aiokafka's fetcher off them; start each at its position (the committed
         offset, or the reset policy's), unless a seek came first."""
         self.consumer.pause(*tps)
+        self._assigned = set(tps)
         loop = asyncio.get_running_loop()
         for tp in tps:
             task = loop.create_task(self._start_at(tp, self._generation))
@@ -307,9 +314,8 @@ class RequestConsumer:
                         continue
                     try:
                         records, next_offset = decode_records(tp, offset, p.records, p.aborted)
-                    except Exception as exc:  # a batch that does not decode
-                        self._errors[tp] = exc if isinstance(exc, KafkaError) else \
-                            CorruptRecordException(f"{tp.topic}[{tp.partition}]@{offset}: {exc!r}")
+                    except KafkaError as exc:  # the batch at the position does not decode
+                        self._errors[tp] = exc
                         continue
                     if records:
                         self._fetched[tp] = _Fetched(records, next_offset)
@@ -359,9 +365,13 @@ class _Around(ConsumerRebalanceListener):
 
 
 def decode_records(tp: TopicPartition, position: int, data: bytes | None,
-             aborted: list[tuple[int, int]] | None) -> tuple[list[ConsumerRecord], int]:
+                   aborted: list[tuple[int, int]] | None) -> tuple[list[ConsumerRecord], int]:
     """The records of a fetch answer from position on, and the offset after its last whole
-    batch; records of aborted transactions and control records left out."""
+    batch; records of aborted transactions and control records left out.
+
+    A batch that fails its CRC or does not decode (a codec missing, say) ends the answer
+    there: what came before it is handed out, and the error is raised only when that batch
+    is the first at the position, so that a caller gets every good record first."""
     out: list[ConsumerRecord] = []
     next_offset = position
     if not data:
@@ -369,30 +379,50 @@ def decode_records(tp: TopicPartition, position: int, data: bytes | None,
     pending = sorted(aborted or (), key=lambda a: a[1])
     aborting: set[int] = set()
     batches = MemoryRecords(data)
-    topic, partition = tp.topic, tp.partition
     while True:
-        batch = batches.next_batch()
-        if batch is None:
-            break
-        last = batch.next_offset - 1
-        while pending and pending[0][1] <= last:
-            aborting.add(pending.pop(0)[0])
+        try:
+            batch = batches.next_batch()
+            if batch is None:
+                break
+            if not batch.validate_crc():
+                raise CorruptRecordException(
+                    f"{tp.topic}[{tp.partition}]: the batch at offset {batch.base_offset} "
+                    f"fails its CRC")
+            got = _batch_records(tp, position, batch, pending, aborting)
+        except Exception as exc:
+            if out or next_offset > position:
+                return out, next_offset
+            if isinstance(exc, KafkaError):
+                raise
+            raise CorruptRecordException(
+                f"{tp.topic}[{tp.partition}]@{position}: {exc!r}") from exc
+        out += got
         next_offset = max(next_offset, batch.next_offset)
-        if batch.is_control_batch:
-            for rec in batch:
-                if rec.key and len(rec.key) >= 4 and _CONTROL_KEY.unpack_from(rec.key)[1] == 0:
-                    aborting.discard(batch.producer_id)
-            continue
-        if batch.is_transactional and batch.producer_id in aborting:
-            continue
-        for rec in batch:
-            if rec.offset < position:
-                continue
-            key, value = rec.key, rec.value
-            out.append(ConsumerRecord(topic, partition, rec.offset, rec.timestamp,
-                                      rec.timestamp_type, key, value, None,
-                                      len(key) if key is not None else -1,
-                                      len(value) if value is not None else -1,
-                                      tuple(rec.headers)))
     return out, next_offset
 
+
+def _batch_records(tp: TopicPartition, position: int, batch: Any,
+                   pending: list[tuple[int, int]], aborting: set[int]) -> list[ConsumerRecord]:
+    """One batch's records for the caller; pending and aborting carry the aborted
+    transactions' state from batch to batch."""
+    last = batch.next_offset - 1
+    while pending and pending[0][1] <= last:
+        aborting.add(pending.pop(0)[0])
+    if batch.is_control_batch:
+        for rec in batch:
+            if rec.key and len(rec.key) >= 4 and _CONTROL_KEY.unpack_from(rec.key)[1] == 0:
+                aborting.discard(batch.producer_id)
+        return []
+    if batch.is_transactional and batch.producer_id in aborting:
+        return []
+    topic, partition, out = tp.topic, tp.partition, []
+    for rec in batch:
+        if rec.offset < position:
+            continue
+        key, value = rec.key, rec.value
+        out.append(ConsumerRecord(topic, partition, rec.offset, rec.timestamp,
+                                  rec.timestamp_type, key, value, None,
+                                  len(key) if key is not None else -1,
+                                  len(value) if value is not None else -1,
+                                  tuple(rec.headers)))
+    return out

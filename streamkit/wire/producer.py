@@ -20,7 +20,14 @@ import time
 from typing import Any, Iterable
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError, ProducerClosed, for_code
+from aiokafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    ProducerClosed,
+    RecordListTooLargeError,
+    for_code,
+)
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import RecordMetadata
 
@@ -32,6 +39,7 @@ log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = 0.1
 MAX_REQUEST_BYTES = 1 << 20  # aiokafka's max_request_size, and the broker's default
+TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
 class _Record:
@@ -58,6 +66,8 @@ class RequestProducer:
         self._tasks: set[asyncio.Task] = set()
         self._refreshing = False
         self._closed = False
+        # A partition's batch size after the broker refused a batch as too large.
+        self._batch_cap: dict[TopicPartition, int] = {}
         self.requests = 0  # produce requests sent
 
     async def start(self) -> None:
@@ -98,7 +108,14 @@ class RequestProducer:
         for name, raw in (("key", key), ("value", value)):
             if raw is not None and not isinstance(raw, (bytes, bytearray)):
                 raise TypeError(f"a record's {name} is bytes or None, not {type(raw).__name__}")
+        if timestamp_ms is not None and (type(timestamp_ms) is not int
+                                         or not 0 <= timestamp_ms < 1 << 63):
+            raise ValueError(f"a record's timestamp is milliseconds since the epoch, an int "
+                             f"from 0 to 2**63 - 1, not {timestamp_ms!r}")
         headers = headers or []
+        if not all(isinstance(h, tuple) and len(h) == 2 and isinstance(h[0], str)
+                   and (h[1] is None or isinstance(h[1], (bytes, bytearray))) for h in headers):
+            raise TypeError("a record's headers are (str, bytes or None) pairs")
         size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
         if size > MAX_REQUEST_BYTES:
             raise MessageSizeTooLargeError(f"the record is {size} bytes, more than "
@@ -202,15 +219,25 @@ class RequestProducer:
                 continue
             if room <= 0:
                 break
-            builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, room)
+            size = min(room, self._batch_cap.get(tp, room))
+            builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, size)
             taken: list[_Record] = []
             while queue:
                 self._expire(tp, queue, now)
                 if not queue:
                     break
                 rec = queue[0]
-                if builder.append(len(taken), rec.timestamp, rec.key, rec.value,
-                                  rec.headers) is None:
+                try:
+                    appended = builder.append(len(taken), rec.timestamp, rec.key, rec.value,
+                                              rec.headers)
+                except Exception as exc:  # send() checks what it can; this record alone fails
+                    queue.popleft()
+                    self._fail((rec,), exc)
+                    builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, -1, size)
+                    for i, r in enumerate(taken):  # what the failed append may have left
+                        builder.append(i, r.timestamp, r.key, r.value, r.headers)
+                    continue
+                if appended is None:
                     break
                 taken.append(queue.popleft())
             if taken:
@@ -231,14 +258,25 @@ class RequestProducer:
             log.info("produce request to broker %d failed, retrying: %r", node, exc)
             self._again(batches)
             return
+        except asyncio.CancelledError:  # stop() gave up waiting for the answer
+            for _, records in batches.values():
+                self._fail(records, ProducerClosed("the producer stopped before the broker "
+                                                   "acknowledged the record"))
+            raise
         retry = {}
         for topic, parts in answer.items():
             for p in parts:
                 tp = TopicPartition(topic, p.partition)
                 if tp not in batches:
                     continue
-                records = batches.pop(tp)[1]
+                data, records = batches.pop(tp)
                 error = for_code(p.error) if p.error else None
+                if error in TOO_LARGE and len(records) > 1:
+                    # The topic takes smaller batches than one request (its
+                    # max.message.bytes): the records go again in batches of half the size.
+                    self._batch_cap[tp] = max(len(data) // 2, 1)
+                    retry[tp] = (b"", records)
+                    continue
                 if error is not None and getattr(error, "retriable", False):
                     retry[tp] = (b"", records)  # still the partition's request in flight
                     continue

@@ -1,6 +1,6 @@
 """streamkit on Apache Kafka as it is, not as the fixtures set it up: the topics it creates
-read back from the broker, the production profile end to end, TLS with a CA made here,
-and Faust's own table recovery reading batched changelog writes."""
+read back from the broker, the production profile end to end, a source the broker compresses,
+TLS with a CA made here, and Faust's own table recovery reading batched changelog writes."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +10,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streamkit.devbroker import free_port
 from streamkit.kafkabroker import start_kafka
-from streamkit.testing.kafka import admin_client, produce, topic_names
+from streamkit.testing.kafka import admin_client, create_topic, produce, topic_names
 
 from .conftest import COUNTER, ROOT, totals, worker_env
 from .test_tables import KEYS, events, expected, wait_for
@@ -81,6 +81,17 @@ def test_the_production_profile_runs_end_to_end_on_kafka(broker, app_id, workers
     w2 = workers(COUNTER, env, "w2")
     w2.wait_ready(timeout=90)
     wait_for(lambda: totals(w2, KEYS) == expected(5000))
+
+
+def test_a_source_topic_the_broker_compresses_with_zstd_is_counted_exactly(
+        broker, app_id, workers, counter_env):
+    # A topic whose compression.type is zstd holds every batch zstd-compressed by the broker,
+    # as a Java producer's compression.type=zstd writes them.
+    asyncio.run(create_topic(broker, f"{app_id}-events", 4, **{"compression.type": "zstd"}))
+    produce(broker, f"{app_id}-events", events(2000))
+    w = workers(COUNTER, counter_env())
+    w.wait_ready()
+    wait_for(lambda: totals(w, KEYS) == expected(2000))
 
 
 def make_tls_files(d) -> tuple[str, str]:

@@ -2,18 +2,23 @@
 is where aiokafka's partitioner puts it, at the offsets the broker reports, as aiokafka's
 consumer reads it back; RequestConsumer reads it in order as a group member, commits,
 pauses, seeks, resets an offset out of range, and with read_committed leaves out aborted
-transactions and the transactions' markers."""
+transactions and the transactions' markers. Batches the broker compressed (a topic's
+compression.type) are read; a topic that takes smaller batches than a request gets them;
+a producer stopped while its broker does not answer fails what it had sent."""
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 
+import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import ProducerClosed
 from aiokafka.partitioner import DefaultPartitioner
 
-from streamkit import Settings
+from streamkit import Settings, devbroker
 from streamkit.clients import Clients, Rebalance
-from streamkit.testing.kafka import ensure_topic, read_topic_async
+from streamkit.testing.kafka import create_topic, ensure_topic, read_topic_async
 from streamkit.wire import RequestConsumer, RequestProducer
 
 PARTITIONS = 3
@@ -197,4 +202,143 @@ async def test_a_partition_resumed_during_a_long_fetch_wait_is_fetched_at_once(b
         assert await _take(consumer, 1, timeout_s=30) == [(0, 1, None, b"r1")]
     finally:
         await consumer.stop()
+        await producer.stop()
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+async def test_batches_the_broker_compressed_are_read(broker, app_id, codec):
+    # The broker writes every batch of such a topic compressed with the topic's codec, as a
+    # producer with that compression.type would: the records come back as sent.
+    topic = f"{app_id}-{codec}"
+    await create_topic(broker, topic, **{"compression.type": codec})
+    producer = RequestProducer(_clients(broker).producer())
+    await producer.start()
+    try:
+        sent = [(f"k{i}".encode(), f"{codec}-{i}".encode() * 20) for i in range(50)]
+        await asyncio.gather(*[await producer.send(topic, v, key=k, partition=0)
+                               for k, v in sent])
+    finally:
+        await producer.stop()
+    consumer = await _member(broker, f"{app_id}-g", topic)
+    try:
+        assert await _take(consumer, 50) == [(0, i, k, v) for i, (k, v) in enumerate(sent)]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_topic_that_takes_smaller_batches_gets_them_in_order(broker, app_id):
+    # 200 records of 1 KiB sent together make one batch of about 200 KiB; the topic takes
+    # at most 16 KiB a batch (its max.message.bytes).
+    topic = f"{app_id}-small"
+    await create_topic(broker, topic, **{"max.message.bytes": str(16 * 1024)})
+    producer = RequestProducer(_clients(broker).producer())
+    await producer.start()
+    try:
+        values = [f"{i:04d}".encode() * 256 for i in range(200)]
+        metas = await asyncio.gather(*[await producer.send(topic, v, partition=0)
+                                       for v in values])
+    finally:
+        await producer.stop()
+    assert [m.offset for m in metas] == list(range(200))
+    back = await read_topic_async(broker, topic)
+    assert [(r.offset, r.value) for r in back] == list(enumerate(values))
+
+
+async def test_a_record_the_producer_cannot_send_is_refused_and_the_others_go(broker, app_id):
+    topic = f"{app_id}-wire"
+    await ensure_topic(broker, topic, 1)
+    producer = RequestProducer(_clients(broker).producer())
+    await producer.start()
+    try:
+        first = await producer.send(topic, b"first", partition=0)
+        with pytest.raises(ValueError, match="timestamp"):
+            await producer.send(topic, b"late", partition=0, timestamp_ms=1 << 63)
+        with pytest.raises(ValueError, match="timestamp"):
+            await producer.send(topic, b"early", partition=0, timestamp_ms=-5)
+        with pytest.raises(TypeError, match="headers"):
+            await producer.send(topic, b"odd", partition=0, headers=[("h", "not bytes")])
+        last = await producer.send(topic, b"last", partition=0, timestamp_ms=1234,
+                                   headers=[("h", b"1")])
+        metas = await asyncio.gather(first, last)
+    finally:
+        await producer.stop()
+    assert [m.offset for m in metas] == [0, 1]
+    back = await read_topic_async(broker, topic)
+    assert [(r.value, list(r.headers)) for r in back] == [(b"first", []),
+                                                          (b"last", [("h", b"1")])]
+    assert back[1].timestamp == 1234
+
+
+async def test_what_a_stopped_producer_had_sent_to_a_silent_broker_fails(app_id):
+    # The broker of its own is frozen (SIGSTOP) with a produce request on its way; stop()
+    # waits its delivery timeout, then fails that record instead of leaving it waiting.
+    broker = devbroker.start()
+    frozen = False
+    try:
+        topic = f"{app_id}-silent"
+        await ensure_topic(broker.bootstrap, topic, 1)
+        producer = RequestProducer(_clients(broker.bootstrap).producer(),
+                                   delivery_timeout_ms=1000)
+        await producer.start()
+        await producer.send_and_wait(topic, b"before", partition=0)
+        os.kill(broker.pid, signal.SIGSTOP)
+        frozen = True
+        future = await producer.send(topic, b"during", partition=0)
+        await producer.stop()
+        assert future.done()
+        with pytest.raises(ProducerClosed):
+            future.result()
+        with pytest.raises(ProducerClosed):
+            await producer.send(topic, b"after", partition=0)
+    finally:
+        if frozen:
+            os.kill(broker.pid, signal.SIGCONT)
+        broker.stop()
+
+
+async def test_a_seek_in_a_revocation_callback_is_ignored(broker, app_id):
+    # A seek after the revocation (here in the user's callback, called after the member's
+    # own) would otherwise outlive it: a partition assigned to the member again would start
+    # there instead of at its committed offset. A second member joins: each keeps one of
+    # the two partitions.
+    topic = f"{app_id}-wire"
+    await ensure_topic(broker, topic, 2)
+    tps = [TopicPartition(topic, p) for p in range(2)]
+    armed: list[bool] = []
+    assignments: list[set[TopicPartition]] = []
+
+    def revoked() -> None:
+        for tp in tps if armed else ():
+            consumer.seek(tp, 2)
+
+    consumer = RequestConsumer(_clients(broker).member(f"{app_id}-g", 100), 100, False)
+    await consumer.start()
+    consumer.subscribe([topic], listener=Rebalance(revoked, assignments.append))
+    producer = RequestProducer(_clients(broker).producer())
+    await producer.start()
+    second = None
+    try:
+        for p in range(2):
+            for v in (b"r0", b"r1", b"r2"):
+                await producer.send_and_wait(topic, v, partition=p)
+        assert sorted((p, o) for p, o, _, _ in await _take(consumer, 6)) == \
+            [(p, o) for p in range(2) for o in range(3)]
+        await consumer.commit({tp: 1 for tp in tps})
+        armed.append(True)
+        second = await _member(broker, f"{app_id}-g", topic)
+        before = len(assignments)
+        got: list = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while len(assignments) == before or len(got) < 2:
+            assert loop.time() < deadline, (assignments, got)
+            for recs in (await consumer.getmany(timeout_ms=100)).values():
+                got += [(r.partition, r.offset, r.value) for r in recs]
+            await second.getmany(timeout_ms=10)
+        (kept,) = assignments[-1]
+        assert got == [(kept.partition, 1, b"r1"), (kept.partition, 2, b"r2")]
+    finally:
+        for c in (consumer, second):
+            if c is not None:
+                await c.stop()
         await producer.stop()

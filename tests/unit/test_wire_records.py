@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import CorruptRecordException, UnsupportedCodecError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.util import calc_crc32c
 
 from streamkit.wire.consumer import decode_records
 
@@ -31,7 +34,13 @@ def batch(base: int, values: list[bytes], producer: int, control: int | None = N
     raw[0:8] = struct.pack(">q", base)
     if control is not None:
         raw[22] |= 0x20  # the attributes' control bit (attributes: bytes 21-22)
+        sign(raw)
     return bytes(raw)
+
+
+def sign(raw: bytearray) -> None:
+    """The batch's CRC-32C (bytes 17-20), over everything from its attributes on."""
+    raw[17:21] = struct.pack(">I", calc_crc32c(bytes(raw[21:])))
 
 
 LOG = b"".join([
@@ -85,3 +94,24 @@ def test_a_batch_cut_off_at_the_answer_s_size_limit_waits_for_the_next_fetch():
 def test_nothing_in_an_empty_answer():
     assert decode_records(TP, 12, None, None) == ([], 12)
     assert decode_records(TP, 12, b"", []) == ([], 12)
+
+
+def test_a_batch_that_fails_its_crc_is_refused_at_the_position():
+    bad = bytearray(batch(9, [b"t9", b"t10"], PLAIN))
+    bad[-1] ^= 0x01  # a bit of the last record's value, on the way from the broker
+    with pytest.raises(CorruptRecordException, match="CRC"):
+        decode_records(TP, 9, bytes(bad), None)
+
+
+def test_the_records_before_a_batch_that_does_not_decode_are_handed_out_first():
+    bad = bytearray(batch(9, [b"t9", b"t10"], PLAIN))
+    bad[22] |= 0x04  # attributes: compressed with codec 4 (zstd), which nothing is
+    sign(bad)
+    records, next_offset = decode_records(TP, 0, LOG + bytes(bad), [(TXN, 4)])
+    assert values(records) == [(0, b"t0"), (1, b"t1"), (2, b"p2"), (7, b"t7")]
+    assert next_offset == 9  # the next fetch starts at the bad batch and raises there
+    with pytest.raises((CorruptRecordException, UnsupportedCodecError)):
+        decode_records(TP, 9, bytes(bad) + batch(11, [b"p11"], PLAIN), None)
+    # Only markers before it: the position moves up to it.
+    marker = batch(8, [], TXN, control=COMMIT)
+    assert decode_records(TP, 8, marker + bytes(bad), None) == ([], 9)
