@@ -73,11 +73,14 @@ class RequestEnvelope:
         query = obj.get("query") or {}
         if not isinstance(query, dict):
             raise EnvelopeError("query must be an object", obj)
+        request_id = obj.get("request_id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise EnvelopeError("request_id must be a string", obj)
         return cls(id=obj["id"], reply_to=obj["reply_to"], instance=obj["instance"],
                    method=obj["method"], path=str(obj.get("path") or ""), query=query,
-                   body=obj.get("body"), deadline_ms=int(obj.get("deadline_ms") or 0),
+                   body=obj.get("body"), deadline_ms=_millis(obj, "deadline_ms"),
                    trace_id=str(obj.get("trace_id") or ""),
-                   request_id=obj.get("request_id"), sent_ms=int(obj.get("sent_ms") or 0))
+                   request_id=request_id, sent_ms=_millis(obj, "sent_ms"))
 
 
 @dataclass(frozen=True)
@@ -118,10 +121,25 @@ class ReplyEnvelope:
             raise EnvelopeError(f"reply status {status!r} is not an HTTP status", obj)
         error = obj.get("error")
         entity = obj.get("entity")
+        instance = obj.get("instance")
+        # A reply whose instance is not a URL is still answered by an instance that holds
+        # its request; no other can be found for it.
         return cls(id=cid, status=status, body=obj.get("body"),
                    error=error if isinstance(error, dict) else None,
-                   instance=obj.get("instance") or None, trace_id=str(obj.get("trace_id") or ""),
+                   instance=instance if isinstance(instance, str) and instance else None,
+                   trace_id=str(obj.get("trace_id") or ""),
                    entity=entity if isinstance(entity, dict) else None)
+
+
+def _millis(obj: Mapping[str, Any], name: str) -> int:
+    """A time in milliseconds since the epoch (0 when absent): a JSON number."""
+    value = obj.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
+            or abs(value) >= 1 << 62:
+        raise EnvelopeError(f"{name} must be milliseconds since the epoch, not {value!r}", obj)
+    return int(value)
 
 
 def _object(data: bytes | None) -> dict:

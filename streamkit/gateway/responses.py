@@ -70,6 +70,13 @@ class ResponseConsumer:
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=Rebalance(self._on_revoked, self._on_assigned))
         self._task = asyncio.create_task(self._run())
+        self._task.add_done_callback(self._ended)
+
+    @staticmethod
+    def _ended(task: asyncio.Task) -> None:
+        # Not ready from then on (alive); said here, since nothing awaits the task before stop.
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the response consumer stopped", exc_info=task.exception())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -94,7 +101,12 @@ class ResponseConsumer:
                 continue
             for tp, records in batches.items():
                 for rec in records:
-                    self._handle(tp, rec.offset, rec.key, rec.value)
+                    try:
+                        self._handle(tp, rec.offset, rec.key, rec.value)
+                    except Exception:  # one reply must not end the reading of all others
+                        self.counters["bad_replies"] += 1
+                        log.exception("reply at %s[%d]@%d not handled", tp.topic,
+                                      tp.partition, rec.offset)
                 if records:
                     self._processed[tp] = records[-1].offset + 1
             if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:

@@ -9,7 +9,7 @@ import time
 from typing import Any, AsyncIterator, Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from ..envelope import ReplyEnvelope, RequestEnvelope
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 UNAVAILABLE_RETRY_S = 0.2  # pause before a handler that met a moving store runs again
 RETRY_S = 0.2  # pause before a batch whose replies failed is read again
 EXPIRE_EVERY_S = 60.0
+# The largest reply sent as it is: a record of it must fit a produce request (1 MiB, the
+# producers' and the broker's default), and so must the record of it kept for request ids.
+MAX_REPLY_BYTES = 1_000_000
 
 Outgoing = tuple[str, ReplyEnvelope]
 
@@ -52,6 +55,9 @@ class PartitionHost(Protocol):
                       exc: BaseException) -> None:
         """The partition's transactional producer can no longer be used (fenced by another
         worker's, or broken): the worker has stopped."""
+
+    def failed(self, tp: TopicPartition, worker: "PartitionWorker", exc: BaseException) -> None:
+        """The worker met an error it cannot answer for and has stopped."""
 
 
 class _Abandoned(Exception):
@@ -93,8 +99,16 @@ class PartitionWorker:
     async def _work(self) -> None:
         while not self.stopping:
             records = await self.queue.get()
-            if records:
+            if not records:
+                continue
+            try:
                 await self._answer(records)
+            except Exception as exc:  # nothing past the last answered request is committed
+                log.exception("request partition %s[%d] stopped", self.tp.topic,
+                              self.tp.partition)
+                self.stopping = True
+                self.runner.failed(self.tp, self, exc)
+                return
 
     async def _handled(self, records: list[ConsumerRecord]
                        ) -> AsyncIterator[tuple[ConsumerRecord, Outgoing | None]]:
@@ -110,7 +124,8 @@ class PartitionWorker:
             yield rec, out
 
     async def _answer_at_least_once(self, records: list[ConsumerRecord]) -> None:
-        acks, last = [], None
+        sent: list[tuple[ConsumerRecord, str, ReplyEnvelope, asyncio.Future]] = []
+        last = None
         async for rec, out in self._handled(records):
             if out is not None:
                 topic, reply = out
@@ -120,17 +135,22 @@ class PartitionWorker:
                     await self._flush()
                 except Exception as exc:
                     self._retry(rec.offset, exc)
+                    await asyncio.sleep(RETRY_S)
                     break
-                acks.append(await self.producer.send(topic, reply.encode(), key=reply.id.encode()))
+                sent.append((rec, topic, reply, await self._send_reply(topic, reply)))
             last = rec.offset
         if last is None:
             return
-        try:
-            await asyncio.gather(*acks)
-        except Exception as exc:  # KafkaError, or a record the broker refused
-            self._retry(records[0].offset, exc)
+        results = await asyncio.gather(*(f for *_, f in sent), return_exceptions=True)
+        failed = [(rec, topic, reply, error) for (rec, topic, reply, _), error
+                  in zip(sent, results) if isinstance(error, BaseException)]
+        again = [error for *_, error in failed if not _undeliverable(error)]
+        if again:  # the broker away, a leader moving: the batch is read again
+            self._retry(records[0].offset, again[0])
             await asyncio.sleep(RETRY_S)
             return
+        for rec, topic, reply, error in failed:
+            await self._undelivered(rec, topic, reply, error)
         self.runner.handled(self.tp, last + 1, self)
         if time.monotonic() - self._last_expiry >= EXPIRE_EVERY_S:
             await self._expire()
@@ -191,6 +211,46 @@ class PartitionWorker:
         log.warning("replies for %s[%d] not acknowledged, reading again from %d: %r",
                     self.tp.topic, self.tp.partition, offset, exc)
         self.runner.retry_from(self.tp, offset, self)
+
+    async def _send_reply(self, topic: str, reply: ReplyEnvelope) -> asyncio.Future:
+        """The reply's acknowledgement; a reply the producer refused at once is a failed
+        one, as one the broker refused."""
+        try:
+            return await self.producer.send(topic, reply.encode(), key=reply.id.encode())
+        except Exception as exc:
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(exc)
+            return future
+
+    async def _undelivered(self, rec: ConsumerRecord, topic: str, reply: ReplyEnvelope,
+                           exc: BaseException) -> None:
+        """A reply the broker will never take (the topic refuses such records, or this
+        service may not write to it): the request goes to the dead letters, and the caller
+        gets a short error reply if that can be written, instead of the request being read
+        again for ever."""
+        self.runner.counters["undeliverable"] += 1
+        log.warning("reply to %s for request %s not deliverable: %r", topic, reply.id, exc)
+        await self._dead_letter(rec, "reply", exc)
+        error = ReplyEnvelope(id=reply.id, status=502, instance=reply.instance,
+                              trace_id=reply.trace_id,
+                              error={"code": "reply_undeliverable",
+                                     "message": f"the service's reply could not be written to "
+                                                f"{topic}: {type(exc).__name__}"})
+        try:
+            await self.producer.send_and_wait(topic, error.encode(), key=reply.id.encode())
+        except Exception as again:
+            log.warning("error reply to %s for request %s not deliverable either: %r", topic,
+                        reply.id, again)
+
+    async def _dead_letter(self, rec: ConsumerRecord, stage: str, exc: BaseException) -> None:
+        tp = self.tp
+        headers = [("streamkit.error", f"{type(exc).__name__}: {exc}".encode()[:2000]),
+                   ("streamkit.stage", stage.encode()), ("streamkit.topic", tp.topic.encode()),
+                   ("streamkit.partition", str(tp.partition).encode()),
+                   ("streamkit.offset", str(rec.offset).encode()),
+                   ("streamkit.timestamp", str(rec.timestamp).encode())]
+        await self.producer.send_and_wait(dead_letter_topic(self.runner.app_id), rec.value,
+                                          key=rec.key, headers=headers)
 
     async def _send_recorded(self, items: list[Item]) -> list[asyncio.Future]:
         ctp = self.replies.changelog
@@ -259,7 +319,7 @@ class PartitionWorker:
             runner.inflight[k] = future
         try:
             outcome = await self._outcome(req)
-            reply = build_reply(env, outcome, runner.app_id, self.spec.table)
+            reply = _fitted(build_reply(env, outcome, runner.app_id, self.spec.table))
             runner.counters["errors" if reply.status >= 500 else "handled"] += 1
             # Replies are recorded for handlers that declare request_id (the promise of an
             # effect once); a server failure is not, since a retry may succeed.
@@ -310,18 +370,33 @@ class PartitionWorker:
     async def _bad_request(self, exc: EnvelopeError, rec: ConsumerRecord) -> Outgoing | None:
         """A request that is not a valid envelope goes to the app's dead letters (and gets a
         400 reply when enough of it could be read to address one)."""
-        runner, tp = self.runner, self.tp
-        runner.counters["bad_requests"] += 1
+        tp = self.tp
+        self.runner.counters["bad_requests"] += 1
         log.warning("bad request at %s[%d]@%d: %s", tp.topic, tp.partition, rec.offset, exc)
-        headers = [("streamkit.error", f"EnvelopeError: {exc}".encode()[:2000]),
-                   ("streamkit.stage", b"decode"), ("streamkit.topic", tp.topic.encode()),
-                   ("streamkit.partition", str(tp.partition).encode()),
-                   ("streamkit.offset", str(rec.offset).encode()),
-                   ("streamkit.timestamp", str(rec.timestamp).encode())]
-        await self.producer.send_and_wait(dead_letter_topic(runner.app_id), rec.value,
-                                          key=rec.key, headers=headers)
+        await self._dead_letter(rec, "decode", exc)
         cid, reply_to = exc.partial.get("id"), exc.partial.get("reply_to")
         if not (isinstance(cid, str) and cid and isinstance(reply_to, str) and reply_to):
             return None  # nobody to answer
-        return reply_to, ReplyEnvelope(id=cid, status=400, instance=exc.partial.get("instance"),
+        instance = exc.partial.get("instance")
+        return reply_to, ReplyEnvelope(id=cid, status=400,
+                                       instance=instance if isinstance(instance, str) else None,
                                        error={"code": "bad_request", "message": str(exc)})
+
+
+def _undeliverable(exc: BaseException) -> bool:
+    """An error that sending the same record again cannot mend (too large for the topic,
+    not authorized, an invalid topic); a timeout or a stopping producer can."""
+    return isinstance(exc, KafkaError) and not exc.retriable \
+        and not isinstance(exc, (KafkaTimeoutError, ProducerClosed))
+
+
+def _fitted(reply: ReplyEnvelope) -> ReplyEnvelope:
+    """The reply, or in its place an error saying it is too large to be sent."""
+    size = len(reply.encode())
+    if size <= MAX_REPLY_BYTES:
+        return reply
+    return ReplyEnvelope(id=reply.id, status=502, instance=reply.instance,
+                         trace_id=reply.trace_id,
+                         error={"code": "reply_too_large",
+                                "message": f"the service's reply is {size} bytes, more than "
+                                           f"the {MAX_REPLY_BYTES} a reply may have"})

@@ -71,7 +71,8 @@ class ServiceRunner(Service, Part):
         self.specs: dict[str, HandlerSpec] = {}
         self.counters = dict.fromkeys(("requests", "handled", "errors", "replayed", "expired",
                                        "bad_requests", "send_failed", "unavailable_retries",
-                                       "replies_restored", "replies_expired"), 0)
+                                       "replies_restored", "replies_expired", "undeliverable",
+                                       "partition_failed"), 0)
         self.assigned = False
         self.partitions: set[TopicPartition] = set()
         self.inflight: dict[str, asyncio.Future] = {}
@@ -224,6 +225,13 @@ class ServiceRunner(Service, Part):
             worker.replies.close()
         # aiokafka has no call to rejoin; subscribing again to the same topics is one.
         self.consumer.subscribe(sorted(self.specs), listener=self._rebalance)
+
+    def failed(self, tp: TopicPartition, worker: PartitionWorker, exc: BaseException) -> None:
+        """A request partition's worker stopped on an error it cannot answer for: the
+        worker process stops with it (a supervisor starts it again, and the partition's
+        requests from its committed offset are answered then, or by another worker)."""
+        self.counters["partition_failed"] += 1
+        self.add_future(self.crash(exc))
 
     async def _commit(self) -> None:
         self._last_commit = time.monotonic()

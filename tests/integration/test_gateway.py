@@ -8,10 +8,11 @@ import time
 
 import aiohttp
 import orjson
+from aiokafka import AIOKafkaProducer
 
 from streamkit.config import Settings
 from streamkit.devbroker import free_port
-from streamkit.testing.kafka import produce
+from streamkit.testing.kafka import create_topic, produce, read_topic
 from streamkit.topics import TopicAdmin, TopicSpec
 
 from .conftest import COUNTER, ROOT, metric, metrics_text
@@ -582,14 +583,23 @@ def test_event_driven_wait_survives_its_partition_moving_to_another_worker(
 
 def test_garbage_on_a_request_topic_goes_to_dead_letters_and_the_service_goes_on(
         broker, app_id, workers, tmp_path):
-    from streamkit.testing.kafka import produce, read_topic
-
     d = Deployment(broker, app_id, workers, tmp_path)
     echo = d.start_echo()
     gw = d.start_gateway("gw0")
     wait_for(lambda: d.settled())
-    garbage = [b"\x00\xff not json", b'{"id": 7}', b"[]", b'{"id": "x", "reply_to": 1}']
-    produce(broker, d.services["echo"], [(None, g) for g in garbage])
+    envelope = {"reply_to": d.responses, "instance": gw.url, "method": "GET", "path": "after"}
+    garbage = [b"\x00\xff not json", b'{"id": 7}', b"[]", b'{"id": "x", "reply_to": 1}',
+               # Envelopes with fields of the wrong type, one with an instance that is no URL.
+               orjson.dumps({**envelope, "id": "g1", "deadline_ms": "soon", "instance": 5}),
+               orjson.dumps({**envelope, "id": "g2", "request_id": 5}),
+               orjson.dumps({**envelope, "id": "g3", "sent_ms": [1]})]
+    # Keyed as the request after them is, so that they come first in its partition.
+    produce(broker, d.services["echo"], [("after", g) for g in garbage])
+    # Replies nobody waits for, one in each response partition: one whose instance is no
+    # URL, one whose status is no HTTP status.
+    asyncio.run(to_every_partition(broker, d.responses, d.response_partitions, [
+        orjson.dumps({"id": "r1", "status": 200, "instance": 5}),
+        orjson.dumps({"id": "r2", "status": "ok"})]))
 
     async def ask():
         async with session() as s:
@@ -602,6 +612,70 @@ def test_garbage_on_a_request_topic_goes_to_dead_letters_and_the_service_goes_on
         read_topic(broker, f"{app_id}-svc-dead-letters")))
     assert sorted(r.value for r in dead) == sorted(garbage)
     assert all(dict(r.headers)["streamkit.stage"] == b"decode" for r in dead)
+    # The replies with no HTTP status are counted as bad; the others were read past.
+    stats = wait_for(lambda: (lambda st: st if st[1]["replies"] >= 2 * d.response_partitions
+                              else None)(gw.get("/gateway/stats")))[1]
+    assert stats["bad_replies"] == d.response_partitions
+
+
+async def to_every_partition(broker, topic, partitions, values):
+    producer = AIOKafkaProducer(bootstrap_servers=broker)
+    await producer.start()
+    try:
+        for p in range(partitions):
+            for v in values:
+                await producer.send_and_wait(topic, v, partition=p)
+    finally:
+        await producer.stop()
+
+
+def test_a_reply_too_large_to_send_is_answered_with_an_error_and_the_partition_goes_on(
+        broker, app_id, workers, tmp_path):
+    d = Deployment(broker, app_id, workers, tmp_path)
+    echo = d.start_echo()
+    gw = d.start_gateway("gw0")
+    wait_for(lambda: d.settled())
+
+    async def ask():
+        async with session() as s:
+            big = await call(s, f"{gw.url}/api/echo/big/big/2000000", "GET")
+            small = await call(s, f"{gw.url}/api/echo/big/big/10", "GET")
+            return big, small
+
+    (status, body, _), small = asyncio.run(ask())
+    assert status == 502 and body["error"]["code"] == "reply_too_large", (status, body)
+    assert "2000" in body["error"]["message"]
+    assert small[:2] == (200, {"big": "x" * 10})
+    assert echo.alive()
+
+
+def test_a_reply_the_response_topic_refuses_is_answered_with_an_error_and_dead_lettered(
+        broker, app_id, workers, tmp_path):
+    # The gateway's response topic takes records of at most 4 KiB; a 10 kB reply is refused
+    # by the broker for good, the short error reply that replaces it is not.
+    asyncio.run(create_topic(broker, f"{app_id}-gw-responses", 12,
+                             **{"max.message.bytes": "4096"}))
+    d = Deployment(broker, app_id, workers, tmp_path)
+    echo = d.start_echo()
+    gw = d.start_gateway("gw0")
+    wait_for(lambda: d.settled())
+
+    async def ask():
+        async with session() as s:
+            big = await call(s, f"{gw.url}/api/echo/big/big/10000", "GET")
+            small = await call(s, f"{gw.url}/api/echo/big/big/10", "GET")
+            return big, small
+
+    (status, body, _), small = asyncio.run(ask())
+    assert status == 502 and body["error"]["code"] == "reply_undeliverable", (status, body)
+    assert "MessageSizeTooLarge" in body["error"]["message"]
+    assert small[:2] == (200, {"big": "x" * 10})
+    (dead,) = wait_for(lambda: read_topic(broker, f"{app_id}-svc-dead-letters"))
+    headers = dict(dead.headers)
+    assert headers["streamkit.stage"] == b"reply"
+    assert headers["streamkit.topic"] == d.services["echo"].encode()
+    assert orjson.loads(dead.value)["path"] == "big/big/10000"
+    assert echo.get("/services/stats")[1]["undeliverable"] == 1
 
 
 def test_websocket_limits_refuse_extra_connections_and_oversized_frames(

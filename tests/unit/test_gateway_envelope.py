@@ -44,6 +44,14 @@ def test_requests_for_one_entity_share_a_key_then_the_request_id_then_the_correl
     (orjson.dumps({"id": "x", "reply_to": "r", "instance": "i", "method": "BREW"}), "BREW"),
     (orjson.dumps({"id": "x", "reply_to": "r", "instance": "i", "method": "GET",
                    "query": [1]}), "query"),
+    (orjson.dumps({"id": "x", "reply_to": "r", "instance": "i", "method": "GET",
+                   "deadline_ms": "soon"}), "deadline_ms"),
+    (orjson.dumps({"id": "x", "reply_to": "r", "instance": "i", "method": "GET",
+                   "deadline_ms": True}), "deadline_ms"),
+    (orjson.dumps({"id": "x", "reply_to": "r", "instance": "i", "method": "GET",
+                   "sent_ms": {"at": 1}}), "sent_ms"),
+    (orjson.dumps({"id": "x", "reply_to": "r", "instance": "i", "method": "GET",
+                   "request_id": 5}), "request_id"),
 ])
 def test_bad_request_envelopes_are_refused_with_what_could_be_read(data, fragment):
     with pytest.raises(EnvelopeError) as info:
@@ -73,3 +81,16 @@ def test_a_reply_without_an_id_takes_the_record_key_which_is_the_correlation_id(
 def test_replies_without_a_valid_status_or_id_are_refused(obj):
     with pytest.raises(EnvelopeError):
         ReplyEnvelope.decode(orjson.dumps(obj))
+
+
+def test_a_reply_whose_instance_is_not_a_url_has_none():
+    for instance in (5, ["http://a:1"], "", None):
+        reply = ReplyEnvelope.decode(orjson.dumps({"id": "x", "status": 200,
+                                                   "instance": instance}))
+        assert (reply.id, reply.instance) == ("x", None)
+
+
+def test_a_request_s_times_may_be_whole_numbers_written_as_floats():
+    env = RequestEnvelope.decode(orjson.dumps({"id": "x", "reply_to": "r", "instance": "i",
+                                               "method": "GET", "deadline_ms": 1.7e12}))
+    assert env.deadline_ms == 1_700_000_000_000 and env.sent_ms == 0
