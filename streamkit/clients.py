@@ -5,12 +5,55 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import time
 from typing import Any, Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    CorruptRecordException,
+    GroupAuthorizationFailedError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    UnsupportedCodecError,
+)
 
 from .config import Settings
+
+# Errors a consumer's every next fetch meets again, until an operator acts: a batch that
+# cannot be read at the position, a topic or group this client may not read.
+# What no retry mends until an operator grants it: an ACL the client lacks.
+NOT_AUTHORIZED = (TopicAuthorizationFailedError, GroupAuthorizationFailedError,
+                  ClusterAuthorizationFailedError, TransactionalIdAuthorizationFailed)
+FATAL_FETCH_ERRORS = (CorruptRecordException, UnsupportedCodecError, *NOT_AUTHORIZED)
+
+
+class RetryLog:
+    """Warnings of an error retried in a loop: the first at once, then at most one each
+    `every_s` saying how many tries in a row have failed, so that an outage of minutes is a
+    few lines and not five a second; recovered() says when the tries succeed again."""
+
+    def __init__(self, logger: logging.Logger, what: str, every_s: float = 10.0) -> None:
+        self.logger, self.what, self.every_s = logger, what, every_s
+        self.failures = 0
+        self._logged_at = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if self.failures == 1 or now - self._logged_at >= self.every_s:
+            more = f" ({self.failures} tries in a row)" if self.failures > 1 else ""
+            self.logger.warning("%s failed, retrying%s: %r", self.what, more, exc)
+            self._logged_at = now
+
+    def recovered(self) -> None:
+        if self.failures:
+            self.logger.info("%s works again after %d failed tries", self.what,
+                             self.failures)
+            self.failures = 0
+
 
 # A member that takes this long to rejoin (it is restoring tables in its assignment
 # callback) is not yet dropped from its group.

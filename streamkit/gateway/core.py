@@ -67,7 +67,8 @@ class Gateway(Service):
         self.ids = CorrelationIds(gsettings.response_partitions)
         self.handoff = HandOff(gsettings.handoff_timeout_ms, self.settings.api_token)
         self.responses = ResponseConsumer(self.settings, gsettings, self.me,
-                                          self.parked.__contains__, self._deliver, self.handoff)
+                                          self.parked.__contains__, self._deliver, self.handoff,
+                                          self._responses_failed)
         self.registry = Registry(self.settings, gsettings.registry_topic,
                                  dict(gsettings.static_apps))
         self.counters = {"requests": 0, "handoffs_in": 0, "send_failed": 0, "waits": 0,
@@ -116,6 +117,11 @@ class Gateway(Service):
             await self.producer.stop()
         if self.http is not None:
             await self.http.close()
+
+    def _responses_failed(self, exc: BaseException) -> None:
+        """The response consumer stopped on an error no retry mends (a response partition
+        it cannot read): the gateway process stops, rather than answer 504 for ever."""
+        self.add_future(self.crash(exc))
 
     @property
     def ready(self) -> bool:

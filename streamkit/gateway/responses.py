@@ -23,7 +23,7 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from ..clients import Clients, Rebalance
+from ..clients import FATAL_FETCH_ERRORS, Clients, Rebalance, RetryLog
 from ..config import Settings
 from ..envelope import ReplyEnvelope
 from ..errors import EnvelopeError
@@ -44,8 +44,10 @@ class ResponseConsumer:
     """Consumes the response topic; delivers replies locally or hands them off."""
 
     def __init__(self, settings: Settings, gsettings: GatewaySettings, me: str,
-                 is_parked: IsParked, deliver: Deliver, handoff: HandOff) -> None:
+                 is_parked: IsParked, deliver: Deliver, handoff: HandOff,
+                 failed: Callable[[BaseException], None]) -> None:
         self.settings, self.gsettings, self.me = settings, gsettings, me.rstrip("/")
+        self.failed = failed  # called when the consumer stops on an error
         self.topic = gsettings.responses
         self.group_id = f"{gsettings.gateway_id}-responses"
         self.is_parked, self.deliver, self.handoff = is_parked, deliver, handoff
@@ -72,11 +74,12 @@ class ResponseConsumer:
         self._task = asyncio.create_task(self._run())
         self._task.add_done_callback(self._ended)
 
-    @staticmethod
-    def _ended(task: asyncio.Task) -> None:
-        # Not ready from then on (alive); said here, since nothing awaits the task before stop.
-        if not task.cancelled() and task.exception() is not None:
-            log.error("the response consumer stopped", exc_info=task.exception())
+    def _ended(self, task: asyncio.Task) -> None:
+        # Nothing awaits the task before stop: its error is said here.
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("the response consumer stopped", exc_info=exc)
+            self.failed(exc)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -92,13 +95,17 @@ class ResponseConsumer:
 
     async def _run(self) -> None:
         consumer = self._consumer
+        retries = RetryLog(log, "response fetch")
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+            except FATAL_FETCH_ERRORS:
+                raise  # the gateway stops (_ended)
             except KafkaError as exc:
-                log.warning("response fetch failed, retrying: %r", exc)
+                retries.failed(exc)
                 await asyncio.sleep(0.2)
                 continue
+            retries.recovered()
             for tp, records in batches.items():
                 for rec in records:
                     try:

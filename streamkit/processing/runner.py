@@ -23,7 +23,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from mode import Service
 
-from ..clients import Clients, Rebalance, stop_client
+from ..clients import NOT_AUTHORIZED, Clients, Rebalance, RetryLog, stop_client
 from ..config import Settings
 from ..errors import ConfigError
 from ..serde import dumps
@@ -121,6 +121,8 @@ class Runner(UncaughtErrors, Service):
         self._uncommitted = 0
         self._unflushed = 0  # records processed since the state was last made durable
         self._last_commit = self.last_commit_at = time.monotonic()
+        self._commit_retry_at = 0.0  # no commit tried before then: the last one failed
+        self._commit_retries = RetryLog(log, "commit")
         self._pending: tuple[set[TaskId], set[TaskId]] = (set(), set())
         # At least once, after a commit of the input offsets failed because the group is
         # re-forming: nothing is processed until it assigns tasks again (_rejoining), so
@@ -570,9 +572,15 @@ class Runner(UncaughtErrors, Service):
         log.warning("dead letter: %s at %s[%d]@%d: %r", stage, rec.topic, rec.partition, rec.offset, exc)
 
     async def _commit_or_retry(self, offsets: bool = True) -> None:
-        """Commit; a broker that fails the commit is not a reason to stop processing."""
+        """Commit; a broker that fails the commit is not a reason to stop processing, but
+        a missing permission is: retrying would only hold ever more records in memory."""
+        if time.monotonic() < self._commit_retry_at:
+            return  # a commit failed a moment ago: not again after every fetch
         try:
             await self._commit(offsets)
+            self._commit_retries.recovered()
+        except NOT_AUTHORIZED:
+            raise
         except CommitFailedError as exc:
             # The group moved on (this worker was out of it too long): the state is written,
             # the input offsets are not, so the next owner of these partitions (this worker
@@ -583,7 +591,8 @@ class Runner(UncaughtErrors, Service):
         except KafkaError as exc:
             # Nothing was marked written: the state and the outputs wait for the next try.
             self.counters["commit_failures"] += 1
-            log.warning("commit failed, retrying in %.1fs: %r", COMMIT_RETRY_S, exc)
+            self._commit_retries.failed(exc)
+            self._commit_retry_at = time.monotonic() + COMMIT_RETRY_S
             self._last_commit = time.monotonic() - self.settings.commit_interval_ms / 1000 \
                 + COMMIT_RETRY_S
 

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
-from ..clients import Clients, Rebalance, stop_client
+from ..clients import FATAL_FETCH_ERRORS, Clients, Rebalance, RetryLog, stop_client
 from ..config import Settings
 from ..http import json_response
 from ..ops.openapi import get_operation
@@ -161,14 +161,19 @@ class ServiceRunner(Service, Part):
         """Fetch, and hand each partition's records to that partition's own worker, so a
         slow request holds up only the requests behind it in its partition."""
         consumer = self.consumer
+        retries = RetryLog(log, "request fetch")
         while True:
             generation = self._generation
             try:
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            except FATAL_FETCH_ERRORS as exc:
+                await self.crash(exc)
+                return
             except KafkaError as exc:
-                log.warning("request fetch failed, retrying: %r", exc)
+                retries.failed(exc)
                 await asyncio.sleep(0.2)
                 continue
+            retries.recovered()
             if generation != self._generation:
                 # The assignment changed while this fetch ran: its records may come from
                 # the new assignment, whose positions are already past them. Nothing here
@@ -265,7 +270,17 @@ class ServiceRunner(Service, Part):
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Restore each partition's reply record before its first request is handled.
-        The partitions stay paused meanwhile, so that nothing is fetched for them."""
+        The partitions stay paused meanwhile, so that nothing is fetched for them. If that
+        fails, the worker process stops: the group's callback would only log the error, and
+        the partitions would stay paused, their requests unanswered."""
+        try:
+            await self._assign(assigned)
+        except Exception as exc:
+            log.exception("request partitions %s not taken up",
+                          sorted((tp.topic, tp.partition) for tp in assigned))
+            await self.crash(exc)
+
+    async def _assign(self, assigned: set[TopicPartition]) -> None:
         self.consumer.pause(*assigned)
         mine = sorted((tp for tp in assigned if tp.topic in self.specs),
                       key=lambda tp: (tp.topic, tp.partition))
@@ -275,11 +290,11 @@ class ServiceRunner(Service, Part):
             # transactions.
             await self.txn.open(mine)
         logs = {}
-        for tp in mine:
-            changelog = TopicPartition(replies_topic(self.app_id, tp.topic), tp.partition)
-            path = self.state_dir / tp.topic / str(tp.partition)
-            logs[tp] = ReplyLog(path, changelog, self.specs[tp.topic].dedupe_ms).open()
         try:
+            for tp in mine:
+                changelog = TopicPartition(replies_topic(self.app_id, tp.topic), tp.partition)
+                path = self.state_dir / tp.topic / str(tp.partition)
+                logs[tp] = ReplyLog(path, changelog, self.specs[tp.topic].dedupe_ms).open()
             self.counters["replies_restored"] += await restore(
                 self.restorer, {r.changelog: r.store for r in logs.values()})
             if self.txn is not None:

@@ -8,7 +8,9 @@ import time
 
 import aiohttp
 import orjson
+import pytest
 from aiokafka import AIOKafkaProducer
+from rocksdict import Rdict
 
 from streamkit.config import Settings
 from streamkit.devbroker import free_port
@@ -50,10 +52,12 @@ class Deployment:
                 "STREAMKIT_REPLICATION_FACTOR": str(self.replication),
                 "STREAMKIT_WEB_PORT": str(free_port()), "PYTHONPATH": ROOT, **extra}
 
+    def echo_env(self, name="echo", **extra):
+        return self.env(name, ECHO_APP_ID=f"{self.app_id}-svc", ECHO_TOPIC=self.services["echo"],
+                        COUNTED_TOPIC=self.services["counted"], **extra)
+
     def start_echo(self, name="echo", **extra):
-        w = self.workers(ECHO, self.env(name, ECHO_APP_ID=f"{self.app_id}-svc",
-                                        ECHO_TOPIC=self.services["echo"],
-                                        COUNTED_TOPIC=self.services["counted"], **extra), name)
+        w = self.workers(ECHO, self.echo_env(name, **extra), name)
         w.wait_ready()
         wait_for(lambda: w.get("/services/stats")[1]["assigned"])
         return w
@@ -629,8 +633,9 @@ async def to_every_partition(broker, topic, partitions, values):
         await producer.stop()
 
 
-def test_a_reply_too_large_to_send_is_answered_with_an_error_and_the_partition_goes_on(
-        broker, app_id, workers, tmp_path):
+def big_then_small(broker, app_id, workers, tmp_path, size):
+    """An echo service and a gateway; the answers to a request for a reply of `size` bytes,
+    and to one for 10 bytes after it in the same partition: (status, body) each."""
     d = Deployment(broker, app_id, workers, tmp_path)
     echo = d.start_echo()
     gw = d.start_gateway("gw0")
@@ -638,15 +643,20 @@ def test_a_reply_too_large_to_send_is_answered_with_an_error_and_the_partition_g
 
     async def ask():
         async with session() as s:
-            big = await call(s, f"{gw.url}/api/echo/big/big/2000000", "GET")
-            small = await call(s, f"{gw.url}/api/echo/big/big/10", "GET")
-            return big, small
+            return [(await call(s, f"{gw.url}/api/echo/big/big/{n}", "GET"))[:2]
+                    for n in (size, 10)]
 
-    (status, body, _), small = asyncio.run(ask())
+    big, small = asyncio.run(ask())
+    assert small == (200, {"big": "x" * 10})
+    assert echo.alive()
+    return d, echo, big
+
+
+def test_a_reply_too_large_to_send_is_answered_with_an_error_and_the_partition_goes_on(
+        broker, app_id, workers, tmp_path):
+    _, _, (status, body) = big_then_small(broker, app_id, workers, tmp_path, 2_000_000)
     assert status == 502 and body["error"]["code"] == "reply_too_large", (status, body)
     assert "2000" in body["error"]["message"]
-    assert small[:2] == (200, {"big": "x" * 10})
-    assert echo.alive()
 
 
 def test_a_reply_the_response_topic_refuses_is_answered_with_an_error_and_dead_lettered(
@@ -655,27 +665,34 @@ def test_a_reply_the_response_topic_refuses_is_answered_with_an_error_and_dead_l
     # by the broker for good, the short error reply that replaces it is not.
     asyncio.run(create_topic(broker, f"{app_id}-gw-responses", 12,
                              **{"max.message.bytes": "4096"}))
-    d = Deployment(broker, app_id, workers, tmp_path)
-    echo = d.start_echo()
-    gw = d.start_gateway("gw0")
-    wait_for(lambda: d.settled())
-
-    async def ask():
-        async with session() as s:
-            big = await call(s, f"{gw.url}/api/echo/big/big/10000", "GET")
-            small = await call(s, f"{gw.url}/api/echo/big/big/10", "GET")
-            return big, small
-
-    (status, body, _), small = asyncio.run(ask())
+    d, echo, (status, body) = big_then_small(broker, app_id, workers, tmp_path, 10_000)
     assert status == 502 and body["error"]["code"] == "reply_undeliverable", (status, body)
     assert "MessageSizeTooLarge" in body["error"]["message"]
-    assert small[:2] == (200, {"big": "x" * 10})
     (dead,) = wait_for(lambda: read_topic(broker, f"{app_id}-svc-dead-letters"))
     headers = dict(dead.headers)
     assert headers["streamkit.stage"] == b"reply"
     assert headers["streamkit.topic"] == d.services["echo"].encode()
     assert orjson.loads(dead.value)["path"] == "big/big/10000"
     assert echo.get("/services/stats")[1]["undeliverable"] == 1
+
+
+def test_a_request_partition_that_cannot_be_taken_up_stops_the_service_worker(
+        broker, app_id, workers, tmp_path):
+    # Another process holds the RocksDB store of partition 0's replies: the worker cannot
+    # take that partition up. It stops with an error (a supervisor starts it again), rather
+    # than run on with the partition paused and its requests unanswered.
+    d = Deployment(broker, app_id, workers, tmp_path)
+    held = tmp_path / "data-echo" / f"{app_id}-svc" / "service-replies" / d.services["echo"] / "0"
+    held.mkdir(parents=True)
+    store = Rdict(str(held))
+    try:
+        w = workers(ECHO, d.echo_env("echo"), "echo")
+        with pytest.raises(RuntimeError, match=r"worker exited \((?!0\))"):
+            w.wait_ready(timeout=60)
+        assert "request partitions" in w.log_tail(200_000)
+        assert "not taken up" in w.log_tail(200_000)
+    finally:
+        store.close()
 
 
 def test_websocket_limits_refuse_extra_connections_and_oversized_frames(
