@@ -1,12 +1,15 @@
 """streamkit on Apache Kafka as it is, not as the fixtures set it up: the topics it creates
 read back from the broker, the production profile end to end, a source the broker compresses,
-TLS with a CA made here, and Faust's own table recovery reading batched changelog writes."""
+TLS with a CA made here, Kafka's authorizer taking a permission away, and Faust's own table
+recovery reading batched changelog writes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.protocol.admin import CreateAclsRequest
 
 from streamkit.devbroker import free_port
 from streamkit.kafkabroker import start_kafka
@@ -16,6 +19,8 @@ from .conftest import COUNTER, ROOT, totals, worker_env
 from .test_tables import KEYS, events, expected, wait_for
 
 SHOP = "tests.integration.apps.shop"
+ECHO = "tests.integration.apps.gateway_echo"
+FRONT = "tests.integration.apps.gateway_front"
 FAUST_COUNTER = "tests.integration.apps.faust_counter"
 
 
@@ -112,18 +117,24 @@ def make_tls_files(d) -> tuple[str, str]:
     return str(d / "ca.pem"), str(keystore)
 
 
+def listener_beside(node, protocol: str, port: int) -> dict[str, str]:
+    """A node's settings for one more listener (named as its protocol) on port, beside the
+    PLAINTEXT one the fixtures and the test's own clients use."""
+    return {"listeners": f"PLAINTEXT://127.0.0.1:{node.port},"
+                         f"CONTROLLER://127.0.0.1:{node.controller_port},"
+                         f"{protocol}://127.0.0.1:{port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port},"
+                                    f"{protocol}://127.0.0.1:{port}",
+            "listener.security.protocol.map":
+                f"PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,{protocol}:{protocol}"}
+
+
 def test_a_worker_talks_to_kafka_over_tls_with_a_ca_made_here(app_id, workers, tmp_path):
     ca, keystore = make_tls_files(tmp_path)
     tls_port = free_port()
 
     def tls_listener(node):
-        return {"listeners": f"PLAINTEXT://127.0.0.1:{node.port},"
-                             f"CONTROLLER://127.0.0.1:{node.controller_port},"
-                             f"SSL://127.0.0.1:{tls_port}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port},"
-                                        f"SSL://127.0.0.1:{tls_port}",
-                "listener.security.protocol.map":
-                    "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL",
+        return {**listener_beside(node, "SSL", tls_port),
                 "ssl.keystore.type": "PEM", "ssl.keystore.location": keystore}
 
     with start_kafka(1, data_dir=tmp_path / "kafka", overrides=tls_listener) as cluster:
@@ -167,3 +178,94 @@ def test_faust_recovers_its_own_table_from_batched_changelog_writes(
     wait_for(lambda: sums(second) == want, timeout=120)
     # Faust may answer from the recovered table before its log line is written.
     wait_for(lambda: "Restore complete" in second.log_tail(1_000_000), timeout=60)
+
+
+# Kafka's ACL codes (org.apache.kafka.common.acl / resource): resource types, the literal
+# pattern, operations and permissions.
+TOPIC, GROUP, CLUSTER, LITERAL, ALL, READ, WRITE, DENY, ALLOW = 2, 3, 4, 3, 2, 3, 4, 2, 3
+
+
+async def grant(bootstrap: str, *acls: tuple[int, str, int, int]) -> None:
+    """Create ACLs for User:app, each (resource type, name, operation, permission), as an
+    administrator (the PLAINTEXT listener's ANONYMOUS, a super user here)."""
+    async with admin_client(bootstrap) as admin:
+        client = admin._client
+        node = client.get_random_node()
+        for rtype, name, operation, permission in acls:
+            answer = await client.send(node, CreateAclsRequest(
+                rtype, name, LITERAL, "User:app", "*", operation, permission))
+            assert [code for code, _ in answer.creation_responses] == [0], answer
+
+
+@contextlib.contextmanager
+def kafka_with_acls(tmp_path):
+    """A Kafka node with Kafka's own authorizer: PLAINTEXT clients are ANONYMOUS, a super
+    user (the test's); SASL/PLAIN ones are User:app, who may do anything until told
+    otherwise. Yields the node and the environment of a worker that logs in as app."""
+    sasl_port = free_port()
+
+    def sasl_listener(node):
+        return {**listener_beside(node, "SASL_PLAINTEXT", sasl_port),
+                "sasl.enabled.mechanisms": "PLAIN",
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    'user_app="app-secret";',
+                "authorizer.class.name":
+                    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "super.users": "User:ANONYMOUS"}
+
+    with start_kafka(1, data_dir=tmp_path / "kafka", overrides=sasl_listener) as cluster:
+        asyncio.run(grant(cluster.bootstrap, (TOPIC, "*", ALL, ALLOW), (GROUP, "*", ALL, ALLOW),
+                          (CLUSTER, "kafka-cluster", ALL, ALLOW)))
+        yield cluster, {"STREAMKIT_BROKER": f"kafka://127.0.0.1:{sasl_port}",
+                        "STREAMKIT_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                        "STREAMKIT_SASL_MECHANISM": "PLAIN", "STREAMKIT_SASL_USERNAME": "app",
+                        "STREAMKIT_SASL_PASSWORD": "app-secret"}
+
+
+def test_a_worker_whose_write_permission_is_taken_away_stops_instead_of_retrying(
+        app_id, workers, tmp_path):
+    # The worker's next commit after a DENY on writing its table's changelog is refused,
+    # and no retry can mend it: the worker stops with a non-zero exit and says why,
+    # instead of retrying for ever while it holds ever more records.
+    with kafka_with_acls(tmp_path) as (cluster, login):
+        admin = cluster.bootstrap
+        produce(admin, f"{app_id}-events", events(1000))
+        w = workers(COUNTER, worker_env(admin, tmp_path / "data", COUNTER_APP_ID=app_id,
+                                        COUNTER_SOURCE=f"{app_id}-events", **login))
+        w.wait_ready(timeout=90)
+        wait_for(lambda: totals(w, KEYS) == expected(1000))
+        asyncio.run(grant(admin, (TOPIC, f"{app_id}-totals-changelog", WRITE, DENY)))
+        produce(admin, f"{app_id}-events", events(500, start=1000))
+        wait_for(lambda: not w.alive(), timeout=60)
+        assert w.returncode != 0
+        assert "TopicAuthorizationFailedError" in w.log_tail(200_000)
+
+
+def test_a_service_that_may_no_longer_read_its_requests_stops(app_id, workers, tmp_path):
+    # The same for the request path: a DENY on reading a service's request topic makes its
+    # fetches fail for good; the worker stops rather than log a retry five times a second.
+    with kafka_with_acls(tmp_path) as (cluster, login):
+        topic = f"{app_id}-echo"
+        env = worker_env(cluster.bootstrap, tmp_path / "data", ECHO_APP_ID=app_id,
+                         ECHO_TOPIC=topic, COUNTED_TOPIC=f"{app_id}-counted", **login)
+        w = workers(ECHO, env)
+        w.wait_ready(timeout=90)
+        asyncio.run(grant(cluster.bootstrap, (TOPIC, topic, READ, DENY)))
+        wait_for(lambda: not w.alive(), timeout=60)
+        assert w.returncode != 0
+        assert "TopicAuthorizationFailedError" in w.log_tail(200_000)
+
+
+def test_a_gateway_that_may_no_longer_read_its_replies_stops(app_id, workers, tmp_path):
+    with kafka_with_acls(tmp_path) as (cluster, login):
+        env = worker_env(cluster.bootstrap, tmp_path / "data", **login,
+                         STREAMKIT_GATEWAY_ID=f"{app_id}-gw",
+                         STREAMKIT_GATEWAY_SERVICES=f"echo={app_id}-echo",
+                         STREAMKIT_REGISTRY_TOPIC=f"{app_id}-registry")
+        g = workers(FRONT, env)
+        g.wait_ready(timeout=90)
+        asyncio.run(grant(cluster.bootstrap, (TOPIC, f"{app_id}-gw-responses", READ, DENY)))
+        wait_for(lambda: not g.alive(), timeout=60)
+        assert g.returncode != 0
+        assert "TopicAuthorizationFailedError" in g.log_tail(200_000)
