@@ -55,6 +55,12 @@ class RetryLog:
             self.failures = 0
 
 
+log = logging.getLogger(__name__)
+
+# How long a client's stop may wait for brokers that do not answer (Kafka's consumer's
+# default close timeout).
+CLOSE_TIMEOUT_S = 30.0
+
 # A member that takes this long to rejoin (it is restoring tables in its assignment
 # callback) is not yet dropped from its group.
 MIN_REBALANCE_TIMEOUT_MS = 30_000
@@ -119,24 +125,39 @@ class Rebalance(ConsumerRebalanceListener):
             await result
 
 
-async def stop_client(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
-    """client.stop(), carried to its end when a broker is gone. aiokafka (0.14) closes a
-    consumer's fetcher by cancelling its fetch tasks and awaiting each without catching the
-    cancellation: a fetch that failed (its broker dead, or failing over) and waits out its
-    retry backoff makes stop() raise CancelledError half way, before the consumer's other
-    fetch tasks and its connections are closed (its group coordinator's close can do the
-    same, aio-libs/aiokafka#647, and then the fetcher is not closed at all). That error is
-    not a cancellation of the caller, which is passed on."""
+async def stop_client(client: AIOKafkaConsumer | AIOKafkaProducer,
+                      timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+    """client.stop(), carried to its end when a broker is gone, within timeout_s.
+
+    aiokafka (0.14) closes a consumer's fetcher by cancelling its fetch tasks and awaiting
+    each without catching the cancellation: a fetch that failed (its broker dead, or failing
+    over) and waits out its retry backoff makes stop() raise CancelledError half way, before
+    the consumer's other fetch tasks and its connections are closed (its group coordinator's
+    close can do the same, aio-libs/aiokafka#647, and then the fetcher is not closed at
+    all). That error is not a cancellation of the caller, which is passed on. And a group
+    member's stop looks for its group's coordinator, to leave the group, for as long as no
+    broker answers: past timeout_s its connections are closed without it (the group drops
+    the member at its session timeout), as Kafka's consumer closes within 30 s."""
     try:
-        await client.stop()
+        await asyncio.wait_for(client.stop(), timeout_s)
+    except TimeoutError:
+        log.warning("%s did not stop within %.0f s (no broker answers); closing its "
+                    "connections", type(client).__name__, timeout_s)
+        await _close_rest(client)
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise
-        fetcher = getattr(client, "_fetcher", None)  # a consumer's
-        left = [t for t in (getattr(fetcher, "_fetch_task", None),
-                            *getattr(fetcher, "_pending_tasks", ())) if t is not None]
-        for t in left:
-            t.cancel()
-        await asyncio.gather(*left, return_exceptions=True)
-        await client._client.close()
+        await _close_rest(client)
+
+
+async def _close_rest(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """What a stop left open: a consumer's fetch tasks, and the client's connections."""
+    fetcher = getattr(client, "_fetcher", None)  # a consumer's
+    left = [t for t in (getattr(fetcher, "_fetch_task", None),
+                        *getattr(fetcher, "_pending_tasks", ())) if t is not None]
+    for t in left:
+        t.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    # A consumer's connections are its _client, a producer's its client.
+    await (client.client if isinstance(client, AIOKafkaProducer) else client._client).close()

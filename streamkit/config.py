@@ -154,6 +154,10 @@ VARS: tuple[Var, ...] = (
     Var("STREAMKIT_COMMIT_MAX_RECORDS", "commit_max_records", whole, 50000,
         "commit once this many records wait to be written: table updates (a key updated "
         "again in the same commit counts once) and output records"),
+    Var("STREAMKIT_CLOSE_TIMEOUT_MS", "close_timeout_ms", whole, 30000,
+        "at a stop, how long the last commit, and then each Kafka client's close, may wait "
+        "for brokers that do not answer (the records since the last commit are then "
+        "processed again)"),
     Var("STREAMKIT_FETCH_MAX_RECORDS", "fetch_max_records", whole, 2000, "records per fetch"),
     Var("STREAMKIT_FETCH_MAX_WAIT_MS", "fetch_max_wait_ms", whole, per_profile(500, 10, 500),
         "how long a fetch may wait for records"),
@@ -227,6 +231,7 @@ _SECURITY_FIELDS = {"security_protocol": "protocol", "sasl_mechanism": "sasl_mec
                     "ssl_keyfile": "ssl_keyfile"}
 _BY_PROFILE = {v.field: v for v in VARS if isinstance(v.default, PerProfile)}
 _POSITIVE = ("partitions", "replication_factor", "commit_interval_ms", "commit_max_records",
+             "close_timeout_ms",
              "fetch_max_records", "session_timeout_ms", "heartbeat_interval_ms",
              "query_timeout_ms", "scan_max_limit", "max_url_bytes", "max_body_bytes",
              "max_header_bytes", "max_wait_ms", "global_fetch_min_bytes")
@@ -279,6 +284,7 @@ class Settings:
     heartbeat_interval_ms: int = _FROM_PROFILE
     commit_interval_ms: int = 1000
     commit_max_records: int = 50000
+    close_timeout_ms: int = 30000
     fetch_max_records: int = 2000
     fetch_max_wait_ms: int = _FROM_PROFILE
     read_to_end_wait_ms: int = _FROM_PROFILE

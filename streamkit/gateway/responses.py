@@ -160,9 +160,11 @@ class ResponseConsumer:
         if not offsets:
             return
         try:
-            await self._consumer.commit(offsets)
+            # Bounded: with no broker answering, aiokafka looks for the coordinator for ever.
+            await asyncio.wait_for(self._consumer.commit(offsets),
+                                   self.settings.close_timeout_ms / 1000)
             self._committed.update(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+        except (CommitFailedError, IllegalStateError, KafkaError, TimeoutError) as exc:
             # The partitions moved on; their next owner re-reads from the last commit.
             log.info("response offsets not committed: %r", exc)
 

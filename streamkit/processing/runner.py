@@ -231,6 +231,7 @@ class Runner(UncaughtErrors, Service):
         if not self.enabled:
             return
         started = time.monotonic()
+        close_s = self.settings.close_timeout_ms / 1000
         self._stopping = True
         self.ready = False
         # Each loop sees _stopping after its current fetch (at most 200 ms).
@@ -238,8 +239,11 @@ class Runner(UncaughtErrors, Service):
         async with self._lock:
             if self.failed is None and self.tasks:
                 try:
-                    await self._commit()
-                except Exception as exc:  # the records since the last commit come again
+                    await asyncio.wait_for(self._commit(), close_s)
+                except TimeoutError:  # the records since the last commit come again
+                    log.warning("final commit not done within %.0f s (no broker answers)",
+                                close_s)
+                except Exception as exc:
                     log.warning("final commit failed: %r", exc)
             for task in self.tasks.values():
                 task.close()
@@ -252,7 +256,7 @@ class Runner(UncaughtErrors, Service):
             if self.globals is not None:
                 self.globals.close()
         for client in reversed(self._clients):
-            await stop_client(client)
+            await stop_client(client, close_s)
         await self.purger.close()
         log.info("processors stopped in %.3fs", time.monotonic() - started)
 

@@ -248,8 +248,10 @@ class ServiceRunner(Service, Part):
         if not offsets:
             return
         try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # Bounded: with no broker answering, aiokafka looks for the coordinator for ever.
+            await asyncio.wait_for(self.consumer.commit(offsets),
+                                   self.settings.close_timeout_ms / 1000)
+        except (CommitFailedError, IllegalStateError, KafkaError, TimeoutError) as exc:
             log.warning("request offsets not committed, they will be redelivered: %r", exc)
 
     # rebalance -------------------------------------------------------------------------
