@@ -346,6 +346,10 @@ class Settings:
         return self.processing_guarantee == "exactly_once"
 
     @property
+    def close_timeout_s(self) -> float:
+        return self.close_timeout_ms / 1000
+
+    @property
     def bootstrap_servers(self) -> list[str]:
         """host:port of each broker named in the broker URL."""
         servers = []

@@ -91,7 +91,7 @@ class Gateway(Service):
         # An existing response topic may have another count; the ids must match what exists.
         self.ids = CorrelationIds(counts[gs.responses])
         # Produce requests made by streamkit over the aiokafka producer's connections.
-        self.producer = RequestProducer(Clients(s).producer())
+        self.producer = RequestProducer(Clients(s).producer(), close_timeout_s=s.close_timeout_s)
         await self.producer.start()
         self.sender = BatchedSender(self.producer, gs.linger_ms)
         # Waits are asked of the apps' workers, which check the deployment's token.

@@ -55,7 +55,7 @@ class Registry:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._consumer is not None:
-            await stop_client(self._consumer)
+            await stop_client(self._consumer, self.settings.close_timeout_s)
 
     async def _assign(self) -> bool:
         consumer = self._consumer

@@ -68,7 +68,8 @@ class ResponseConsumer:
         # Fetches made by streamkit; the aiokafka member keeps the group and the offsets.
         self._consumer = RequestConsumer(
             Clients(self.settings).member(self.group_id, self.gsettings.fetch_wait_ms),
-            self.gsettings.fetch_wait_ms, self.settings.isolation_level == "read_committed")
+            self.gsettings.fetch_wait_ms, self.settings.isolation_level == "read_committed",
+            close_timeout_s=self.settings.close_timeout_s)
         await self._consumer.start()
         self._consumer.subscribe([self.topic], listener=Rebalance(self._on_revoked, self._on_assigned))
         self._task = asyncio.create_task(self._run())
@@ -161,8 +162,7 @@ class ResponseConsumer:
             return
         try:
             # Bounded: with no broker answering, aiokafka looks for the coordinator for ever.
-            await asyncio.wait_for(self._consumer.commit(offsets),
-                                   self.settings.close_timeout_ms / 1000)
+            await asyncio.wait_for(self._consumer.commit(offsets), self.settings.close_timeout_s)
             self._committed.update(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError, TimeoutError) as exc:
             # The partitions moved on; their next owner re-reads from the last commit.

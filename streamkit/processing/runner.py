@@ -231,7 +231,7 @@ class Runner(UncaughtErrors, Service):
         if not self.enabled:
             return
         started = time.monotonic()
-        close_s = self.settings.close_timeout_ms / 1000
+        close_s = self.settings.close_timeout_s
         self._stopping = True
         self.ready = False
         # Each loop sees _stopping after its current fetch (at most 200 ms).

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
+from ..clients import NOT_AUTHORIZED
 from ..envelope import ReplyEnvelope, RequestEnvelope
 from ..errors import EnvelopeError, ServiceError, StoreUnavailable
 from ..serde import dumps
@@ -103,12 +104,24 @@ class PartitionWorker:
                 continue
             try:
                 await self._answer(records)
+            except KafkaError as exc:
+                if _undeliverable(exc) or isinstance(exc, NOT_AUTHORIZED):
+                    self._stop(exc)
+                    return
+                # A write that passes (a dead letter, expired replies' tombstones) met a
+                # broker away: the batch is read again, as when its replies were not
+                # acknowledged.
+                self._retry(records[0].offset, exc)
+                await asyncio.sleep(RETRY_S)
             except Exception as exc:  # nothing past the last answered request is committed
-                log.exception("request partition %s[%d] stopped", self.tp.topic,
-                              self.tp.partition)
-                self.stopping = True
-                self.runner.failed(self.tp, self, exc)
+                self._stop(exc)
                 return
+
+    def _stop(self, exc: BaseException) -> None:
+        log.error("request partition %s[%d] stopped", self.tp.topic, self.tp.partition,
+                  exc_info=exc)
+        self.stopping = True
+        self.runner.failed(self.tp, self, exc)
 
     async def _handled(self, records: list[ConsumerRecord]
                        ) -> AsyncIterator[tuple[ConsumerRecord, Outgoing | None]]:
@@ -319,7 +332,11 @@ class PartitionWorker:
             runner.inflight[k] = future
         try:
             outcome = await self._outcome(req)
-            reply = _fitted(build_reply(env, outcome, runner.app_id, self.spec.table))
+            try:
+                reply = _fitted(build_reply(env, outcome, runner.app_id, self.spec.table))
+            except Exception as exc:  # a body that is not JSON (a set, a Decimal, ...)
+                log.exception("the reply of the handler for %s cannot be sent", self.spec.topic)
+                reply = build_reply(env, exc, runner.app_id, self.spec.table)
             runner.counters["errors" if reply.status >= 500 else "handled"] += 1
             # Replies are recorded for handlers that declare request_id (the promise of an
             # effect once); a server failure is not, since a retry may succeed.

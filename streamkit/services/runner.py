@@ -112,11 +112,12 @@ class ServiceRunner(Service, Part):
             await self.txn.check_broker()
         # The requests and the replies go through produce and fetch requests made by
         # streamkit over the aiokafka clients' connections (streamkit.wire).
-        self.producer = RequestProducer(clients.producer())
+        self.producer = RequestProducer(clients.producer(), close_timeout_s=s.close_timeout_s)
         self.restorer = clients.reader(s.read_to_end_wait_ms, reset="none")
         self.consumer = RequestConsumer(clients.member(self.group_id, s.request_fetch_wait_ms),
                                         s.request_fetch_wait_ms,
-                                        s.isolation_level == "read_committed")
+                                        s.isolation_level == "read_committed",
+                                        close_timeout_s=s.close_timeout_s)
         await asyncio.gather(*(client.start() for client in
                                (self.producer, self.restorer, self.consumer)))
         self._rebalance = Rebalance(self._on_revoked, self._on_assigned)
@@ -132,7 +133,7 @@ class ServiceRunner(Service, Part):
             await self._on_revoked()
             await self.consumer.stop()
         if self.restorer is not None:
-            await stop_client(self.restorer)
+            await stop_client(self.restorer, self.settings.close_timeout_s)
         if self.producer is not None:
             await self.producer.stop()
 
@@ -249,8 +250,7 @@ class ServiceRunner(Service, Part):
             return
         try:
             # Bounded: with no broker answering, aiokafka looks for the coordinator for ever.
-            await asyncio.wait_for(self.consumer.commit(offsets),
-                                   self.settings.close_timeout_ms / 1000)
+            await asyncio.wait_for(self.consumer.commit(offsets), self.settings.close_timeout_s)
         except (CommitFailedError, IllegalStateError, KafkaError, TimeoutError) as exc:
             log.warning("request offsets not committed, they will be redelivered: %r", exc)
 

@@ -23,7 +23,7 @@ from aiokafka.errors import CorruptRecordException, KafkaError, OffsetOutOfRange
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord
 
-from ..clients import stop_client
+from ..clients import CLOSE_TIMEOUT_S, stop_client
 from .protocol import fetch_request
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ class RequestConsumer:
     """A group member with aiokafka's consumer calls, fetching on its own."""
 
     def __init__(self, consumer: AIOKafkaConsumer, fetch_wait_ms: int, read_committed: bool,
-                 reset: str = "earliest") -> None:
+                 reset: str = "earliest", close_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         self.consumer = consumer
+        self.close_timeout_s = close_timeout_s
         self.fetch_wait_ms = fetch_wait_ms
         self.isolation = 1 if read_committed else 0
         self.reset = reset
@@ -81,7 +82,7 @@ class RequestConsumer:
     async def stop(self) -> None:
         self._closed = True
         self._stop_fetching()
-        await stop_client(self.consumer)
+        await stop_client(self.consumer, self.close_timeout_s)
 
     def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None:
         self.consumer.subscribe(topics, listener=_Around(self, listener))

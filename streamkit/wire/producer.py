@@ -31,7 +31,7 @@ from aiokafka.errors import (
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import RecordMetadata
 
-from ..clients import stop_client
+from ..clients import CLOSE_TIMEOUT_S, stop_client
 from ..partitioner import partition_for
 from .protocol import produce_request
 
@@ -56,9 +56,11 @@ class RequestProducer:
     outside transactions; start() and stop() start and stop the aiokafka producer too."""
 
     def __init__(self, producer: AIOKafkaProducer, delivery_timeout_ms: int = 40_000,
-                 request_timeout_ms: int = 30_000) -> None:
+                 request_timeout_ms: int = 30_000, close_timeout_s: float = CLOSE_TIMEOUT_S
+                 ) -> None:
         self.producer = producer
         self.delivery_s = delivery_timeout_ms / 1000
+        self.close_timeout_s = close_timeout_s
         self.request_timeout_ms = request_timeout_ms
         self._waiting: dict[TopicPartition, collections.deque[_Record]] = {}
         self._in_request: set[TopicPartition] = set()
@@ -74,9 +76,9 @@ class RequestProducer:
         await self.producer.start()
 
     async def stop(self) -> None:
-        """Wait (up to the delivery timeout) for what was sent, then stop the producer;
-        what is still unacknowledged then fails with ProducerClosed."""
-        deadline = time.monotonic() + self.delivery_s
+        """Wait (up to the delivery timeout, and the close timeout) for what was sent, then
+        stop the producer; what is still unacknowledged then fails with ProducerClosed."""
+        deadline = time.monotonic() + min(self.delivery_s, self.close_timeout_s)
         while (self._tasks or self._in_request or any(self._waiting.values())) \
                 and time.monotonic() < deadline:
             await asyncio.wait(self._tasks or [asyncio.ensure_future(asyncio.sleep(0.05))],
@@ -89,7 +91,7 @@ class RequestProducer:
         for queue in self._waiting.values():
             self._fail(queue, ProducerClosed("the producer stopped before the broker "
                                              "acknowledged the record"))
-        await stop_client(self.producer)
+        await stop_client(self.producer, self.close_timeout_s)
 
     async def partitions_for(self, topic: str) -> set[int]:
         return await self.producer.partitions_for(topic)

@@ -119,6 +119,15 @@ def session(timeout=60, token=None):
                                  headers={"Authorization": f"Bearer {token}"} if token else None)
 
 
+def echo_behind_a_gateway(broker, app_id, workers, tmp_path):
+    """A deployment of the echo service and one gateway instance, settled."""
+    d = Deployment(broker, app_id, workers, tmp_path)
+    echo = d.start_echo()
+    gw = d.start_gateway("gw0")
+    wait_for(lambda: d.settled())
+    return d, echo, gw
+
+
 def test_thousand_concurrent_requests_over_three_instances_are_each_answered_once_correctly(
         broker, app_id, workers, tmp_path):
     d = Deployment(broker, app_id, workers, tmp_path)
@@ -587,10 +596,7 @@ def test_event_driven_wait_survives_its_partition_moving_to_another_worker(
 
 def test_garbage_on_a_request_topic_goes_to_dead_letters_and_the_service_goes_on(
         broker, app_id, workers, tmp_path):
-    d = Deployment(broker, app_id, workers, tmp_path)
-    echo = d.start_echo()
-    gw = d.start_gateway("gw0")
-    wait_for(lambda: d.settled())
+    d, echo, gw = echo_behind_a_gateway(broker, app_id, workers, tmp_path)
     envelope = {"reply_to": d.responses, "instance": gw.url, "method": "GET", "path": "after"}
     garbage = [b"\x00\xff not json", b'{"id": 7}', b"[]", b'{"id": "x", "reply_to": 1}',
                # Envelopes with fields of the wrong type, one with an instance that is no URL.
@@ -636,10 +642,7 @@ async def to_every_partition(broker, topic, partitions, values):
 def big_then_small(broker, app_id, workers, tmp_path, size):
     """An echo service and a gateway; the answers to a request for a reply of `size` bytes,
     and to one for 10 bytes after it in the same partition: (status, body) each."""
-    d = Deployment(broker, app_id, workers, tmp_path)
-    echo = d.start_echo()
-    gw = d.start_gateway("gw0")
-    wait_for(lambda: d.settled())
+    d, echo, gw = echo_behind_a_gateway(broker, app_id, workers, tmp_path)
 
     async def ask():
         async with session() as s:
@@ -657,6 +660,22 @@ def test_a_reply_too_large_to_send_is_answered_with_an_error_and_the_partition_g
     _, _, (status, body) = big_then_small(broker, app_id, workers, tmp_path, 2_000_000)
     assert status == 502 and body["error"]["code"] == "reply_too_large", (status, body)
     assert "2000" in body["error"]["message"]
+
+
+def test_a_reply_that_is_not_json_is_answered_with_a_server_error_and_the_partition_goes_on(
+        broker, app_id, workers, tmp_path):
+    d, echo, gw = echo_behind_a_gateway(broker, app_id, workers, tmp_path)
+
+    async def ask():
+        async with session() as s:  # one entity: one partition, in this order
+            return [(await call(s, f"{gw.url}/api/echo/{path}", "GET"))[:2]
+                    for path in ("unjson", "unjson/after")]
+
+    (status, body), after = asyncio.run(ask())
+    assert status == 500 and body["error"]["code"] == "internal_error", (status, body)
+    assert "TypeError" in body["error"]["message"]
+    assert after[0] == 200 and after[1]["path"] == "unjson/after"
+    assert echo.alive()
 
 
 def test_a_reply_the_response_topic_refuses_is_answered_with_an_error_and_dead_lettered(

@@ -274,6 +274,22 @@ def test_a_gateway_that_may_no_longer_read_its_replies_stops(app_id, workers, tm
         assert "TopicAuthorizationFailedError" in g.log_tail(200_000)
 
 
+def stop_while_frozen(cluster, w) -> float:
+    """SIGTERM the worker while its only Kafka node is frozen (SIGSTOP); the seconds it took
+    to end, which it must do with exit status 0."""
+    (node,) = cluster.nodes
+    os.kill(node.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        os.kill(w.pid, signal.SIGTERM)
+        wait_for(lambda: not w.alive(), timeout=150)
+        took = time.monotonic() - started
+    finally:
+        os.kill(node.pid, signal.SIGCONT)
+    assert w.returncode == 0, w.log_tail()
+    return took
+
+
 def test_a_worker_stopped_while_its_broker_does_not_answer_stops_within_its_close_timeout(
         app_id, workers, tmp_path):
     # Its only broker frozen (SIGSTOP) while it counts: the last commit and the clients'
@@ -289,16 +305,7 @@ def test_a_worker_stopped_while_its_broker_does_not_answer_stops_within_its_clos
         w.wait_ready(timeout=90)
         wait_for(lambda: totals(w, KEYS) == expected(2000))
         produce(b, f"{app_id}-events", events(20_000, start=2000))
-        (node,) = cluster.nodes
-        os.kill(node.pid, signal.SIGSTOP)
-        try:
-            started = time.monotonic()
-            os.kill(w.pid, signal.SIGTERM)
-            wait_for(lambda: not w.alive(), timeout=120)
-            took = time.monotonic() - started
-        finally:
-            os.kill(node.pid, signal.SIGCONT)
-        assert w.returncode == 0, w.log_tail()
+        took = stop_while_frozen(cluster, w)
         # The final commit and the group member's close, 3 s each, and the rest of the stop.
         assert took < 25, (took, w.log_tail())
         w2 = workers(COUNTER, env, "w2")
@@ -313,3 +320,25 @@ def test_a_worker_stopped_while_its_broker_does_not_answer_stops_within_its_clos
         # the last commit of offsets are processed again; the changelog writes of the last
         # commit, sent before the freeze, were appended when the broker went on).
         assert all(want[k]["count"] <= got[k]["count"] <= 2 * want[k]["count"] for k in KEYS)
+
+
+def test_a_service_and_a_gateway_stopped_while_their_broker_does_not_answer_stop_in_time(
+        app_id, workers, tmp_path):
+    # Their request producers, request and response consumers, restorer and registry reader
+    # each wait at most the close timeout, and their offset commits too.
+    with start_kafka(1, data_dir=tmp_path / "kafka") as cluster:
+        env = worker_env(cluster.bootstrap, tmp_path / "data", STREAMKIT_CLOSE_TIMEOUT_MS="2000",
+                         ECHO_APP_ID=app_id, ECHO_TOPIC=f"{app_id}-echo",
+                         COUNTED_TOPIC=f"{app_id}-counted",
+                         STREAMKIT_GATEWAY_ID=f"{app_id}-gw",
+                         STREAMKIT_GATEWAY_SERVICES=f"echo={app_id}-echo",
+                         STREAMKIT_REGISTRY_TOPIC=f"{app_id}-registry")
+        service = workers(ECHO, env, "echo")
+        service.wait_ready(timeout=90)
+        took = stop_while_frozen(cluster, service)
+        assert took < 20, (took, service.log_tail())
+        gateway = workers(FRONT, {**env, "STREAMKIT_WEB_PORT": str(free_port()),
+                                  "STREAMKIT_DATA_DIR": str(tmp_path / "gw")}, "gw")
+        gateway.wait_ready(timeout=90)
+        took = stop_while_frozen(cluster, gateway)
+        assert took < 20, (took, gateway.log_tail())

@@ -1,7 +1,8 @@
 """Services for the gateway tests, written with the service helper.
 
 echo:    answers with what it was sent; path "<id>/sleep/<ms>" answers after ms,
-         "<id>/big/<n>" answers with a string of n bytes, "fail" raises
+         "<id>/big/<n>" answers with a string of n bytes, "unjson" with a set (no JSON
+         value), "fail" raises
          ServiceError(409), "crash" raises RuntimeError.
 counted: answers with how many times its handler has run, deduplicated by the client's
          Idempotency-Key, so a retried request is answered from the reply cache.
@@ -25,6 +26,8 @@ async def echo(req: streamkit.ServiceRequest):
         await asyncio.sleep(int(segments[2]) / 1000)
     elif len(segments) == 3 and segments[1] == "big":
         return {"big": "x" * int(segments[2])}
+    elif req.path == "unjson":
+        return {"ids": {1, 2}}
     elif req.path == "fail":
         raise streamkit.ServiceError(409, "conflict", "this always conflicts")
     elif req.path == "crash":
