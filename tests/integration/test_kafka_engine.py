@@ -342,3 +342,25 @@ def test_a_service_and_a_gateway_stopped_while_their_broker_does_not_answer_stop
         gateway.wait_ready(timeout=90)
         took = stop_while_frozen(cluster, gateway)
         assert took < 20, (took, gateway.log_tail())
+
+
+def test_under_shutdown_app_a_worker_that_may_no_longer_read_asks_the_app_to_stop(
+        app_id, workers, tmp_path):
+    # A DENY on reading its source: the commit of its offsets is refused (the error that
+    # comes first), the uncaught-error policy asks the app to stop through the group, once,
+    # and the worker stops with the app's shutdown.
+    with kafka_with_acls(tmp_path) as (cluster, login):
+        admin = cluster.bootstrap
+        produce(admin, f"{app_id}-events", events(1000))
+        w = workers(COUNTER, worker_env(admin, tmp_path / "data", COUNTER_APP_ID=app_id,
+                                        COUNTER_SOURCE=f"{app_id}-events",
+                                        STREAMKIT_ON_UNCAUGHT_ERROR="shutdown_app", **login))
+        w.wait_ready(timeout=90)
+        wait_for(lambda: totals(w, KEYS) == expected(1000))
+        asyncio.run(grant(admin, (TOPIC, f"{app_id}-events", READ, DENY)))
+        wait_for(lambda: not w.alive(), timeout=90)
+        assert w.returncode != 0
+        log = w.log_tail(400_000)
+        assert "TopicAuthorizationFailedError" in log
+        assert f"asked every worker of {app_id} to stop" in log
+        assert log.count("every worker of") < 10, "the request was made again and again"
