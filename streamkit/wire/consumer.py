@@ -24,11 +24,11 @@ from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord
 
 from ..clients import CLOSE_TIMEOUT_S, stop_client
+from .metadata import RETRY_BACKOFF_S, MetadataRefresh
 from .protocol import fetch_request
 
 log = logging.getLogger(__name__)
 
-RETRY_BACKOFF_S = 0.1
 POLL_EVERY_S = 1.0  # how often the aiokafka consumer is polled (its max.poll.interval)
 # The broker's wait for a fetch while some assigned partition is paused: a long wait on the
 # others would hold a resumed partition's next records until it ended (one fetch in flight
@@ -66,7 +66,9 @@ class RequestConsumer:
         self._arrived = asyncio.Event()
         self._generation = 0
         self._last_poll = 0.0
-        self._refreshing = False
+        # Leaders are read again from the new metadata, and the fetching goes on.
+        self._refresh = MetadataRefresh(lambda: self.consumer._client, self._after_refresh,
+                                        lambda: self._closed)
         self._leader: dict[TopicPartition, int] = {}  # as the metadata last said
         # A partition's error, raised by the next getmany() (as aiokafka's consumer does);
         # the partition is not fetched again until then.
@@ -250,21 +252,9 @@ class RequestConsumer:
             if self._fetching.get(node) is asyncio.current_task():
                 del self._fetching[node]
 
-    def _refresh(self) -> None:
-        """Ask for metadata once, and fetch again a retry backoff after it is there (a
-        partition still without a leader asks again then, not at once)."""
-        if self._refreshing or self._closed:
-            return
-        self._refreshing = True
-        loop = asyncio.get_running_loop()
-
-        def again() -> None:
-            self._refreshing = False
-            self._leader.clear()
-            self._kick()
-
-        self.consumer._client.force_metadata_update().add_done_callback(
-            lambda _: loop.call_later(RETRY_BACKOFF_S, again))
+    def _after_refresh(self) -> None:
+        self._leader.clear()
+        self._kick()
 
     async def _fetch_loop(self, node: int) -> None:
         client = self.consumer._client

@@ -33,11 +33,11 @@ from aiokafka.structs import RecordMetadata
 
 from ..clients import CLOSE_TIMEOUT_S, stop_client
 from ..partitioner import partition_for
+from .metadata import RETRY_BACKOFF_S, MetadataRefresh
 from .protocol import produce_request
 
 log = logging.getLogger(__name__)
 
-RETRY_BACKOFF_S = 0.1
 MAX_REQUEST_BYTES = 1 << 20  # aiokafka's max_request_size, and the broker's default
 TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
@@ -66,7 +66,8 @@ class RequestProducer:
         self._in_request: set[TopicPartition] = set()
         self._busy: set[int] = set()  # brokers with a request of ours in flight
         self._tasks: set[asyncio.Task] = set()
-        self._refreshing = False
+        self._refresh = MetadataRefresh(lambda: self.producer.client, self._after_refresh,
+                                        lambda: self._closed)
         self._closed = False
         # A partition's batch size after the broker refused a batch as too large.
         self._batch_cap: dict[TopicPartition, int] = {}
@@ -156,28 +157,14 @@ class RequestProducer:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _refresh(self) -> None:
-        """Ask for metadata once; a retry backoff after it is there, fail what has waited
-        past its deadline and send the rest (a partition still without a leader asks
-        again then, so metadata is asked for at most once per backoff)."""
-        if self._refreshing or self._closed:
-            return
-        self._refreshing = True
-        loop = asyncio.get_running_loop()
-
-        def again() -> None:
-            self._refreshing = False
-            if self._closed:
-                return
-            now = time.monotonic()
-            for tp, queue in self._waiting.items():
-                if queue and tp not in self._in_request:
-                    self._expire(tp, queue, now)
-                    if queue:
-                        self._to_leader(tp)
-
-        self.producer.client.force_metadata_update().add_done_callback(
-            lambda _: loop.call_later(RETRY_BACKOFF_S, again))
+    def _after_refresh(self) -> None:
+        """Fail what has waited past its deadline and send the rest to its leaders."""
+        now = time.monotonic()
+        for tp, queue in self._waiting.items():
+            if queue and tp not in self._in_request:
+                self._expire(tp, queue, now)
+                if queue:
+                    self._to_leader(tp)
 
     def _expire(self, tp: TopicPartition, queue: collections.deque[_Record], now: float
                 ) -> None:

@@ -226,6 +226,16 @@ def kafka_with_acls(tmp_path):
                         "STREAMKIT_SASL_PASSWORD": "app-secret"}
 
 
+def counting_as_app(cluster, login, app_id, workers, tmp_path, **extra):
+    """A counter worker logged in as User:app, once it has counted 1000 events."""
+    produce(cluster.bootstrap, f"{app_id}-events", events(1000))
+    w = workers(COUNTER, worker_env(cluster.bootstrap, tmp_path / "data", COUNTER_APP_ID=app_id,
+                                    COUNTER_SOURCE=f"{app_id}-events", **login, **extra))
+    w.wait_ready(timeout=90)
+    wait_for(lambda: totals(w, KEYS) == expected(1000))
+    return w
+
+
 def test_a_worker_whose_write_permission_is_taken_away_stops_instead_of_retrying(
         app_id, workers, tmp_path):
     # The worker's next commit after a DENY on writing its table's changelog is refused,
@@ -233,11 +243,7 @@ def test_a_worker_whose_write_permission_is_taken_away_stops_instead_of_retrying
     # instead of retrying for ever while it holds ever more records.
     with kafka_with_acls(tmp_path) as (cluster, login):
         admin = cluster.bootstrap
-        produce(admin, f"{app_id}-events", events(1000))
-        w = workers(COUNTER, worker_env(admin, tmp_path / "data", COUNTER_APP_ID=app_id,
-                                        COUNTER_SOURCE=f"{app_id}-events", **login))
-        w.wait_ready(timeout=90)
-        wait_for(lambda: totals(w, KEYS) == expected(1000))
+        w = counting_as_app(cluster, login, app_id, workers, tmp_path)
         asyncio.run(grant(admin, (TOPIC, f"{app_id}-totals-changelog", WRITE, DENY)))
         produce(admin, f"{app_id}-events", events(500, start=1000))
         wait_for(lambda: not w.alive(), timeout=60)
@@ -351,12 +357,8 @@ def test_under_shutdown_app_a_worker_that_may_no_longer_read_asks_the_app_to_sto
     # and the worker stops with the app's shutdown.
     with kafka_with_acls(tmp_path) as (cluster, login):
         admin = cluster.bootstrap
-        produce(admin, f"{app_id}-events", events(1000))
-        w = workers(COUNTER, worker_env(admin, tmp_path / "data", COUNTER_APP_ID=app_id,
-                                        COUNTER_SOURCE=f"{app_id}-events",
-                                        STREAMKIT_ON_UNCAUGHT_ERROR="shutdown_app", **login))
-        w.wait_ready(timeout=90)
-        wait_for(lambda: totals(w, KEYS) == expected(1000))
+        w = counting_as_app(cluster, login, app_id, workers, tmp_path,
+                            STREAMKIT_ON_UNCAUGHT_ERROR="shutdown_app")
         asyncio.run(grant(admin, (TOPIC, f"{app_id}-events", READ, DENY)))
         wait_for(lambda: not w.alive(), timeout=90)
         assert w.returncode != 0
